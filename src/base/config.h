@@ -1,0 +1,77 @@
+/* Configuration: one INI file (inih), git-config-like sections. Every key is
+ * documented in docs/acmera.conf.5 and shown in examples/acmera.conf.
+ *
+ *   [acme]   directory, ca_bundle, account_key_type, contact, eab_kid,
+ *            eab_hmac_key_file, preauthorize (repeatable), alternate_chain,
+ *            timeout, poll_max
+ *   [dns]    server, tsig_keyfile, zone (repeatable), hook, ttl, timeout,
+ *            propagation_check, propagation_timeout
+ *   [issuer] parallel, lease, batch_wait, max_attempts
+ *   [store]  path
+ *   [log]    level, destination
+ *
+ * An unknown section or key, a bad value or a missing file is an error that names
+ * the file, the line and the key. Command-line flags override the file: set the
+ * field after config_load. */
+#ifndef ACMERA_BASE_CONFIG_H
+#define ACMERA_BASE_CONFIG_H
+
+#include "base/err.h"
+
+#include <stddef.h>
+
+#define CONFIG_MAX_LIST 64
+
+struct config {
+	struct {
+		char *directory;          /* ACME directory URL */
+		char *ca_bundle;          /* PEM trust for the ACME server's TLS; NULL = system */
+		char *account_key_type;   /* "p256" (default), "p384", "rsa2048", ... */
+		char *contact;            /* "mailto:..." or NULL */
+		char *eab_kid;            /* external account binding key id */
+		char *eab_hmac_key_file;  /* file holding the base64url MAC key (0600) */
+		char *preauthorize[CONFIG_MAX_LIST]; /* parent domains to pre-authorize */
+		size_t n_preauthorize;
+		char *alternate_chain;    /* prefer the chain whose issuer contains this */
+		int timeout;              /* seconds per HTTP request, default 30 */
+		int poll_max;             /* longest wait between polls, seconds, default 30 */
+	} acme;
+	struct {
+		char *server;             /* HOST:PORT of the primary for UPDATE */
+		char *tsig_keyfile;       /* BIND key file */
+		char *zones[CONFIG_MAX_LIST];
+		size_t n_zones;
+		char *hook;               /* command used instead of RFC 2136 when set */
+		int ttl;                  /* TXT TTL, default 60 */
+		int timeout;              /* milliseconds per UPDATE attempt, default 3000 */
+		int propagation_check;    /* 0/1, default 0 */
+		int propagation_timeout;  /* seconds, default 60 */
+	} dns;
+	struct {
+		int parallel;             /* jobs driven at once, default 64 */
+		int lease;                /* seconds a claimed job is held, default 300 */
+		int batch_wait;           /* ms to gather jobs into one batch, default 200 */
+		int max_attempts;         /* before a job fails for good, default 10 */
+	} issuer;
+	struct {
+		char *path;               /* SQLite file, default "acmera.db" */
+	} store;
+	struct {
+		char *level;              /* debug, info (default), warn, error */
+		char *destination;        /* stderr (default) or syslog */
+	} log;
+};
+
+/* Fills defaults. */
+void config_init(struct config *c);
+/* Reads path into c (over the defaults). Errors: "FILE:LINE: unknown key 'x' in
+ * section [dns]", "FILE:LINE: [dns] ttl: 'abc' is not a number from 0 to ...",
+ * "FILE: cannot open: No such file or directory". */
+int config_load(struct config *c, const char *path, struct acmera_errmsg *e);
+/* Replaces a string field (frees the old value); for command-line overrides. */
+int config_set_str(char **field, const char *value);
+/* Appends to a repeatable list. */
+int config_list_add(char **list, size_t *n, const char *value, struct acmera_errmsg *e);
+void config_free(struct config *c);
+
+#endif

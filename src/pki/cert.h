@@ -1,0 +1,43 @@
+/* Certificate chains as the CA returns them: PEM parsing, facts about the leaf,
+ * conversion to PKCS#7 certs-only (RFC 5652 SignedData without signers; what EST
+ * and the draft's "Accept: application/pkcs7-mime" ask for). */
+#ifndef ACMERA_PKI_CERT_H
+#define ACMERA_PKI_CERT_H
+
+#include "base/err.h"
+
+#include <openssl/x509.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHAIN_MAX_CERTS 16
+
+/* Parses a PEM chain (leaf first). Refuses anything but CERTIFICATE blocks
+ * (text around them is allowed), zero certificates or more than CHAIN_MAX_CERTS.
+ * *out is a new stack owned by the caller (OSSL_STACK_OF_X509_free). */
+int chain_parse_pem(const char *pem, size_t len, STACK_OF(X509) **out, struct acmera_errmsg *e);
+/* The inverse: PEM text of every certificate, in order (heap string). */
+char *chain_to_pem(STACK_OF(X509) *chain);
+
+/* PKCS#7 certs-only, DER encoded (heap, free()). */
+int pkcs7_certs_only_der(STACK_OF(X509) *chain, uint8_t **der, size_t *len,
+			 struct acmera_errmsg *e);
+/* Reads a PKCS#7 certs-only structure (DER) back into a stack, leaf first as
+ * found. Bounded like chain_parse_pem. */
+int pkcs7_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) **out,
+			   struct acmera_errmsg *e);
+
+/* notAfter of cert as Unix time. */
+int cert_not_after(X509 *cert, int64_t *out);
+/* One-line RFC 2253 issuer / subject names (heap strings). */
+char *cert_issuer_line(X509 *cert);
+char *cert_subject_line(X509 *cert);
+/* 1 if the issuer DN of the last certificate in chain, or the subject/issuer of
+ * any certificate in it, contains needle (case-insensitive): how an operator
+ * picks an alternate chain ("ISRG Root X1"). */
+int chain_matches_issuer(STACK_OF(X509) *chain, const char *needle);
+/* The dNSName SANs of cert, lower case (heap strings in *names, count in *n; free
+ * each and the array). */
+int cert_dns_names(X509 *cert, char ***names, size_t *n);
+
+#endif

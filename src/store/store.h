@@ -1,0 +1,146 @@
+/* The store: every durable fact of acmera, behind one interface so that a
+ * PostgreSQL back-end can sit beside the SQLite one (sqlite.c). All calls are
+ * synchronous and each state change is committed before the call returns.
+ *
+ * Times are Unix seconds (int64_t). Strings returned through out-parameters are
+ * heap copies owned by the caller (free() them); structs with a _free function
+ * are released with it. A store handle is used by one thread at a time; open one
+ * handle per thread. */
+#ifndef ACMERA_STORE_STORE_H
+#define ACMERA_STORE_STORE_H
+
+#include "base/err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* Opens (creating if needed, mode 0600) and migrates the schema to the newest
+ * version. path is a file name for SQLite. */
+int store_open(const char *path, struct store **out, struct acmera_errmsg *e);
+void store_close(struct store *s);
+/* Schema version after migration (for tests and `acmera` diagnostics). */
+int store_schema_version(struct store *s);
+
+/* ---- ACME accounts, one per (directory URL) ---- */
+struct store_account {
+	char *directory;   /* directory URL */
+	char *key_pem;     /* PKCS#8 PEM private key: a secret, never log it */
+	char *kid;         /* account URL, NULL until registered */
+	char *status;      /* "valid", "deactivated", ... */
+};
+int store_account_get(struct store *s, const char *directory, struct store_account *out,
+		      struct acmera_errmsg *e); /* ACMERA_ERR_NOTFOUND when none */
+/* Inserts or replaces the account of out->directory. */
+int store_account_put(struct store *s, const struct store_account *a, struct acmera_errmsg *e);
+void store_account_free(struct store_account *a);
+
+/* ---- Authorizations (pre-authorized parent domains, and per-name ones) ---- */
+struct store_authz {
+	char *directory;
+	char *domain;        /* identifier value, lower case */
+	char *url;           /* authorization URL */
+	char *status;        /* "pending", "valid", ... */
+	int subdomains;      /* 1 when RFC 9444 subdomainAuthAllowed was granted */
+	int64_t expires;     /* 0 when unknown */
+};
+int store_authz_put(struct store *s, const struct store_authz *a, struct acmera_errmsg *e);
+/* The authorization of exactly this domain, whatever its status. */
+int store_authz_get(struct store *s, const char *directory, const char *domain,
+		    struct store_authz *out, struct acmera_errmsg *e);
+/* A valid authorization, unexpired at `now` + margin, that covers name: the name
+ * itself, or an ancestor with subdomains=1. ACMERA_ERR_NOTFOUND when none. */
+int store_authz_find_covering(struct store *s, const char *directory, const char *name,
+			      int64_t now, int64_t margin, struct store_authz *out,
+			      struct acmera_errmsg *e);
+void store_authz_free(struct store_authz *a);
+
+/* ---- Enrollment jobs, keyed by SHA-256 of the CSR DER ---- */
+enum store_job_state {
+	JOB_PENDING = 0, /* waiting for an issuer */
+	JOB_ACTIVE,      /* claimed by an issuer (lease until lease_until) */
+	JOB_DONE,        /* certificate stored */
+	JOB_FAILED       /* failed for good (policy or CA refused); reason set */
+};
+struct store_job {
+	int64_t id;
+	char csr_sha256[65];   /* lower-case hex */
+	uint8_t *csr_der;
+	size_t csr_der_len;
+	char *names;           /* the CSR's DNS names, comma-separated, lower case */
+	enum store_job_state state;
+	char *order_url;       /* ACME order, NULL until placed: resumes after a crash */
+	int attempts;
+	int64_t not_before;    /* do not work on it before this time (Retry-After) */
+	int64_t lease_until;
+	char *reason;          /* last error, NULL if none */
+	int64_t created;
+};
+/* Records a job for this CSR once. When one exists for the same digest (pending,
+ * active, or done) its id is returned and *created is 0: repeats join it. A
+ * FAILED job is reset to PENDING (a device trying again after a refusal). */
+int store_job_submit(struct store *s, const uint8_t *csr_der, size_t len, const char *names,
+		     int64_t now, int64_t *id, int *created, struct acmera_errmsg *e);
+/* Atomically claims up to max jobs that are PENDING with not_before <= now, or
+ * ACTIVE with an expired lease (an issuer that died), marking them ACTIVE until
+ * now + lease. Oldest first. *jobs is an array of *n jobs: free with
+ * store_jobs_free. */
+int store_job_claim(struct store *s, int64_t now, int64_t lease, size_t max,
+		    struct store_job **jobs, size_t *n, struct acmera_errmsg *e);
+int store_job_get(struct store *s, int64_t id, struct store_job *out, struct acmera_errmsg *e);
+int store_job_get_by_digest(struct store *s, const char *csr_sha256, struct store_job *out,
+			    struct acmera_errmsg *e);
+int store_job_set_order(struct store *s, int64_t id, const char *order_url,
+			struct acmera_errmsg *e);
+/* Extends the lease of an active job. */
+int store_job_renew_lease(struct store *s, int64_t id, int64_t lease_until,
+			  struct acmera_errmsg *e);
+/* Back to PENDING, to be retried at not_before; attempts++, reason kept. */
+int store_job_defer(struct store *s, int64_t id, int64_t not_before, const char *reason,
+		    struct acmera_errmsg *e);
+int store_job_fail(struct store *s, int64_t id, const char *reason, struct acmera_errmsg *e);
+/* Stores the certificate and marks the job DONE in one transaction. */
+int store_job_complete(struct store *s, int64_t id, const char *chain_pem, int64_t not_after,
+		       const char *issuer, struct acmera_errmsg *e);
+/* Counts of jobs per state (array indexed by enum store_job_state). */
+int store_job_counts(struct store *s, int64_t counts[4], struct acmera_errmsg *e);
+void store_job_free(struct store_job *j);
+void store_jobs_free(struct store_job *jobs, size_t n);
+
+/* ---- Certificates, keyed by SHA-256 of the CSR DER ---- */
+struct store_cert {
+	char csr_sha256[65];
+	char *chain_pem;   /* leaf first, then the chain */
+	int64_t not_after;
+	char *issuer;      /* issuer DN of the leaf, one line */
+	int64_t issued;
+};
+/* The newest certificate for this CSR whose notAfter is after now;
+ * ACMERA_ERR_NOTFOUND otherwise (an expired one is never returned). */
+int store_cert_lookup(struct store *s, const char *csr_sha256, int64_t now,
+		      struct store_cert *out, struct acmera_errmsg *e);
+/* How many certificates were ever stored for this CSR (tests: no CSR twice). */
+int store_cert_count(struct store *s, const char *csr_sha256, int64_t *count,
+		     struct acmera_errmsg *e);
+void store_cert_free(struct store_cert *c);
+
+/* ---- DNS records published, so that a crash never leaves one behind ---- */
+struct store_dns_record {
+	int64_t id;
+	char *zone;
+	char *name;  /* owner name, e.g. _acme-challenge.host.example.com */
+	char *value; /* TXT value */
+	int64_t created;
+};
+/* Recorded BEFORE the UPDATE that adds it is sent. */
+int store_dns_record_add(struct store *s, const char *zone, const char *name,
+			 const char *value, int64_t now, int64_t *id, struct acmera_errmsg *e);
+/* Forgotten AFTER the UPDATE that deletes it succeeded. */
+int store_dns_record_remove(struct store *s, int64_t id, struct acmera_errmsg *e);
+/* All records still recorded (to delete at start-up). */
+int store_dns_record_list(struct store *s, struct store_dns_record **out, size_t *n,
+			  struct acmera_errmsg *e);
+void store_dns_records_free(struct store_dns_record *r, size_t n);
+
+#endif
