@@ -8,7 +8,7 @@
 
 /* Encodes; returns a NUL-terminated heap string (free()), or NULL on ENOMEM.
  * line_len > 0 breaks lines every line_len characters with "\n" (e.g. 64 for EST
- * bodies and PEM); 0 gives one line. */
+ * bodies and PEM), the last line included; 0 gives one line and no "\n". */
 char *b64_encode(const uint8_t *p, size_t n, size_t line_len);
 char *b64url_encode(const uint8_t *p, size_t n);
 

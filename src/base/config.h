@@ -62,9 +62,10 @@ struct config {
 	} log;
 };
 
-/* Fills defaults. */
-void config_init(struct config *c);
-/* Reads path into c (over the defaults). Errors: "FILE:LINE: unknown key 'x' in
+/* Fills defaults (heap strings). Returns 0 or ACMERA_ERR_NOMEM. */
+int config_init(struct config *c);
+/* Reads path into c (over the defaults; on failure c may be partly updated and
+ * still needs config_free). Errors: "FILE:LINE: unknown key 'x' in
  * section [dns]", "FILE:LINE: [dns] ttl: 'abc' is not a number from 0 to ...",
  * "FILE: cannot open: No such file or directory". */
 int config_load(struct config *c, const char *path, struct acmera_errmsg *e);

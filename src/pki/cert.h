@@ -14,7 +14,7 @@
 
 /* Parses a PEM chain (leaf first). Refuses anything but CERTIFICATE blocks
  * (text around them is allowed), zero certificates or more than CHAIN_MAX_CERTS.
- * *out is a new stack owned by the caller (OSSL_STACK_OF_X509_free). */
+ * *out is a new stack owned by the caller (sk_X509_pop_free(chain, X509_free)). */
 int chain_parse_pem(const char *pem, size_t len, STACK_OF(X509) **out, struct acmera_errmsg *e);
 /* The inverse: PEM text of every certificate, in order (heap string). */
 char *chain_to_pem(STACK_OF(X509) *chain);

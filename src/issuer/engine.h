@@ -1,0 +1,102 @@
+/* Internals of the issuer shared by engine.c (the loop and the batches),
+ * job_flow.c (one job's ACME steps) and preauth.c. Not a public API. */
+#ifndef ACMERA_ISSUER_ENGINE_H
+#define ACMERA_ISSUER_ENGINE_H
+
+#include "acme/client.h"
+#include "issuer/chain_check.h"
+#include "issuer/issuer.h"
+#include "issuer/publisher.h"
+
+#include <openssl/evp.h>
+
+enum run_state {
+	RUN_ORDER,         /* newOrder or fetching a stored order */
+	RUN_AUTHZ,         /* fetching the order's authorizations */
+	RUN_WAIT_PUBLISH,  /* challenges known, waiting for the batch UPDATE */
+	RUN_CHALLENGE,     /* telling the CA the records are there */
+	RUN_POLL_READY,    /* waiting for the order to become ready */
+	RUN_FINALIZE,      /* finalize sent */
+	RUN_POLL_VALID,    /* waiting for the order to become valid */
+	RUN_DOWNLOAD,      /* fetching the certificate */
+	RUN_ENDED          /* outcome recorded in the store; to be reaped */
+};
+
+struct job_run;
+
+struct run_challenge {
+	struct job_run *run;
+	char *url;
+	struct pub_record rec;
+	int published;   /* the TXT record may be in DNS: delete it when done */
+};
+
+struct engine;
+
+struct job_run {
+	struct engine *eng;
+	struct store_job job;
+	enum run_state state;
+	char *order_url;
+	char *finalize_url;
+	struct run_challenge *chals;
+	size_t n_chals;
+	size_t outstanding;  /* authz fetches or challenge posts in flight */
+	int polls;
+	int64_t poll_started;
+	/* Alternate chains (Link rel="alternate") tried when the operator prefers
+	 * another issuer; the default chain is kept in case none matches. */
+	struct issued_chain *fallback;
+	char **alts;
+	size_t n_alts, alt_next;
+	struct job_run *next;
+};
+
+struct engine {
+	const struct config *cfg;
+	struct store *store;
+	struct acme_client *acme;
+	struct publisher *pub;
+	EVP_PKEY *account_key;
+	int subdomains;          /* CA advertises RFC 9444 */
+	int have_new_authz;      /* CA offers pre-authorization */
+	int64_t preauth_checked; /* last time parent authorizations were checked */
+	int account_lost;        /* the CA forgot the account (accountDoesNotExist) */
+	struct job_run *runs;
+	size_t n_runs;
+	/* Records waiting for the next batch UPDATE (add) and for deletion. */
+	struct job_run **to_publish;
+	size_t n_publish, cap_publish;
+	int64_t publish_since_ms;
+	struct pub_record *to_delete;
+	size_t n_delete, cap_delete;
+	int64_t delete_since_ms, delete_retry_ms;
+	int delete_failures;
+	struct issuer_stats *stats;
+};
+
+int64_t engine_now_ms(void);
+
+/* job_flow.c */
+void run_start(struct job_run *r);
+/* Sends the challenge responses once the batch carrying r's records is in DNS. */
+void run_published(struct job_run *r);
+/* The batch UPDATE failed: r goes back to the store for later. */
+void run_publish_failed(struct job_run *r, int rc, const char *why);
+/* Ends r: back to the store for a later attempt (or failed for good when the
+ * error is permanent or attempts are used up). */
+void run_retry(struct job_run *r, int rc, const char *why, int new_order, int64_t retry_after);
+void run_free(struct job_run *r);
+
+/* engine.c: queues r's challenge records for the next UPDATE. */
+int engine_queue_publish(struct engine *g, struct job_run *r);
+/* Queues r's published records for deletion. */
+void engine_queue_delete(struct engine *g, struct job_run *r);
+
+/* preauth.c: makes sure each configured parent domain holds a valid
+ * authorization (pre-authorization, RFC 9444 when offered). */
+int preauth_ensure(struct engine *g, struct acmera_errmsg *e);
+/* Adds "ancestorDomain" to an identifier covered by a pre-authorized parent. */
+const char *preauth_ancestor_for(struct engine *g, const char *name, char *buf, size_t len);
+
+#endif

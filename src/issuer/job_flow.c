@@ -1,0 +1,509 @@
+/* One job's way through ACME: order, authorizations, challenges, finalize with the
+ * device's own CSR, certificate download. Each step is a callback of the ACME
+ * client; the engine batches the DNS records between RUN_WAIT_PUBLISH and
+ * run_published(). */
+#include "issuer/engine.h"
+
+#include "acme/jws.h"
+#include "base/b64.h"
+#include "base/log.h"
+#include "issuer/chain_check.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define POLL_FIRST_MS 1000    /* CAs validate within a second or so */
+#define POLL_GIVE_UP_S 300    /* an order still pending after this is retried */
+#define PKCS7_FIRST "application/pkcs7-mime, application/pem-certificate-chain;q=0.9"
+
+static const char *const permanent_problems[] = {
+	"rejectedIdentifier", "badCSR", "caa", "unsupportedIdentifier", "badSignatureAlgorithm",
+	"badPublicKey", "unsupportedContact", "invalidContact", "userActionRequired", NULL};
+
+static int64_t backoff_seconds(int attempts, int poll_max)
+{
+	int64_t s = 2;
+	for (int i = 0; i < attempts && s < 3600; i++)
+		s *= 2;
+	int64_t cap = poll_max > 0 ? poll_max * 10 : 300;
+	return s < cap ? s : cap;
+}
+
+void run_free(struct job_run *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_chals; i++)
+		free(r->chals[i].url);
+	free(r->chals);
+	if (r->fallback) {
+		issued_chain_free(r->fallback);
+		free(r->fallback);
+	}
+	for (size_t i = 0; i < r->n_alts; i++)
+		free(r->alts[i]);
+	free(r->alts);
+	free(r->order_url);
+	free(r->finalize_url);
+	store_job_free(&r->job);
+	free(r);
+}
+
+static void run_end(struct job_run *r)
+{
+	engine_queue_delete(r->eng, r);
+	r->state = RUN_ENDED;
+}
+
+void run_retry(struct job_run *r, int rc, const char *why, int new_order, int64_t retry_after)
+{
+	struct engine *g = r->eng;
+	struct acmera_errmsg e = {{0}};
+	int permanent = 0;
+	if (r->state == RUN_ENDED)
+		return;
+	for (int i = 0; why && permanent_problems[i]; i++) {
+		char needle[80];
+		snprintf(needle, sizeof(needle), "type=%s", permanent_problems[i]);
+		if (strstr(why, needle))
+			permanent = 1;
+	}
+	if (rc == ACMERA_ERR_INVAL)
+		permanent = 1;
+	int attempts = r->job.attempts + 1;
+	if (!permanent && attempts >= g->cfg->issuer.max_attempts)
+		permanent = 1;
+	if (new_order || permanent)
+		store_job_set_order(g->store, r->job.id, NULL, &e);
+	if (permanent) {
+		store_job_fail(g->store, r->job.id, why, &e);
+		g->stats->failed++;
+		log_event(LOG_LVL_ERROR, "job.failed", "job=%lld names=%s attempts=%d error=\"%s\"",
+			  (long long)r->job.id, r->job.names, attempts, why);
+	} else {
+		int64_t wait = retry_after >= 0 ? retry_after
+						: backoff_seconds(r->job.attempts, g->cfg->acme.poll_max);
+		store_job_defer(g->store, r->job.id, (int64_t)time(NULL) + wait, why, &e);
+		g->stats->deferred++;
+		log_event(LOG_LVL_WARN, "job.deferred",
+			  "job=%lld names=%s attempt=%d retry_in=%llds error=\"%s\"",
+			  (long long)r->job.id, r->job.names, attempts, (long long)wait, why);
+	}
+	run_end(r);
+}
+
+/* Common error path of every ACME callback. */
+static void run_acme_error(struct job_run *r, int rc, struct acme_response *resp,
+			   const struct acmera_errmsg *e, const char *step)
+{
+	char why[700];
+	int new_order = 0;
+	snprintf(why, sizeof(why), "%s: %s", step, e ? e->text : "");
+	/* A CA that forgot the order (restarted, expired) needs a new one. */
+	if (resp && (resp->status == 404 ||
+		     (resp->problem && acme_problem_is(resp->problem, "malformed") &&
+		      r->state == RUN_ORDER)))
+		new_order = 1;
+	if (resp && resp->problem && acme_problem_is(resp->problem, "orderNotReady"))
+		new_order = 0;
+	/* A CA that lost its state (a test CA restarted) forgets accounts too. */
+	if (resp && resp->problem && acme_problem_is(resp->problem, "accountDoesNotExist")) {
+		r->eng->account_lost = 1;
+		new_order = 1;
+	}
+	int64_t retry_after = resp ? resp->retry_after : -1;
+	acme_response_free(resp);
+	/* ACMERA_ERR_INVAL would mean "fail for good"; a transport error never does. */
+	run_retry(r, rc == ACMERA_ERR_INVAL ? ACMERA_ERR_PROTO : rc, why, new_order, retry_after);
+}
+
+static void on_order(void *arg, int rc, struct acme_response *resp,
+		     const struct acmera_errmsg *e);
+static void poll_order(void *arg);
+
+static void schedule_poll(struct job_run *r, int64_t retry_after)
+{
+	int64_t ms;
+	if (retry_after >= 0)
+		ms = retry_after * 1000;
+	else if (r->polls == 0)
+		ms = POLL_FIRST_MS;
+	else
+		ms = backoff_seconds(r->polls - 1, r->eng->cfg->acme.poll_max) * 500;
+	int64_t cap = (int64_t)r->eng->cfg->acme.poll_max * 1000;
+	if (ms > cap)
+		ms = cap;
+	if (ms < 100)
+		ms = 100;
+	r->polls++;
+	acme_client_after(r->eng->acme, ms, poll_order, r);
+}
+
+static void poll_order(void *arg)
+{
+	struct job_run *r = arg;
+	if (time(NULL) - r->poll_started > POLL_GIVE_UP_S) {
+		run_retry(r, ACMERA_ERR_TIMEOUT, "order still not ready: gave up polling", 1, -1);
+		return;
+	}
+	acme_post(r->eng->acme, r->order_url, NULL, NULL, on_order, r);
+}
+
+/* ---- download ---- */
+
+static void store_chain(struct job_run *r, struct issued_chain *chain)
+{
+	struct engine *g = r->eng;
+	struct acmera_errmsg err = {{0}};
+	int rc = store_job_complete(g->store, r->job.id, chain->pem, chain->not_after,
+				    chain->issuer, &err);
+	if (rc) {
+		run_retry(r, rc, err.text, 0, -1);
+		return;
+	}
+	g->stats->issued++;
+	log_event(LOG_LVL_INFO, "acme.certificate", "job=%lld names=%s not_after=%lld issuer=\"%s\"",
+		  (long long)r->job.id, r->job.names, (long long)chain->not_after, chain->issuer);
+	run_end(r);
+}
+
+/* Keeps the alternate URLs of the first answer to try them in turn. */
+static int remember_alternates(struct job_run *r, struct acme_response *resp)
+{
+	r->alts = calloc(resp->n_alternates, sizeof(*r->alts));
+	if (!r->alts)
+		return ACMERA_ERR_NOMEM;
+	for (size_t i = 0; i < resp->n_alternates; i++) {
+		r->alts[i] = strdup(resp->alternates[i]);
+		if (!r->alts[i])
+			return ACMERA_ERR_NOMEM;
+		r->n_alts++;
+	}
+	return 0;
+}
+
+static void on_certificate(void *arg, int rc, struct acme_response *resp,
+			   const struct acmera_errmsg *e)
+{
+	struct job_run *r = arg;
+	struct engine *g = r->eng;
+	struct acmera_errmsg err = {{0}};
+	struct issued_chain chain = {0};
+	const char *want = g->cfg->acme.alternate_chain;
+	if (rc) {
+		run_acme_error(r, rc, resp, e, "certificate download");
+		return;
+	}
+	rc = issued_chain_from_response(resp, r->job.csr_der, r->job.csr_der_len, &chain, &err);
+	if (rc == 0 && !r->fallback && want && *want && resp->n_alternates > 0 &&
+	    !issued_chain_matches(&chain, want))
+		rc = remember_alternates(r, resp) ? acmera_fail(&err, ACMERA_ERR_NOMEM, "out of memory")
+						  : 0;
+	acme_response_free(resp);
+	if (rc) {
+		/* A certificate that does not match the CSR is the CA's fault: never stored. */
+		run_retry(r, rc == ACMERA_ERR_INVAL ? ACMERA_ERR_PROTO : rc, err.text, 0, -1);
+		issued_chain_free(&chain);
+		return;
+	}
+	int matches = !want || !*want || issued_chain_matches(&chain, want);
+	if (!matches && r->alt_next < r->n_alts) {
+		if (!r->fallback) {
+			r->fallback = malloc(sizeof(*r->fallback));
+			if (!r->fallback) {
+				issued_chain_free(&chain);
+				run_retry(r, ACMERA_ERR_NOMEM, "out of memory", 0, -1);
+				return;
+			}
+			*r->fallback = chain;
+		} else {
+			issued_chain_free(&chain);
+		}
+		const char *next = r->alts[r->alt_next++];
+		log_event(LOG_LVL_INFO, "acme.alternate_chain", "job=%lld want=\"%s\" url=%s",
+			  (long long)r->job.id, want, next);
+		acme_post(g->acme, next, NULL, PKCS7_FIRST, on_certificate, r);
+		return;
+	}
+	if (!matches && r->fallback) {
+		log_event(LOG_LVL_WARN, "acme.alternate_chain",
+			  "job=%lld want=\"%s\" result=none_matched using=default", (long long)r->job.id,
+			  want);
+		issued_chain_free(&chain);
+		store_chain(r, r->fallback);
+		return;
+	}
+	store_chain(r, &chain);
+	issued_chain_free(&chain);
+}
+
+/* ---- finalize ---- */
+
+static void finalize(struct job_run *r)
+{
+	char *csr = b64url_encode(r->job.csr_der, r->job.csr_der_len);
+	json_t *j = json_pack("{s:s}", "csr", csr ? csr : "");
+	char *payload = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	free(csr);
+	json_decref(j);
+	if (!payload) {
+		run_retry(r, ACMERA_ERR_NOMEM, "out of memory", 0, -1);
+		return;
+	}
+	r->state = RUN_FINALIZE;
+	log_event(LOG_LVL_INFO, "acme.finalize", "job=%lld order=%s", (long long)r->job.id,
+		  r->order_url);
+	acme_post(r->eng->acme, r->finalize_url, payload, NULL, on_order, r);
+	free(payload);
+}
+
+/* ---- authorizations and challenges ---- */
+
+static void authz_settled(struct job_run *r)
+{
+	if (r->state != RUN_AUTHZ || r->outstanding > 0)
+		return;
+	int pending = 0;
+	for (size_t i = 0; i < r->n_chals; i++)
+		pending += r->chals[i].url != NULL;
+	if (pending == 0) {
+		/* All authorizations valid already: the order is (or becomes) ready. */
+		r->state = RUN_POLL_READY;
+		r->poll_started = time(NULL);
+		poll_order(r);
+		return;
+	}
+	r->state = RUN_WAIT_PUBLISH;
+	if (engine_queue_publish(r->eng, r))
+		run_retry(r, ACMERA_ERR_NOMEM, "out of memory", 0, -1);
+}
+
+static void on_authz(void *arg, int rc, struct acme_response *resp,
+		     const struct acmera_errmsg *e)
+{
+	struct run_challenge *slot = arg;
+	struct job_run *r = slot->run;
+	struct acmera_errmsg err = {{0}};
+	struct acme_authz a = {0};
+	r->outstanding--;
+	if (r->state == RUN_ENDED) {
+		acme_response_free(resp);
+		return;
+	}
+	if (rc) {
+		run_acme_error(r, rc, resp, e, "authorization");
+		return;
+	}
+	rc = acme_authz_parse(buf_str(&resp->body), resp->body.len, &a, &err);
+	acme_response_free(resp);
+	if (rc) {
+		run_retry(r, rc, err.text, 1, -1);
+		return;
+	}
+	if (strcmp(a.status, "valid") == 0) {
+		log_event(LOG_LVL_INFO, "acme.authz", "job=%lld identifier=%s status=valid",
+			  (long long)r->job.id, a.identifier.value);
+	} else if (strcmp(a.status, "pending") == 0) {
+		const struct acme_challenge *ch = acme_authz_challenge(&a, "dns-01");
+		char *value = ch ? acme_dns01_value(ch->token, acme_client_thumbprint(r->eng->acme))
+				 : NULL;
+		if (!ch || !value) {
+			run_retry(r, ACMERA_ERR_INVAL,
+				  ch ? "out of memory" : "the CA offers no dns-01 challenge", 1, -1);
+			acme_authz_free(&a);
+			return;
+		}
+		snprintf(slot->rec.name, sizeof(slot->rec.name), "_acme-challenge.%s",
+			 a.identifier.value);
+		snprintf(slot->rec.value, sizeof(slot->rec.value), "%s", value);
+		free(value);
+		slot->url = strdup(ch->url);
+		log_event(LOG_LVL_INFO, "acme.authz",
+			  "job=%lld identifier=%s status=pending challenge=dns-01",
+			  (long long)r->job.id, a.identifier.value);
+		if (!slot->url) {
+			run_retry(r, ACMERA_ERR_NOMEM, "out of memory", 0, -1);
+			acme_authz_free(&a);
+			return;
+		}
+	} else {
+		char why[400];
+		snprintf(why, sizeof(why), "authorization of %s is %s", a.identifier.value,
+			 a.status);
+		run_retry(r, ACMERA_ERR_REFUSED, why, 1, -1);
+		acme_authz_free(&a);
+		return;
+	}
+	acme_authz_free(&a);
+	authz_settled(r);
+}
+
+static void fetch_authzs(struct job_run *r, const struct acme_order *o)
+{
+	r->chals = calloc(o->n_authorizations ? o->n_authorizations : 1, sizeof(*r->chals));
+	if (!r->chals) {
+		run_retry(r, ACMERA_ERR_NOMEM, "out of memory", 0, -1);
+		return;
+	}
+	r->n_chals = o->n_authorizations;
+	r->state = RUN_AUTHZ;
+	r->outstanding = o->n_authorizations;
+	for (size_t i = 0; i < o->n_authorizations; i++) {
+		r->chals[i].run = r;
+		acme_post(r->eng->acme, o->authorizations[i], NULL, NULL, on_authz, &r->chals[i]);
+	}
+	authz_settled(r);
+}
+
+static void on_challenge(void *arg, int rc, struct acme_response *resp,
+			 const struct acmera_errmsg *e)
+{
+	struct job_run *r = arg;
+	r->outstanding--;
+	if (r->state == RUN_ENDED) {
+		acme_response_free(resp);
+		return;
+	}
+	if (rc) {
+		run_acme_error(r, rc, resp, e, "challenge");
+		return;
+	}
+	acme_response_free(resp);
+	if (r->outstanding == 0) {
+		r->state = RUN_POLL_READY;
+		r->poll_started = time(NULL);
+		r->polls = 0;
+		schedule_poll(r, -1);
+	}
+}
+
+void run_published(struct job_run *r)
+{
+	r->state = RUN_CHALLENGE;
+	r->outstanding = 0;
+	for (size_t i = 0; i < r->n_chals; i++)
+		if (r->chals[i].url)
+			r->outstanding++;
+	for (size_t i = 0; i < r->n_chals; i++) {
+		if (!r->chals[i].url)
+			continue;
+		log_event(LOG_LVL_INFO, "acme.challenge", "job=%lld record=%s",
+			  (long long)r->job.id, r->chals[i].rec.name);
+		acme_post(r->eng->acme, r->chals[i].url, "{}", NULL, on_challenge, r);
+	}
+}
+
+void run_publish_failed(struct job_run *r, int rc, const char *why)
+{
+	run_retry(r, rc == ACMERA_ERR_INVAL ? ACMERA_ERR_INVAL : ACMERA_ERR_AGAIN, why, 0, -1);
+}
+
+/* ---- the order ---- */
+
+static void on_order(void *arg, int rc, struct acme_response *resp,
+		     const struct acmera_errmsg *e)
+{
+	struct job_run *r = arg;
+	struct engine *g = r->eng;
+	struct acmera_errmsg err = {{0}};
+	struct acme_order o = {0};
+	if (r->state == RUN_ENDED) {
+		acme_response_free(resp);
+		return;
+	}
+	if (rc) {
+		run_acme_error(r, rc, resp, e, r->state == RUN_FINALIZE ? "finalize" : "order");
+		return;
+	}
+	if (r->state == RUN_ORDER && !r->order_url) {
+		if (!resp->location) {
+			acme_response_free(resp);
+			run_retry(r, ACMERA_ERR_PROTO, "newOrder answer has no Location", 1, -1);
+			return;
+		}
+		r->order_url = strdup(resp->location);
+		/* Committed before anything else happens to the order: a restart resumes
+		 * this order rather than placing a second one. */
+		if (!r->order_url || store_job_set_order(g->store, r->job.id, r->order_url, &err)) {
+			acme_response_free(resp);
+			run_retry(r, ACMERA_ERR_STORE, err.text, 0, -1);
+			return;
+		}
+	}
+	rc = acme_order_parse(buf_str(&resp->body), resp->body.len, &o, &err);
+	int64_t retry_after = resp->retry_after;
+	acme_response_free(resp);
+	if (rc) {
+		run_retry(r, rc, err.text, 1, -1);
+		return;
+	}
+	if (!r->finalize_url)
+		r->finalize_url = strdup(o.finalize);
+	log_event(LOG_LVL_INFO, "acme.order", "job=%lld order=%s status=%s", (long long)r->job.id,
+		  r->order_url, o.status);
+
+	if (strcmp(o.status, "pending") == 0) {
+		if (r->state == RUN_ORDER)
+			fetch_authzs(r, &o);
+		else
+			schedule_poll(r, retry_after);
+	} else if (strcmp(o.status, "ready") == 0) {
+		engine_queue_delete(g, r);
+		finalize(r);
+	} else if (strcmp(o.status, "processing") == 0) {
+		r->state = RUN_POLL_VALID;
+		if (!r->poll_started)
+			r->poll_started = time(NULL);
+		schedule_poll(r, retry_after);
+	} else if (strcmp(o.status, "valid") == 0 && o.certificate) {
+		r->state = RUN_DOWNLOAD;
+		acme_post(g->acme, o.certificate, NULL, PKCS7_FIRST, on_certificate, r);
+	} else {
+		char why[600] = "order is invalid";
+		if (o.error) {
+			char d[500];
+			acme_problem_describe(o.error, d, sizeof(d));
+			snprintf(why, sizeof(why), "order is %s: %s", o.status, d);
+		}
+		run_retry(r, ACMERA_ERR_REFUSED, why, 1, -1);
+	}
+	acme_order_free(&o);
+}
+
+void run_start(struct job_run *r)
+{
+	struct engine *g = r->eng;
+	r->state = RUN_ORDER;
+	if (r->job.order_url) {
+		r->order_url = strdup(r->job.order_url);
+		log_event(LOG_LVL_INFO, "acme.order", "job=%lld order=%s action=resume",
+			  (long long)r->job.id, r->order_url);
+		acme_post(g->acme, r->order_url, NULL, NULL, on_order, r);
+		return;
+	}
+	json_t *ids = json_array();
+	char *names = strdup(r->job.names ? r->job.names : "");
+	char *save = NULL;
+	for (char *n = strtok_r(names, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+		char anc[256];
+		json_t *id = json_pack("{s:s,s:s}", "type", "dns", "value", n);
+		if (preauth_ancestor_for(g, n, anc, sizeof(anc)))
+			json_object_set_new(id, "ancestorDomain", json_string(anc));
+		json_array_append_new(ids, id);
+	}
+	json_t *req = json_pack("{s:o}", "identifiers", ids);
+	char *payload = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	free(names);
+	if (!payload) {
+		run_retry(r, ACMERA_ERR_NOMEM, "out of memory", 0, -1);
+		return;
+	}
+	log_event(LOG_LVL_INFO, "acme.new_order", "job=%lld names=%s", (long long)r->job.id,
+		  r->job.names);
+	acme_post(g->acme, acme_client_directory(g->acme)->new_order, payload, NULL, on_order, r);
+	free(payload);
+}

@@ -1,0 +1,144 @@
+#include "store/migrations.h"
+
+#include <stdio.h>
+
+/* Never edit a step once released: append a new one. Types and constraints are
+ * kept to what PostgreSQL also understands (INTEGER PRIMARY KEY maps to BIGSERIAL
+ * there); states are the integers of enum store_job_state. */
+static const char *const steps[] = {
+	/* 1: initial schema */
+	"CREATE TABLE accounts ("
+	"  directory TEXT PRIMARY KEY,"
+	"  key_pem TEXT NOT NULL,"
+	"  kid TEXT,"
+	"  status TEXT"
+	");"
+	"CREATE TABLE authzs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  directory TEXT NOT NULL,"
+	"  domain TEXT NOT NULL,"
+	"  url TEXT,"
+	"  status TEXT NOT NULL,"
+	"  subdomains INTEGER NOT NULL DEFAULT 0 CHECK (subdomains IN (0, 1)),"
+	"  expires BIGINT NOT NULL DEFAULT 0,"
+	"  UNIQUE (directory, domain)"
+	");"
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  csr_sha256 TEXT NOT NULL UNIQUE,"
+	"  csr_der BLOB NOT NULL,"
+	"  names TEXT NOT NULL,"
+	"  state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2, 3)),"
+	"  order_url TEXT,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  not_before BIGINT NOT NULL DEFAULT 0,"
+	"  lease_until BIGINT NOT NULL DEFAULT 0,"
+	"  reason TEXT,"
+	"  created BIGINT NOT NULL,"
+	"  updated BIGINT NOT NULL"
+	");"
+	"CREATE INDEX jobs_by_state ON jobs (state, not_before);"
+	"CREATE TABLE certs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  csr_sha256 TEXT NOT NULL REFERENCES jobs (csr_sha256),"
+	"  chain_pem TEXT NOT NULL,"
+	"  not_after BIGINT NOT NULL,"
+	"  issuer TEXT,"
+	"  issued BIGINT NOT NULL"
+	");"
+	"CREATE INDEX certs_by_csr ON certs (csr_sha256, not_after);"
+	"CREATE TABLE dns_records ("
+	"  id INTEGER PRIMARY KEY,"
+	"  zone TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  value TEXT NOT NULL,"
+	"  created BIGINT NOT NULL"
+	");",
+};
+
+#define N_STEPS ((int)(sizeof(steps) / sizeof(steps[0])))
+
+int store_migrations_latest(void)
+{
+	return N_STEPS;
+}
+
+static int fail_db(sqlite3 *db, struct acmera_errmsg *e, const char *what)
+{
+	return acmera_fail(e, ACMERA_ERR_STORE, "schema %s: %s", what, sqlite3_errmsg(db));
+}
+
+static int read_version(sqlite3 *db, int *v, struct acmera_errmsg *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		rc = fail_db(db, e, "version");
+		goto out;
+	}
+	*v = sqlite3_column_int(st, 0);
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int exec(sqlite3 *db, const char *sql, struct acmera_errmsg *e, const char *what)
+{
+	char *msg = NULL;
+	int rc = 0;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		rc = acmera_fail(e, ACMERA_ERR_STORE, "schema %s: %s", what,
+				 msg ? msg : sqlite3_errmsg(db));
+	sqlite3_free(msg);
+	return rc;
+}
+
+int store_migrate(sqlite3 *db, int *version, struct acmera_errmsg *e)
+{
+	char pragma[48];
+	int v = 0;
+	int rc = read_version(db, &v, e);
+
+	if (rc < 0)
+		return rc;
+	if (v == N_STEPS) {
+		*version = v;
+		return 0;
+	}
+	/* Re-read under the write lock: another process may have migrated meanwhile. */
+	rc = exec(db, "BEGIN IMMEDIATE", e, "begin");
+	if (rc < 0)
+		return rc;
+	rc = read_version(db, &v, e);
+	if (rc < 0)
+		goto out;
+	if (v < 0 || v > N_STEPS) {
+		rc = acmera_fail(e, ACMERA_ERR_STORE,
+				 "schema version %d is newer than this build knows (%d)", v,
+				 N_STEPS);
+		goto out;
+	}
+	for (; v < N_STEPS; v++) {
+		char what[32];
+		snprintf(what, sizeof(what), "step %d", v + 1);
+		rc = exec(db, steps[v], e, what);
+		if (rc < 0)
+			goto out;
+	}
+	/* PRAGMA takes no bound parameter; the value is our own integer. */
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v);
+	rc = exec(db, pragma, e, "set version");
+	if (rc < 0)
+		goto out;
+	rc = exec(db, "COMMIT", e, "commit");
+out:
+	if (rc < 0) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	*version = v;
+	return 0;
+}

@@ -1,0 +1,828 @@
+/* Unit tests of the SQLite store, each on its own file in a fresh temp dir. */
+#include "store/migrations.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+#define T0 1700000000
+#define DIR_URL "https://ca.test/dir"
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct store *s;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct acmera_errmsg e = {{0}};
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/acmera-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/acmera.db", f->dir);
+	if (store_open(f->path, &f->s, &e) != 0) {
+		unlink(f->path);
+		rmdir(f->dir);
+		fail_msg("store_open: %s", e.text);
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+	char p[160];
+
+	store_close(f->s);
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", f->path, sfx[i]);
+		unlink(p);
+	}
+	/* Left by a failed store_migrate_from_empty_database. */
+	snprintf(p, sizeof(p), "%s/raw.db", f->dir);
+	unlink(p);
+	assert_int_equal(rmdir(f->dir), 0);
+	free(f);
+	return 0;
+}
+
+static void reopen(struct fx *f)
+{
+	struct acmera_errmsg e = {{0}};
+	store_close(f->s);
+	f->s = NULL;
+	if (store_open(f->path, &f->s, &e) != 0)
+		fail_msg("store_open: %s", e.text);
+}
+
+/* A fake CSR: the store only hashes and keeps the bytes. */
+static void fake_csr(int i, uint8_t der[32])
+{
+	memset(der, 0x30, 32);
+	memcpy(der + 4, &i, sizeof(i));
+}
+
+static int64_t submit(struct store *s, int i, int64_t now, int *created)
+{
+	uint8_t der[32];
+	int64_t id = 0;
+	int c = -1;
+	struct acmera_errmsg e = {{0}};
+
+	fake_csr(i, der);
+	if (store_job_submit(s, der, sizeof(der), "Dev1.IOT.example.com", now, &id, &c, &e) != 0)
+		fail_msg("submit: %s", e.text);
+	if (created)
+		*created = c;
+	return id;
+}
+
+static void digest_of(int i, char hex[65])
+{
+	uint8_t der[32];
+	unsigned char md[32];
+	unsigned int len = 0;
+
+	fake_csr(i, der);
+	assert_true(EVP_Digest(der, sizeof(der), md, &len, EVP_sha256(), NULL));
+	for (unsigned int k = 0; k < len; k++)
+		snprintf(hex + 2 * k, 3, "%02x", md[k]);
+}
+
+static int64_t pragma_int(const char *path, const char *sql_text, char *text, size_t tlen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql_text, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	if (text)
+		snprintf(text, tlen, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* ---- open, migrations ---- */
+
+static void store_open_creates_private_wal_file_at_latest_version(void **state)
+{
+	struct fx *f = *state;
+	struct stat sb;
+	char mode[16];
+	char wal[160];
+
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_true(store_migrations_latest() >= 1);
+	assert_int_equal(store_schema_version(f->s), store_migrations_latest());
+	assert_int_equal(pragma_int(f->path, "PRAGMA user_version", NULL, 0),
+			 store_migrations_latest());
+	pragma_int(f->path, "PRAGMA journal_mode", mode, sizeof(mode));
+	assert_string_equal(mode, "wal");
+	/* The WAL file inherits the private mode. */
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+static void store_open_fails_in_missing_directory(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = (struct store *)1;
+	struct acmera_errmsg e = {{0}};
+	char p[160];
+
+	snprintf(p, sizeof(p), "%s/nope/acmera.db", f->dir);
+	assert_int_equal(store_open(p, &s, &e), ACMERA_ERR_IO);
+	assert_null(s);
+	assert_non_null(strstr(e.text, "nope"));
+}
+
+static void store_reopen_keeps_data_and_version(void **state)
+{
+	struct fx *f = *state;
+	struct store_account a = {DIR_URL, "KEY", "https://ca.test/acct/1", "valid"};
+	struct store_account got;
+	int created = -1;
+	int64_t id = submit(f->s, 1, T0, &created);
+
+	assert_int_equal(created, 1);
+	assert_int_equal(store_account_put(f->s, &a, NULL), 0);
+	reopen(f);
+	assert_int_equal(store_schema_version(f->s), store_migrations_latest());
+	assert_int_equal(store_account_get(f->s, DIR_URL, &got, NULL), 0);
+	assert_string_equal(got.kid, "https://ca.test/acct/1");
+	store_account_free(&got);
+	assert_int_equal(submit(f->s, 1, T0 + 5, &created), id);
+	assert_int_equal(created, 0);
+}
+
+static void store_migrate_twice_is_a_no_op(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db = NULL;
+	int v = -1;
+	struct acmera_errmsg e = {{0}};
+
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(store_migrate(db, &v, &e), 0);
+	assert_int_equal(v, store_migrations_latest());
+	sqlite3_close(db);
+}
+
+static void store_migrate_from_empty_database(void **state)
+{
+	struct fx *f = *state;
+	char p[160];
+	sqlite3 *db = NULL;
+	int v = -1;
+	struct acmera_errmsg e = {{0}};
+
+	snprintf(p, sizeof(p), "%s/raw.db", f->dir);
+	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+	assert_int_equal(store_migrate(db, &v, &e), 0);
+	assert_int_equal(v, store_migrations_latest());
+	assert_int_equal(sqlite3_exec(db, "SELECT id, csr_sha256, lease_until FROM jobs", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(pragma_int(p, "PRAGMA user_version", NULL, 0), store_migrations_latest());
+	unlink(p);
+}
+
+static void store_refuses_schema_newer_than_build(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db = NULL;
+	struct store *s = NULL;
+	struct acmera_errmsg e = {{0}};
+
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(f->path, &s, &e), ACMERA_ERR_STORE);
+	assert_null(s);
+	assert_non_null(strstr(e.text, "newer"));
+}
+
+/* ---- accounts ---- */
+
+static void account_put_get_and_replace(void **state)
+{
+	struct fx *f = *state;
+	struct store_account a = {DIR_URL, "KEY1", NULL, "valid"};
+	struct store_account got;
+	struct acmera_errmsg e = {{0}};
+
+	assert_int_equal(store_account_get(f->s, DIR_URL, &got, &e), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_account_put(f->s, &a, &e), 0);
+	assert_int_equal(store_account_get(f->s, DIR_URL, &got, &e), 0);
+	assert_string_equal(got.directory, DIR_URL);
+	assert_string_equal(got.key_pem, "KEY1");
+	assert_null(got.kid);
+	assert_string_equal(got.status, "valid");
+	store_account_free(&got);
+
+	a.key_pem = "KEY2";
+	a.kid = "https://ca.test/acct/7";
+	a.status = "deactivated";
+	assert_int_equal(store_account_put(f->s, &a, &e), 0);
+	assert_int_equal(store_account_get(f->s, DIR_URL, &got, &e), 0);
+	assert_string_equal(got.key_pem, "KEY2");
+	assert_string_equal(got.kid, "https://ca.test/acct/7");
+	assert_string_equal(got.status, "deactivated");
+	store_account_free(&got);
+
+	assert_int_equal(store_account_get(f->s, "https://other.test/dir", &got, &e),
+			 ACMERA_ERR_NOTFOUND);
+}
+
+/* ---- authorizations ---- */
+
+static void put_authz(struct store *s, const char *domain, const char *status, int sub,
+		      int64_t expires)
+{
+	struct store_authz a = {DIR_URL, (char *)domain, "https://ca.test/authz/x",
+				(char *)status, sub, expires};
+	struct acmera_errmsg e = {{0}};
+	if (store_authz_put(s, &a, &e) != 0)
+		fail_msg("authz put: %s", e.text);
+}
+
+static int covering(struct store *s, const char *name, int64_t margin, char *domain, size_t n)
+{
+	struct store_authz a;
+	int rc = store_authz_find_covering(s, DIR_URL, name, T0, margin, &a, NULL);
+	if (rc == 0 && domain)
+		snprintf(domain, n, "%s", a.domain);
+	store_authz_free(&a);
+	return rc;
+}
+
+static void authz_exact_match_covers_case_insensitively(void **state)
+{
+	struct fx *f = *state;
+	struct store_authz got;
+	char d[64];
+
+	put_authz(f->s, "Host.Example.COM", "valid", 0, T0 + 3600);
+	assert_int_equal(covering(f->s, "host.example.com", 0, d, sizeof(d)), 0);
+	assert_string_equal(d, "host.example.com");
+	assert_int_equal(covering(f->s, "HOST.example.com.", 0, NULL, 0), 0);
+	assert_int_equal(store_authz_get(f->s, DIR_URL, "HOST.EXAMPLE.COM", &got, NULL), 0);
+	assert_string_equal(got.domain, "host.example.com");
+	assert_int_equal(got.expires, T0 + 3600);
+	assert_int_equal(got.subdomains, 0);
+	store_authz_free(&got);
+	/* Without subdomains, an exact authorization covers no child. */
+	assert_int_equal(covering(f->s, "a.host.example.com", 0, NULL, 0), ACMERA_ERR_NOTFOUND);
+}
+
+static void authz_ancestor_with_subdomains_covers_descendants(void **state)
+{
+	struct fx *f = *state;
+	char d[64];
+
+	put_authz(f->s, "example.com", "valid", 1, 0); /* expires unknown: valid */
+	assert_int_equal(covering(f->s, "dev1.iot.example.com", 0, d, sizeof(d)), 0);
+	assert_string_equal(d, "example.com");
+	assert_int_equal(covering(f->s, "example.com", 0, d, sizeof(d)), 0);
+	/* The most specific authorization wins. */
+	put_authz(f->s, "iot.example.com", "valid", 1, T0 + 100);
+	assert_int_equal(covering(f->s, "dev1.iot.example.com", 0, d, sizeof(d)), 0);
+	assert_string_equal(d, "iot.example.com");
+}
+
+static void authz_ancestor_without_subdomains_does_not_cover(void **state)
+{
+	struct fx *f = *state;
+
+	put_authz(f->s, "example.com", "valid", 0, T0 + 3600);
+	assert_int_equal(covering(f->s, "dev1.example.com", 0, NULL, 0), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(covering(f->s, "example.com", 0, NULL, 0), 0);
+}
+
+static void authz_expired_or_within_margin_does_not_cover(void **state)
+{
+	struct fx *f = *state;
+
+	put_authz(f->s, "example.com", "valid", 1, T0 - 1);
+	assert_int_equal(covering(f->s, "a.example.com", 0, NULL, 0), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(covering(f->s, "example.com", 0, NULL, 0), ACMERA_ERR_NOTFOUND);
+	put_authz(f->s, "example.com", "valid", 1, T0 + 600);
+	assert_int_equal(covering(f->s, "a.example.com", 300, NULL, 0), 0);
+	assert_int_equal(covering(f->s, "a.example.com", 600, NULL, 0), ACMERA_ERR_NOTFOUND);
+}
+
+static void authz_not_valid_does_not_cover(void **state)
+{
+	struct fx *f = *state;
+	struct store_authz a;
+
+	put_authz(f->s, "example.com", "pending", 1, 0);
+	assert_int_equal(covering(f->s, "a.example.com", 0, NULL, 0), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(covering(f->s, "example.com", 0, NULL, 0), ACMERA_ERR_NOTFOUND);
+	/* Still readable whatever its status. */
+	assert_int_equal(store_authz_get(f->s, DIR_URL, "example.com", &a, NULL), 0);
+	assert_string_equal(a.status, "pending");
+	store_authz_free(&a);
+	/* Another directory's authorization counts for nothing here. */
+	struct store_authz o = {"https://other.test/dir", "other.com", NULL, "valid", 1, 0};
+	assert_int_equal(store_authz_put(f->s, &o, NULL), 0);
+	assert_int_equal(covering(f->s, "a.other.com", 0, NULL, 0), ACMERA_ERR_NOTFOUND);
+}
+
+static void authz_sibling_label_does_not_cover(void **state)
+{
+	struct fx *f = *state;
+
+	put_authz(f->s, "xexample.com", "valid", 1, 0);
+	assert_int_equal(covering(f->s, "a.example.com", 0, NULL, 0), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(covering(f->s, "example.com", 0, NULL, 0), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(covering(f->s, "a.xexample.com", 0, NULL, 0), 0);
+	/* An underscore in a name is no wildcard. */
+	put_authz(f->s, "a_b.com", "valid", 1, 0);
+	assert_int_equal(covering(f->s, "x.axb.com", 0, NULL, 0), ACMERA_ERR_NOTFOUND);
+}
+
+static void authz_find_rejects_bad_names(void **state)
+{
+	struct fx *f = *state;
+	char longname[300];
+
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(covering(f->s, "", 0, NULL, 0), ACMERA_ERR_INVAL);
+	assert_int_equal(covering(f->s, longname, 0, NULL, 0), ACMERA_ERR_INVAL);
+}
+
+/* ---- jobs ---- */
+
+static void job_submit_same_csr_joins_existing_job(void **state)
+{
+	struct fx *f = *state;
+	struct store_job j;
+	char hex[65];
+	int created = -1;
+	int64_t id1 = submit(f->s, 1, T0, &created);
+
+	assert_int_equal(created, 1);
+	assert_int_equal(submit(f->s, 1, T0 + 10, &created), id1);
+	assert_int_equal(created, 0);
+	assert_int_not_equal(submit(f->s, 2, T0, &created), id1);
+	assert_int_equal(created, 1);
+
+	digest_of(1, hex);
+	assert_int_equal(store_job_get_by_digest(f->s, hex, &j, NULL), 0);
+	assert_int_equal(j.id, id1);
+	assert_string_equal(j.csr_sha256, hex);
+	assert_int_equal(j.csr_der_len, 32);
+	assert_string_equal(j.names, "dev1.iot.example.com");
+	assert_int_equal(j.state, JOB_PENDING);
+	assert_int_equal(j.created, T0);
+	assert_null(j.order_url);
+	assert_null(j.reason);
+	store_job_free(&j);
+	assert_int_equal(store_job_get(f->s, 9999, &j, NULL), ACMERA_ERR_NOTFOUND);
+}
+
+static void job_submit_resets_failed_job(void **state)
+{
+	struct fx *f = *state;
+	struct store_job j;
+	int created = -1;
+	int64_t id = submit(f->s, 1, T0, NULL);
+
+	assert_int_equal(store_job_defer(f->s, id, T0 + 60, "busy", NULL), 0);
+	assert_int_equal(store_job_set_order(f->s, id, "https://ca.test/order/1", NULL), 0);
+	assert_int_equal(store_job_fail(f->s, id, "rejected", NULL), 0);
+	assert_int_equal(submit(f->s, 1, T0 + 100, &created), id);
+	assert_int_equal(created, 0);
+	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_PENDING);
+	assert_int_equal(j.attempts, 0);
+	assert_null(j.reason);
+	assert_null(j.order_url);
+	assert_int_equal(j.not_before, T0 + 100);
+	store_job_free(&j);
+}
+
+static void job_submit_reissues_done_job_whose_cert_expired(void **state)
+{
+	struct fx *f = *state;
+	struct store_job j;
+	int created = -1;
+	int64_t id = submit(f->s, 1, T0, NULL);
+
+	assert_int_equal(store_job_complete(f->s, id, "PEM", T0 + 1000, "CN=CA", NULL), 0);
+	/* Certificate still valid: join, stay DONE. */
+	assert_int_equal(submit(f->s, 1, T0 + 500, &created), id);
+	assert_int_equal(created, 0);
+	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_DONE);
+	store_job_free(&j);
+	/* Expired: back to PENDING for a new certificate. */
+	assert_int_equal(submit(f->s, 1, T0 + 1000, &created), id);
+	assert_int_equal(created, 0);
+	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_PENDING);
+	store_job_free(&j);
+}
+
+static void job_submit_rejects_empty_csr(void **state)
+{
+	struct fx *f = *state;
+	int64_t id = 5;
+	int created = 5;
+	uint8_t b = 0;
+
+	assert_int_equal(store_job_submit(f->s, &b, 0, "a", T0, &id, &created, NULL),
+			 ACMERA_ERR_INVAL);
+	assert_int_equal(id, 0);
+	assert_int_equal(created, 0);
+}
+
+static void job_claim_respects_not_before_and_order(void **state)
+{
+	struct fx *f = *state;
+	struct store_job *jobs = NULL;
+	size_t n = 0;
+	int64_t a = submit(f->s, 1, T0, NULL);
+	int64_t b = submit(f->s, 2, T0 + 1, NULL);
+	int64_t c = submit(f->s, 3, T0 + 2, NULL);
+
+	assert_int_equal(store_job_defer(f->s, a, T0 + 100, "later", NULL), 0);
+	assert_int_equal(store_job_claim(f->s, T0 + 10, 600, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(jobs[0].id, b);
+	assert_int_equal(jobs[1].id, c);
+	assert_int_equal(jobs[0].state, JOB_ACTIVE);
+	assert_int_equal(jobs[0].lease_until, T0 + 610);
+	assert_int_equal(jobs[1].csr_der_len, 32);
+	store_jobs_free(jobs, n);
+	/* Nothing else is due yet. */
+	assert_int_equal(store_job_claim(f->s, T0 + 50, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	assert_null(jobs);
+	/* a becomes due, with its attempt counted and reason kept. */
+	assert_int_equal(store_job_claim(f->s, T0 + 100, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0].id, a);
+	assert_int_equal(jobs[0].attempts, 1);
+	assert_string_equal(jobs[0].reason, "later");
+	store_jobs_free(jobs, n);
+}
+
+static void job_claim_takes_at_most_max_oldest_first(void **state)
+{
+	struct fx *f = *state;
+	/* Ages that follow neither id order nor its reverse. */
+	static const int age[12] = {5, 3, 9, 0, 8, 4, 10, 1, 7, 2, 11, 6};
+	static const int oldest[5] = {3, 7, 9, 1, 5};
+	struct store_job *jobs = NULL;
+	size_t n = 0;
+	int64_t ids[12];
+
+	for (int i = 0; i < 12; i++)
+		ids[i] = submit(f->s, i, T0 + age[i], NULL);
+	assert_int_equal(store_job_claim(f->s, T0 + 20, 60, 5, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(jobs[i].id, ids[oldest[i]]);
+	store_jobs_free(jobs, n);
+	assert_int_equal(store_job_claim(f->s, T0 + 20, 60, 0, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	assert_null(jobs);
+	assert_int_equal(store_job_claim(f->s, T0 + 20, 60, 100, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 7);
+	store_jobs_free(jobs, n);
+}
+
+static void job_claim_reclaims_expired_lease_only(void **state)
+{
+	struct fx *f = *state;
+	struct store_job *jobs = NULL;
+	size_t n = 0;
+	int64_t id = submit(f->s, 1, T0, NULL);
+
+	assert_int_equal(store_job_claim(f->s, T0, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	store_jobs_free(jobs, n);
+	/* Lease held: nobody else gets it, up to and including lease_until. */
+	assert_int_equal(store_job_claim(f->s, T0 + 60, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	/* A renewed lease keeps it. */
+	assert_int_equal(store_job_renew_lease(f->s, id, T0 + 200, NULL), 0);
+	assert_int_equal(store_job_claim(f->s, T0 + 100, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	/* The issuer died: the lease lapses and another claims it. */
+	assert_int_equal(store_job_claim(f->s, T0 + 201, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0].id, id);
+	assert_int_equal(jobs[0].lease_until, T0 + 261);
+	store_jobs_free(jobs, n);
+}
+
+static void job_claim_two_handles_never_share_a_job(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	struct store_job *jobs = NULL;
+	size_t n = 0, total = 0;
+	int seen[40] = {0};
+	int64_t first = 0;
+
+	for (int i = 0; i < 40; i++) {
+		int64_t id = submit(f->s, i, T0 + i, NULL);
+		if (i == 0)
+			first = id;
+	}
+	assert_int_equal(store_open(f->path, &s2, NULL), 0);
+	for (int round = 0; total < 40 && round < 100; round++) {
+		struct store *s = round % 2 ? s2 : f->s;
+		assert_int_equal(store_job_claim(s, T0 + 100, 600, 3, &jobs, &n, NULL), 0);
+		for (size_t i = 0; i < n; i++) {
+			int64_t k = jobs[i].id - first;
+			assert_true(k >= 0 && k < 40);
+			assert_int_equal(seen[k], 0);
+			seen[k] = round % 2 + 1;
+		}
+		total += n;
+		store_jobs_free(jobs, n);
+	}
+	assert_int_equal(total, 40);
+	for (int i = 0; i < 40; i++)
+		assert_int_not_equal(seen[i], 0);
+	store_close(s2);
+}
+
+/* Several processes claim at once from one file: every job is claimed once. */
+static void job_claim_concurrent_processes_never_share_a_job(void **state)
+{
+	struct fx *f = *state;
+	enum { JOBS = 60, PROCS = 3 };
+	int fds[2];
+	pid_t pids[PROCS];
+	int seen[JOBS] = {0};
+	int64_t first = 0, id;
+	size_t total = 0;
+
+	for (int i = 0; i < JOBS; i++) {
+		id = submit(f->s, i, T0, NULL);
+		if (i == 0)
+			first = id;
+	}
+	/* No connection is carried across fork. */
+	store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(pipe(fds), 0);
+	for (int p = 0; p < PROCS; p++) {
+		pids[p] = fork();
+		assert_true(pids[p] >= 0);
+		if (pids[p] == 0) {
+			struct store *s = NULL;
+			struct store_job *jobs = NULL;
+			size_t n = 0;
+			int bad = 0;
+			close(fds[0]);
+			if (store_open(f->path, &s, NULL) != 0)
+				_exit(2);
+			do {
+				if (store_job_claim(s, T0 + 1, 600, 1, &jobs, &n, NULL) != 0) {
+					bad = 1;
+					break;
+				}
+				for (size_t i = 0; i < n; i++)
+					if (write(fds[1], &jobs[i].id, sizeof(int64_t)) !=
+					    sizeof(int64_t))
+						bad = 1;
+				store_jobs_free(jobs, n);
+			} while (n > 0);
+			store_close(s);
+			close(fds[1]);
+			_exit(bad);
+		}
+	}
+	close(fds[1]);
+	while (read(fds[0], &id, sizeof(id)) == sizeof(id)) {
+		int64_t k = id - first;
+		assert_true(k >= 0 && k < JOBS);
+		assert_int_equal(seen[k], 0);
+		seen[k] = 1;
+		total++;
+	}
+	close(fds[0]);
+	for (int p = 0; p < PROCS; p++) {
+		int st = -1;
+		assert_int_equal(waitpid(pids[p], &st, 0), pids[p]);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+	assert_int_equal(total, JOBS);
+	reopen(f);
+}
+
+static void job_defer_fail_complete_move_states(void **state)
+{
+	struct fx *f = *state;
+	struct store_job j;
+	struct store_cert c;
+	struct store_job *jobs = NULL;
+	size_t n = 0;
+	int64_t counts[4];
+	char hex[65];
+	int64_t a = submit(f->s, 1, T0, NULL);
+	int64_t b = submit(f->s, 2, T0, NULL);
+	int64_t c3 = submit(f->s, 3, T0, NULL);
+
+	assert_int_equal(store_job_claim(f->s, T0, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 3);
+	store_jobs_free(jobs, n);
+
+	assert_int_equal(store_job_defer(f->s, a, T0 + 30, "rate limited", NULL), 0);
+	assert_int_equal(store_job_defer(f->s, a, T0 + 90, "rate limited again", NULL), 0);
+	assert_int_equal(store_job_get(f->s, a, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_PENDING);
+	assert_int_equal(j.attempts, 2);
+	assert_int_equal(j.not_before, T0 + 90);
+	assert_int_equal(j.lease_until, 0);
+	assert_string_equal(j.reason, "rate limited again");
+	store_job_free(&j);
+
+	assert_int_equal(store_job_fail(f->s, b, "CA refused", NULL), 0);
+	assert_int_equal(store_job_get(f->s, b, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_FAILED);
+	assert_string_equal(j.reason, "CA refused");
+	store_job_free(&j);
+
+	assert_int_equal(store_job_set_order(f->s, c3, "https://ca.test/order/3", NULL), 0);
+	assert_int_equal(store_job_complete(f->s, c3, "LEAF\nCHAIN\n", T0 + 86400, "CN=Test CA",
+					    NULL),
+			 0);
+	assert_int_equal(store_job_get(f->s, c3, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_DONE);
+	assert_int_equal(j.lease_until, 0);
+	assert_string_equal(j.order_url, "https://ca.test/order/3");
+	store_job_free(&j);
+	digest_of(3, hex);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0, &c, NULL), 0);
+	assert_string_equal(c.chain_pem, "LEAF\nCHAIN\n");
+	assert_string_equal(c.issuer, "CN=Test CA");
+	assert_string_equal(c.csr_sha256, hex);
+	assert_int_equal(c.not_after, T0 + 86400);
+	store_cert_free(&c);
+
+	/* A late issuer cannot drag a finished job back. */
+	assert_int_equal(store_job_defer(f->s, c3, T0, "late", NULL), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_job_fail(f->s, c3, "late", NULL), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_job_renew_lease(f->s, a, T0 + 500, NULL), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_job_complete(f->s, 9999, "X", T0, NULL, NULL), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_job_set_order(f->s, 9999, "u", NULL), ACMERA_ERR_NOTFOUND);
+
+	assert_int_equal(store_job_counts(f->s, counts, NULL), 0);
+	assert_int_equal(counts[JOB_PENDING], 1);
+	assert_int_equal(counts[JOB_ACTIVE], 0);
+	assert_int_equal(counts[JOB_DONE], 1);
+	assert_int_equal(counts[JOB_FAILED], 1);
+}
+
+/* ---- certificates ---- */
+
+static void cert_lookup_never_returns_expired_cert(void **state)
+{
+	struct fx *f = *state;
+	struct store_cert c;
+	struct store_job *jobs = NULL;
+	size_t n = 0;
+	int64_t count = -1;
+	char hex[65];
+	int64_t id = submit(f->s, 1, T0, NULL);
+
+	digest_of(1, hex);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0, &c, NULL), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_cert_count(f->s, hex, &count, NULL), 0);
+	assert_int_equal(count, 0);
+	assert_int_equal(store_job_complete(f->s, id, "OLD", T0 + 100, "CN=CA", NULL), 0);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0 + 99, &c, NULL), 0);
+	assert_string_equal(c.chain_pem, "OLD");
+	store_cert_free(&c);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0 + 100, &c, NULL), ACMERA_ERR_NOTFOUND);
+	assert_null(c.chain_pem);
+
+	/* Reissued after expiry: the new one is served. */
+	assert_int_equal(submit(f->s, 1, T0 + 200, NULL), id);
+	assert_int_equal(store_job_claim(f->s, T0 + 200, 60, 1, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	store_jobs_free(jobs, n);
+	assert_int_equal(store_job_complete(f->s, id, "NEW", T0 + 5000, NULL, NULL), 0);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0 + 200, &c, NULL), 0);
+	assert_string_equal(c.chain_pem, "NEW");
+	assert_null(c.issuer);
+	store_cert_free(&c);
+	/* Of two valid certificates, the newest is served. */
+	assert_int_equal(store_job_complete(f->s, id, "NEWER", T0 + 4000, "CN=CA2", NULL), 0);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0 + 200, &c, NULL), 0);
+	assert_string_equal(c.chain_pem, "NEWER");
+	store_cert_free(&c);
+	assert_int_equal(store_cert_count(f->s, hex, &count, NULL), 0);
+	assert_int_equal(count, 3);
+	digest_of(2, hex);
+	assert_int_equal(store_cert_count(f->s, hex, &count, NULL), 0);
+	assert_int_equal(count, 0);
+}
+
+/* ---- DNS records ---- */
+
+static void dns_records_add_list_remove(void **state)
+{
+	struct fx *f = *state;
+	struct store_dns_record *r = NULL;
+	size_t n = 9;
+	int64_t a = 0, b = 0;
+
+	assert_int_equal(store_dns_record_list(f->s, &r, &n, NULL), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_dns_record_add(f->s, "example.com", "_acme-challenge.a.example.com",
+					      "tok-a", T0, &a, NULL),
+			 0);
+	assert_int_equal(store_dns_record_add(f->s, "example.com", "_acme-challenge.b.example.com",
+					      "tok-b", T0 + 1, &b, NULL),
+			 0);
+	assert_int_not_equal(a, b);
+	reopen(f);
+	assert_int_equal(store_dns_record_list(f->s, &r, &n, NULL), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(r[0].id, a);
+	assert_string_equal(r[0].zone, "example.com");
+	assert_string_equal(r[0].name, "_acme-challenge.a.example.com");
+	assert_string_equal(r[0].value, "tok-a");
+	assert_int_equal(r[0].created, T0);
+	assert_int_equal(r[1].id, b);
+	store_dns_records_free(r, n);
+
+	assert_int_equal(store_dns_record_remove(f->s, a, NULL), 0);
+	assert_int_equal(store_dns_record_remove(f->s, a, NULL), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_dns_record_list(f->s, &r, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(r[0].id, b);
+	store_dns_records_free(r, n);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(store_open_creates_private_wal_file_at_latest_version),
+		T(store_open_fails_in_missing_directory),
+		T(store_reopen_keeps_data_and_version),
+		T(store_migrate_twice_is_a_no_op),
+		T(store_migrate_from_empty_database),
+		T(store_refuses_schema_newer_than_build),
+		T(account_put_get_and_replace),
+		T(authz_exact_match_covers_case_insensitively),
+		T(authz_ancestor_with_subdomains_covers_descendants),
+		T(authz_ancestor_without_subdomains_does_not_cover),
+		T(authz_expired_or_within_margin_does_not_cover),
+		T(authz_not_valid_does_not_cover),
+		T(authz_sibling_label_does_not_cover),
+		T(authz_find_rejects_bad_names),
+		T(job_submit_same_csr_joins_existing_job),
+		T(job_submit_resets_failed_job),
+		T(job_submit_reissues_done_job_whose_cert_expired),
+		T(job_submit_rejects_empty_csr),
+		T(job_claim_respects_not_before_and_order),
+		T(job_claim_takes_at_most_max_oldest_first),
+		T(job_claim_reclaims_expired_lease_only),
+		T(job_claim_two_handles_never_share_a_job),
+		T(job_claim_concurrent_processes_never_share_a_job),
+		T(job_defer_fail_complete_move_states),
+		T(cert_lookup_never_returns_expired_cert),
+		T(dns_records_add_list_remove),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
