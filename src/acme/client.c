@@ -24,7 +24,7 @@ struct request {
 	int use_jwk;
 	int badnonce_left;
 	int retries_left;
-	struct request *waiting_nonce; /* for REQ_HEAD_NONCE: the POST to send afterwards */
+	struct request *wait_next;     /* in the client's queue of POSTs awaiting a nonce */
 	acme_cb cb;
 	void *arg;
 	CURL *easy;
@@ -58,6 +58,12 @@ struct acme_client {
 	char *thumbprint;
 	struct timer *timers; /* sorted by due_ms */
 	struct request *live; /* requests handed to curl */
+	/* POSTs waiting for a nonce, oldest first. Every answer brings one nonce, so
+	 * the queue drains as answers arrive; newNonce is asked only for the part of
+	 * the queue that no request in flight will feed (at most
+	 * ACME_NONCE_CONCURRENCY at once), which also bounds the requests in flight. */
+	struct request *wait_head, *wait_tail;
+	size_t n_waiting;
 	int in_flight;
 	uint64_t requests;
 };
@@ -160,6 +166,11 @@ void acme_client_free(struct acme_client *c)
 	if (!c)
 		return;
 	/* Requests still in flight are abandoned without callbacks. */
+	while (c->wait_head) {
+		struct request *q = c->wait_head;
+		c->wait_head = q->wait_next;
+		request_free(q);
+	}
 	while (c->live) {
 		struct request *q = c->live;
 		c->live = q->live_next;
@@ -285,7 +296,6 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 
 /* ---- sending ---- */
 
-static void fire(struct request *q, int rc, struct acmera_errmsg *e);
 static void send_request(struct request *q);
 
 static struct request *request_new(struct acme_client *c, enum req_kind kind, const char *url,
@@ -310,17 +320,30 @@ static struct request *request_new(struct acme_client *c, enum req_kind kind, co
 	return q;
 }
 
+static void pump_waiting(struct acme_client *c);
+static void fire(struct request *q, int rc, struct acmera_errmsg *e);
+
 static void nonce_done(void *arg, int rc, struct acme_response *r, const struct acmera_errmsg *e)
 {
-	struct request *post = arg;
+	struct acme_client *c = arg;
 	acme_response_free(r);
 	if (rc) {
+		/* The CA cannot give nonces: every waiting request fails with the reason
+		 * rather than asking again in a tight loop. */
 		struct acmera_errmsg copy = *e;
 		acmera_fail_wrap(&copy, rc, "newNonce");
-		fire(post, rc, &copy);
+		while (c->wait_head) {
+			struct request *q = c->wait_head;
+			c->wait_head = q->wait_next;
+			c->n_waiting--;
+			struct acmera_errmsg each = copy;
+			fire(q, rc, &each);
+		}
+		c->wait_tail = NULL;
 		return;
 	}
-	send_request(post);
+	/* The nonce itself went into the pool in on_done. */
+	pump_waiting(c);
 }
 
 static int prepare_easy(struct request *q, struct acmera_errmsg *e)
@@ -384,19 +407,19 @@ static void send_request(struct request *q)
 	int rc;
 	if (q->kind == REQ_POST) {
 		char nonce[NONCE_MAX_LEN + 1];
+		if (!c->have_dir || !c->dir.new_nonce) {
+			fire(q, acmera_fail(&e, ACMERA_ERR_PROTO, "no newNonce URL known"), &e);
+			return;
+		}
 		if (nonce_pool_take(&c->nonces, nonce) != 0) {
-			if (!c->have_dir || !c->dir.new_nonce) {
-				fire(q, acmera_fail(&e, ACMERA_ERR_PROTO, "no newNonce URL known"),
-				     &e);
-				return;
-			}
-			struct request *n = request_new(c, REQ_HEAD_NONCE, c->dir.new_nonce, NULL,
-							NULL, nonce_done, q);
-			if (!n) {
-				fire(q, acmera_fail(&e, ACMERA_ERR_NOMEM, "out of memory"), &e);
-				return;
-			}
-			send_request(n);
+			q->wait_next = NULL;
+			if (c->wait_tail)
+				c->wait_tail->wait_next = q;
+			else
+				c->wait_head = q;
+			c->wait_tail = q;
+			c->n_waiting++;
+			pump_waiting(c);
 			return;
 		}
 		if (!c->key) {
@@ -429,6 +452,27 @@ static void send_request(struct request *q)
 	c->requests++;
 	log_event(LOG_LVL_DEBUG, "acme.request", "method=%s url=%s",
 		  q->kind == REQ_POST ? "POST" : q->kind == REQ_GET ? "GET" : "HEAD", q->url);
+}
+
+static void pump_waiting(struct acme_client *c)
+{
+	while (c->wait_head && nonce_pool_size(&c->nonces) > 0) {
+		struct request *q = c->wait_head;
+		c->wait_head = q->wait_next;
+		if (!c->wait_head)
+			c->wait_tail = NULL;
+		c->n_waiting--;
+		send_request(q);
+	}
+	/* Every request in flight (newNonce included) will bring a nonce; fetch only
+	 * for the rest, and not beyond the concurrency bound. */
+	while (c->n_waiting > (size_t)c->in_flight && c->in_flight < ACME_NONCE_CONCURRENCY) {
+		struct request *n = request_new(c, REQ_HEAD_NONCE, c->dir.new_nonce, NULL, NULL,
+						nonce_done, c);
+		if (!n)
+			return;
+		send_request(n);
+	}
 }
 
 static void fire(struct request *q, int rc, struct acmera_errmsg *e)
@@ -464,6 +508,8 @@ static void on_done(struct request *q, CURLcode res)
 
 	if (q->nonce_hdr[0])
 		nonce_pool_put(&c->nonces, q->nonce_hdr, strlen(q->nonce_hdr));
+	/* Callbacks below may queue more; the queue is pumped again after them. */
+	pump_waiting(c);
 	if (q->body_overflow) {
 		fire(q, acmera_fail(&e, ACMERA_ERR_PROTO, "%s: response larger than %u bytes",
 				    q->url, ACME_MAX_BODY), &e);
@@ -570,11 +616,12 @@ int acme_client_step(struct acme_client *c, int wait_ms)
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
 		on_done(q, m->data.result);
 	}
+	pump_waiting(c);
 	run_due_timers(c);
 	int timers = 0;
 	for (struct timer *t = c->timers; t; t = t->next)
 		timers++;
-	return c->in_flight + timers;
+	return c->in_flight + timers + (int)c->n_waiting;
 }
 
 static void queue(struct acme_client *c, enum req_kind kind, const char *url, const char *payload,

@@ -18,6 +18,7 @@
 
 #define ACME_RETRY_INLINE_MAX 30
 #define ACME_BADNONCE_RETRIES 8
+#define ACME_NONCE_CONCURRENCY 16 /* newNonce fetches plus requests in flight */
 
 struct acme_client;
 

@@ -19,6 +19,7 @@ int buf_reserve(struct buf *b, size_t n)
 	uint8_t *p = realloc(b->data, cap);
 	if (!p)
 		return ACMERA_ERR_NOMEM;
+	p[b->len] = '\0';
 	b->data = p;
 	b->cap = cap;
 	return 0;

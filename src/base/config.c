@@ -74,7 +74,7 @@ static const struct key keys[] = {
 	{SEC_DNS, "propagation_check", KEY_BOOL, F(dns.propagation_check), 0, 0, 1, NULL},
 	INT(SEC_DNS, "propagation_timeout", dns.propagation_timeout, 1, 3600),
 	INT(SEC_ISSUER, "parallel", issuer.parallel, 1, 10000),
-	INT(SEC_ISSUER, "lease", issuer.lease, 10, 86400),
+	INT(SEC_ISSUER, "lease", issuer.lease, 3, 86400),
 	INT(SEC_ISSUER, "batch_wait", issuer.batch_wait, 0, 60000),
 	INT(SEC_ISSUER, "max_attempts", issuer.max_attempts, 1, 1000),
 	STR(SEC_STORE, "path", store.path),
@@ -430,7 +430,7 @@ int config_init(struct config *c)
 	c->dns.propagation_check = 0;
 	c->dns.propagation_timeout = 60;
 	c->issuer.parallel = 64;
-	c->issuer.lease = 300;
+	c->issuer.lease = 60;
 	c->issuer.batch_wait = 200;
 	c->issuer.max_attempts = 10;
 	if (config_set_str(&c->acme.account_key_type, "p256") ||

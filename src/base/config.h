@@ -49,7 +49,7 @@ struct config {
 	} dns;
 	struct {
 		int parallel;             /* jobs driven at once, default 64 */
-		int lease;                /* seconds a claimed job is held, default 300 */
+		int lease;                /* seconds a claimed job is held, default 60 */
 		int batch_wait;           /* ms to gather jobs into one batch, default 200 */
 		int max_attempts;         /* before a job fails for good, default 10 */
 	} issuer;

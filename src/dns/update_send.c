@@ -109,8 +109,8 @@ static int tsig_failure(const struct target *t, int rcode, int err, struct acmer
 	case TSIG_BADKEY:
 		return fail_at(t, e, ACMERA_ERR_REFUSED,
 			       "%s, TSIG BADKEY (the server does not know key '%.*s' with "
-			       "algorithm %s)",
-			       rc, kl, k, t->key->algorithm);
+			       "algorithm %.*s)",
+			       rc, kl, k, shown_len(t->key->algorithm), t->key->algorithm);
 	case TSIG_BADTIME:
 		return fail_at(t, e, ACMERA_ERR_REFUSED,
 			       "%s, TSIG BADTIME (this host's clock and the server's differ by "

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <ldns/ldns.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ static long long now_ms(void)
 static void sleep_ms(long long ms)
 {
 	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0)
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
 
@@ -42,7 +43,7 @@ static int query(const char *ip, uint16_t port, int timeout_ms, int attempts,
 	ldns_rdf *ns = ldns_rdf_new_frm_str(strchr(ip, ':') ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A,
 					    ip);
 	ldns_pkt *q = NULL, *a = NULL;
-	char *qname = NULL;
+	char *qname = NULL, *qtype = NULL;
 	int rc = 0;
 
 	*out = NULL;
@@ -52,9 +53,13 @@ static int query(const char *ip, uint16_t port, int timeout_ms, int attempts,
 	}
 	if (timeout_ms < 1)
 		timeout_ms = 1;
+	if (attempts < 1)
+		attempts = 1;
+	if (attempts > 10)
+		attempts = 10;
 	ldns_resolver_set_port(r, port);
 	ldns_resolver_set_timeout(r, (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000});
-	ldns_resolver_set_retry(r, (uint8_t)(attempts < 1 ? 1 : attempts > 10 ? 10 : attempts));
+	ldns_resolver_set_retry(r, (uint8_t)attempts);
 	ldns_resolver_set_retrans(r, 0);
 	ldns_resolver_set_random(r, false);
 	ldns_resolver_set_recursive(r, false);
@@ -68,12 +73,11 @@ static int query(const char *ip, uint16_t port, int timeout_ms, int attempts,
 	ldns_status st = ldns_resolver_send_pkt(&a, r, q);
 	if (st != LDNS_STATUS_OK || !a) {
 		qname = ldns_rdf2str(name);
+		qtype = ldns_rr_type2str(type);
 		rc = acmera_fail(e, st == LDNS_STATUS_NETWORK_ERR ? ACMERA_ERR_TIMEOUT : ACMERA_ERR_IO,
 				 "no answer from %s port %u to %s %s after %d attempts of %d ms (%s)",
-				 ip, port, qname ? qname : "?", type == LDNS_RR_TYPE_SOA  ? "SOA"
-								: type == LDNS_RR_TYPE_TXT ? "TXT"
-								: "query",
-				 attempts, timeout_ms, ldns_get_errorstr_by_id(st));
+				 ip, port, qname ? qname : "?", qtype ? qtype : "?", attempts,
+				 timeout_ms, ldns_get_errorstr_by_id(st));
 		goto out;
 	}
 	/* The answer must be to our question (ldns does not check the id). */
@@ -85,6 +89,7 @@ static int query(const char *ip, uint16_t port, int timeout_ms, int attempts,
 	a = NULL;
 out:
 	free(qname);
+	free(qtype);
 	ldns_pkt_free(a);
 	ldns_pkt_free(q);
 	if (ns)
@@ -227,7 +232,7 @@ static size_t auth_servers(const struct dns_server *srv, const ldns_rdf *zone, s
 	}
 	ldns_pkt_free(p);
 	if (n == 0)
-		snprintf(v[n++].ip, sizeof(v[0].ip), "%s", srv->host);
+		snprintf(v[n++].ip, sizeof(v[0].ip), "%.*s", (int)sizeof(v[0].ip) - 1, srv->host);
 	return n;
 }
 

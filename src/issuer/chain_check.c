@@ -20,8 +20,9 @@ static int names_equal(X509 *leaf, const struct csr_info *csr, struct acmera_err
 	char **names = NULL;
 	size_t n = 0;
 	int rc = 0;
-	if (cert_dns_names(leaf, &names, &n))
-		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
+	int got = cert_dns_names(leaf, &names, &n);
+	if (got)
+		return acmera_fail(e, got, "the CA's certificate has unreadable DNS names");
 	for (size_t i = 0; i < csr->n_names && !rc; i++) {
 		size_t j = 0;
 		while (j < n && strcasecmp(names[j], csr->names[i]) != 0)

@@ -75,11 +75,13 @@ static int runs_gathering(struct engine *g)
 	return 0;
 }
 
+/* Is any run still before its order left "pending" (so more records will be due
+ * for deletion soon, and one UPDATE can carry them all)? */
 static int runs_validating(struct engine *g)
 {
 	for (struct job_run *r = g->runs; r; r = r->next)
-		if (r->state == RUN_CHALLENGE || r->state == RUN_POLL_READY ||
-		    r->state == RUN_WAIT_PUBLISH)
+		if (r->state == RUN_WAIT_PUBLISH || r->state == RUN_CHALLENGE ||
+		    r->state == RUN_POLL_READY || r->state == RUN_FINALIZE)
 			return 1;
 	return 0;
 }

@@ -260,6 +260,11 @@ static void finalize(struct job_run *r)
 	free(payload);
 }
 
+static void finalize_timer(void *arg)
+{
+	finalize(arg);
+}
+
 /* ---- authorizations and challenges ---- */
 
 static void authz_settled(struct job_run *r)
@@ -373,10 +378,13 @@ static void on_challenge(void *arg, int rc, struct acme_response *resp,
 	}
 	acme_response_free(resp);
 	if (r->outstanding == 0) {
-		r->state = RUN_POLL_READY;
 		r->poll_started = time(NULL);
 		r->polls = 0;
-		schedule_poll(r, -1);
+		/* Finalize straight away after the CA's usual validation time: a CA that
+		 * is not done yet answers orderNotReady, and only then is the order polled.
+		 * This saves one request per certificate in the common case. */
+		r->state = RUN_POLL_READY;
+		acme_client_after(r->eng->acme, POLL_FIRST_MS, finalize_timer, r);
 	}
 }
 
@@ -414,6 +422,14 @@ static void on_order(void *arg, int rc, struct acme_response *resp,
 		acme_response_free(resp);
 		return;
 	}
+	if (rc && r->state == RUN_FINALIZE && resp && resp->problem &&
+	    acme_problem_is(resp->problem, "orderNotReady")) {
+		/* Validation still running: wait for the order to turn ready. */
+		acme_response_free(resp);
+		r->state = RUN_POLL_READY;
+		schedule_poll(r, -1);
+		return;
+	}
 	if (rc) {
 		run_acme_error(r, rc, resp, e, r->state == RUN_FINALIZE ? "finalize" : "order");
 		return;
@@ -445,13 +461,15 @@ static void on_order(void *arg, int rc, struct acme_response *resp,
 	log_event(LOG_LVL_INFO, "acme.order", "job=%lld order=%s status=%s", (long long)r->job.id,
 		  r->order_url, o.status);
 
+	/* Past pending, the challenge records have served their purpose. */
+	if (strcmp(o.status, "pending") != 0)
+		engine_queue_delete(g, r);
 	if (strcmp(o.status, "pending") == 0) {
 		if (r->state == RUN_ORDER)
 			fetch_authzs(r, &o);
 		else
 			schedule_poll(r, retry_after);
 	} else if (strcmp(o.status, "ready") == 0) {
-		engine_queue_delete(g, r);
 		finalize(r);
 	} else if (strcmp(o.status, "processing") == 0) {
 		r->state = RUN_POLL_VALID;

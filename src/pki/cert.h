@@ -32,9 +32,9 @@ int cert_not_after(X509 *cert, int64_t *out);
 /* One-line RFC 2253 issuer / subject names (heap strings). */
 char *cert_issuer_line(X509 *cert);
 char *cert_subject_line(X509 *cert);
-/* 1 if the issuer DN of the last certificate in chain, or the subject/issuer of
- * any certificate in it, contains needle (case-insensitive): how an operator
- * picks an alternate chain ("ISRG Root X1"). */
+/* 1 if the issuer DN of any certificate in chain, or the subject DN of the last,
+ * contains needle (case-insensitive): how an operator picks an alternate chain
+ * ("ISRG Root X1"). The leaf's subject is not looked at: every alternate has it. */
 int chain_matches_issuer(STACK_OF(X509) *chain, const char *needle);
 /* The dNSName SANs of cert, lower case (heap strings in *names, count in *n; free
  * each and the array). */

@@ -289,8 +289,7 @@ static int read_file(const char *path, size_t max, uint8_t **data, size_t *len,
 		uint8_t chunk[4096];
 		size_t n = fread(chunk, 1, sizeof(chunk), f);
 		if (n > 0 && b.len + n > max) {
-			rc = acmera_fail(e, ACMERA_ERR_INVAL, "%s: more than %zu bytes", path,
-					 max);
+			rc = acmera_fail(e, ACMERA_ERR_INVAL, "%s: more than %zu bytes", path, max);
 			goto out;
 		}
 		if (n > 0 && buf_append(&b, chunk, n)) {
