@@ -140,10 +140,10 @@ int http_retry_after_parse(const char *value, int64_t now, int64_t *seconds)
 	int64_t t;
 	if (http_date_parse(s, n, now, &t) != 0)
 		return -1;
-	/* Dates far outside the range are clamped without overflowing. */
+	/* Clamped without computing t - now where it could overflow. */
 	if (t <= now)
 		v = 0;
-	else if (t - now > RETRY_AFTER_MAX)
+	else if (now < t - RETRY_AFTER_MAX)
 		v = RETRY_AFTER_MAX;
 	else
 		v = t - now;

@@ -18,6 +18,7 @@
 enum key_kind { KIND_NONE, KIND_P256, KIND_P384, KIND_RSA };
 
 #define RSA_MIN_BITS 2048
+#define RSA_MAX_BITS 8192 /* bounds signing cost and the JWK buffer below */
 #define HMAC_KEY_MAX 1024 /* decoded EAB MAC key; real ones are 32..64 bytes */
 
 /* The only kinds of key ACME accounts may use here; anything else is refused. */
@@ -25,8 +26,10 @@ static enum key_kind key_kind(EVP_PKEY *key)
 {
 	if (!key)
 		return KIND_NONE;
-	if (EVP_PKEY_is_a(key, "RSA"))
-		return EVP_PKEY_get_bits(key) >= RSA_MIN_BITS ? KIND_RSA : KIND_NONE;
+	if (EVP_PKEY_is_a(key, "RSA")) {
+		int bits = EVP_PKEY_get_bits(key);
+		return bits >= RSA_MIN_BITS && bits <= RSA_MAX_BITS ? KIND_RSA : KIND_NONE;
+	}
 	if (!EVP_PKEY_is_a(key, "EC"))
 		return KIND_NONE;
 	char group[64];
@@ -118,8 +121,8 @@ int acme_key_from_pem(const char *pem, EVP_PKEY **out, struct acmera_errmsg *e)
 	if (key_kind(k) == KIND_NONE) {
 		EVP_PKEY_free(k);
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "unsupported account key: need P-256, P-384 or RSA >= %d",
-				   RSA_MIN_BITS);
+				   "unsupported account key: need P-256, P-384 or RSA %d..%d bits",
+				   RSA_MIN_BITS, RSA_MAX_BITS);
 	}
 	*out = k;
 	return 0;
@@ -144,7 +147,7 @@ static const EVP_MD *key_md(enum key_kind kind)
  * 6.2.1.2), else the minimal big-endian octets (RSA n and e, RFC 7518 6.3.1). */
 static json_t *bn_b64url(const BIGNUM *bn, int width)
 {
-	uint8_t buf[1024]; /* RSA up to 8192 bits */
+	uint8_t buf[RSA_MAX_BITS / 8];
 	int n = width > 0 ? width : BN_num_bytes(bn);
 	if (n <= 0 || n > (int)sizeof(buf))
 		return NULL;

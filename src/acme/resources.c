@@ -275,8 +275,8 @@ static int problem_from_json(json_t *obj, const char *what, struct acme_problem 
 	if (v) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > 999) {
-			rc = acmera_fail(e, ACMERA_ERR_PROTO, "%s: field \"status\" is not an HTTP status",
-					 what);
+			rc = acmera_fail(e, ACMERA_ERR_PROTO,
+					 "%s: field \"status\" is not an HTTP status", what);
 			goto out;
 		}
 		p->status = (int)json_integer_value(v);

@@ -76,7 +76,7 @@ static void first_line(const struct capture *c, char *out, size_t outlen)
  * 0 with *status, -1 on timeout (the process group is killed and reaped), -2 when the
  * child cannot be waited for. */
 static int wait_child(pid_t pid, struct capture *out, struct capture *err, long long deadline,
-		      int *status)
+                      int *status)
 {
 	for (;;) {
 		struct pollfd p[2];
@@ -98,14 +98,10 @@ static int wait_child(pid_t pid, struct capture *out, struct capture *err, long 
 					drain(p[i].fd == out->fd ? out : err);
 		pid_t w = waitpid(pid, status, WNOHANG);
 		if (w == pid) {
-			/* Take what is left without blocking on pipes held by grandchildren. */
-			struct capture *cs[2] = {out, err};
-			for (int i = 0; i < 2; i++) {
-				if (cs[i]->fd < 0)
-					continue;
-				fcntl(cs[i]->fd, F_SETFL, O_NONBLOCK);
-				drain(cs[i]);
-			}
+			/* Take what is left; pipes a grandchild holds stay open, reads do not
+			 * wait for it. */
+			drain(out);
+			drain(err);
 			return 0;
 		}
 		if (w < 0 && errno != EINTR)
@@ -119,7 +115,7 @@ static int wait_child(pid_t pid, struct capture *out, struct capture *err, long 
 }
 
 static int run_one(const char *hook, const char *verb, const struct dns_txt *r, int timeout_ms,
-		   struct acmera_errmsg *e)
+                   struct acmera_errmsg *e)
 {
 	struct capture out = {.fd = -1}, err = {.fd = -1};
 	int po[2] = {-1, -1}, pe[2] = {-1, -1};
@@ -147,7 +143,7 @@ static int run_one(const char *hook, const char *verb, const struct dns_txt *r, 
 	posix_spawnattr_setsigdefault(&at, &all);
 	posix_spawnattr_setpgroup(&at, 0); /* its own group, so a timeout kills all of it */
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-					      POSIX_SPAWN_SETPGROUP);
+	                                  POSIX_SPAWN_SETPGROUP);
 	int serr = posix_spawn(&pid, hook, &fa, &at, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
@@ -156,22 +152,25 @@ static int run_one(const char *hook, const char *verb, const struct dns_txt *r, 
 	po[1] = pe[1] = -1;
 	if (serr != 0) {
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG, "hook %s: cannot run it: %s", hook,
-				 strerror(serr));
+		                 strerror(serr));
 		goto out;
 	}
 	out.fd = po[0];
 	err.fd = pe[0];
 	po[0] = pe[0] = -1;
+	/* Reads must never block: the deadline is kept by poll alone. */
+	fcntl(out.fd, F_SETFL, O_NONBLOCK);
+	fcntl(err.fd, F_SETFL, O_NONBLOCK);
 	int w = wait_child(pid, &out, &err, now_ms() + timeout_ms, &status);
 	if (w == -1) {
-		rc = acmera_fail(e, ACMERA_ERR_TIMEOUT,
-				 "hook %s %s %s: no exit after %d ms, killed", hook, verb, r->name,
-				 timeout_ms);
+		rc =
+		    acmera_fail(e, ACMERA_ERR_TIMEOUT, "hook %s %s %s: no exit after %d ms, killed",
+		                hook, verb, r->name, timeout_ms);
 		goto out;
 	}
 	if (w != 0) {
 		rc = acmera_fail(e, ACMERA_ERR_IO, "hook %s %s %s: cannot wait for it: %s", hook,
-				 verb, r->name, strerror(errno));
+		                 verb, r->name, strerror(errno));
 		goto out;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
@@ -181,10 +180,10 @@ static int run_one(const char *hook, const char *verb, const struct dns_txt *r, 
 	first_line(err.len ? &err : &out, line, sizeof(line));
 	if (WIFSIGNALED(status))
 		rc = acmera_fail(e, ACMERA_ERR_REFUSED, "hook %s %s %s: killed by signal %d%s%s",
-				 hook, verb, r->name, WTERMSIG(status), line[0] ? ": " : "", line);
+		                 hook, verb, r->name, WTERMSIG(status), line[0] ? ": " : "", line);
 	else
 		rc = acmera_fail(e, ACMERA_ERR_REFUSED, "hook %s %s %s: exit status %d%s%s", hook,
-				 verb, r->name, WEXITSTATUS(status), line[0] ? ": " : "", line);
+		                 verb, r->name, WEXITSTATUS(status), line[0] ? ": " : "", line);
 out:
 	for (int i = 0; i < 2; i++) {
 		if (po[i] >= 0)
@@ -216,7 +215,7 @@ static int record_ok(const struct dns_txt *r)
 }
 
 int dns_hook_run(const char *hook, enum dns_update_op op, const struct dns_txt *recs, size_t n,
-		 int timeout_ms, struct acmera_errmsg *e)
+                 int timeout_ms, struct acmera_errmsg *e)
 {
 	if (!hook || !*hook || (!recs && n > 0) || timeout_ms <= 0 ||
 	    (op != DNS_UPDATE_ADD && op != DNS_UPDATE_DELETE))
@@ -224,9 +223,9 @@ int dns_hook_run(const char *hook, enum dns_update_op op, const struct dns_txt *
 	for (size_t i = 0; i < n; i++)
 		if (!record_ok(&recs[i]))
 			return acmera_fail(e, ACMERA_ERR_INVAL,
-					   "hook %s: refusing record %zu (%.260s): not an "
-					   "_acme-challenge name with a printable TXT value",
-					   hook, i + 1, recs[i].name ? recs[i].name : "(null)");
+			                   "hook %s: refusing record %zu (%.260s): not an "
+			                   "_acme-challenge name with a printable TXT value",
+			                   hook, i + 1, recs[i].name ? recs[i].name : "(null)");
 	const char *verb = op == DNS_UPDATE_ADD ? "add" : "delete";
 	for (size_t i = 0; i < n; i++) {
 		int rc = run_one(hook, verb, &recs[i], timeout_ms, e);

@@ -24,7 +24,7 @@ static int tsig_error_of(const ldns_rr *rr, int *out)
 }
 
 int dns_response_parse(const uint8_t *wire, size_t len, int *rcode, int *tsig_error,
-		       struct acmera_errmsg *e)
+                       struct acmera_errmsg *e)
 {
 	uint16_t count[4];
 	size_t pos = HEADER_LEN;
@@ -33,8 +33,10 @@ int dns_response_parse(const uint8_t *wire, size_t len, int *rcode, int *tsig_er
 	if (!wire || !rcode || !tsig_error)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "bad arguments to dns_response_parse");
 	if (len < HEADER_LEN)
-		return acmera_fail(e, ACMERA_ERR_PROTO, "answer of %zu bytes is shorter than a "
-				   "DNS header", len);
+		return acmera_fail(e, ACMERA_ERR_PROTO,
+		                   "answer of %zu bytes is shorter than a "
+		                   "DNS header",
+		                   len);
 	if (len > LDNS_MAX_PACKETLEN)
 		return acmera_fail(e, ACMERA_ERR_PROTO, "answer of %zu bytes is too long", len);
 	if (!LDNS_QR_WIRE(wire))
@@ -50,24 +52,23 @@ int dns_response_parse(const uint8_t *wire, size_t len, int *rcode, int *tsig_er
 			ldns_rr *rr = NULL;
 			ldns_status st = ldns_wire2rr(&rr, wire, len, &pos, (ldns_pkt_section)s);
 			if (st != LDNS_STATUS_OK)
-				return acmera_fail(e, ACMERA_ERR_PROTO,
-						   "malformed %s record %u of %u: %s",
-						   section_name[s], i + 1, count[s],
-						   ldns_get_errorstr_by_id(st));
+				return acmera_fail(
+				    e, ACMERA_ERR_PROTO, "malformed %s record %u of %u: %s",
+				    section_name[s], i + 1, count[s], ldns_get_errorstr_by_id(st));
 			ldns_rr_type type = ldns_rr_get_type(rr);
 			int last = s == 3 && i + 1 == count[s];
 			int bad = 0;
 			if (type == LDNS_RR_TYPE_TSIG) {
 				if (!last)
 					bad = acmera_fail(e, ACMERA_ERR_PROTO,
-							  "TSIG record is not the last record");
+					                  "TSIG record is not the last record");
 				else if (tsig_error_of(rr, &terr) != 0)
 					bad = acmera_fail(e, ACMERA_ERR_PROTO,
-							  "malformed TSIG record");
+					                  "malformed TSIG record");
 			} else if (type == LDNS_RR_TYPE_OPT && s != 0) {
 				if (s != 3 || have_opt++)
 					bad = acmera_fail(e, ACMERA_ERR_PROTO,
-							  "OPT record misplaced or repeated");
+					                  "OPT record misplaced or repeated");
 				/* The upper 8 bits of the extended rcode sit in the TTL. */
 				ext_rcode = (int)(ldns_rr_ttl(rr) >> 24);
 			}

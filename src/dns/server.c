@@ -39,13 +39,13 @@ int dns_server_parse(const char *text, struct dns_server *out, struct acmera_err
 		const char *close = strchr(text, ']');
 		if (!close)
 			return acmera_fail(e, ACMERA_ERR_INVAL, "DNS server '%.80s': missing ']'",
-					   text);
+			                   text);
 		hlen = (size_t)(close - text - 1);
 		if (close[1] == ':')
 			port = close + 2;
 		else if (close[1] != '\0')
 			return acmera_fail(e, ACMERA_ERR_INVAL,
-					   "DNS server '%.80s': expected ':PORT' after ']'", text);
+			                   "DNS server '%.80s': expected ':PORT' after ']'", text);
 		text++;
 	} else {
 		const char *colon = strchr(text, ':');
@@ -64,13 +64,13 @@ int dns_server_parse(const char *text, struct dns_server *out, struct acmera_err
 	int v6 = inet_pton(AF_INET6, host, addr) == 1;
 	if (!v6 && inet_pton(AF_INET, host, addr) != 1)
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "DNS server '%s' is not an IP address (names are not resolved)",
-				   host);
+		                   "DNS server '%s' is not an IP address (names are not resolved)",
+		                   host);
 	memset(out, 0, sizeof(*out));
 	out->port = DEFAULT_PORT;
 	if (port && parse_port(port, &out->port) != 0)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "DNS server %s: bad port '%.16s'", host,
-				   port);
+		                   port);
 	snprintf(out->host, sizeof(out->host), "%s", host);
 	out->timeout_ms = DEFAULT_TIMEOUT_MS;
 	out->retries = DEFAULT_RETRIES;

@@ -38,7 +38,7 @@ struct lexer {
 };
 
 static int lex_fail(struct lexer *lx, int line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int lex_fail(struct lexer *lx, int line, const char *fmt, ...)
 {
@@ -143,7 +143,7 @@ static int next_token(struct lexer *lx, struct token *t)
 		while (lx->p < lx->end && is_word_char(*lx->p)) {
 			if (t->len >= TOKEN_MAX)
 				return lex_fail(lx, t->line, "word longer than %d characters",
-						TOKEN_MAX);
+				                TOKEN_MAX);
 			t->text[t->len++] = *lx->p++;
 		}
 		t->type = TOK_WORD;
@@ -181,17 +181,17 @@ static int set_name(struct lexer *lx, const struct token *t, struct tsig_key *ou
 		if (c == '.') {
 			if (label == 0)
 				return lex_fail(lx, t->line, "empty label in key name '%.80s'",
-						t->text);
+				                t->text);
 			label = 0;
 		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			   (c >= '0' && c <= '9') || c == '-' || c == '_') {
+		           (c >= '0' && c <= '9') || c == '-' || c == '_') {
 			if (++label > 63)
 				return lex_fail(lx, t->line, "label longer than 63 in key name");
 		} else {
 			return lex_fail(lx, t->line,
-					"key name '%.80s' has a character other than letters, "
-					"digits, '-', '_' and '.'",
-					t->text);
+			                "key name '%.80s' has a character other than letters, "
+			                "digits, '-', '_' and '.'",
+			                t->text);
 		}
 	}
 	if (label == 0)
@@ -223,19 +223,19 @@ static int set_algorithm(struct lexer *lx, const struct token *t, struct tsig_ke
 	for (size_t i = 0; i < sizeof(weak) / sizeof(weak[0]); i++) {
 		if (strcasecmp(a, weak[i]) == 0)
 			return lex_fail(lx, t->line,
-					"algorithm %s is refused as weak: make a new key with "
-					"tsig-keygen -a hmac-sha256",
-					a);
+			                "algorithm %s is refused as weak: make a new key with "
+			                "tsig-keygen -a hmac-sha256",
+			                a);
 	}
 	if (strncasecmp(a, "hmac-sha", 8) == 0 && strchr(a + 8, '-'))
 		return lex_fail(lx, t->line,
-				"truncated MAC algorithm %s is not supported: use hmac-sha256, "
-				"hmac-sha384 or hmac-sha512",
-				a);
+		                "truncated MAC algorithm %s is not supported: use hmac-sha256, "
+		                "hmac-sha384 or hmac-sha512",
+		                a);
 	return lex_fail(lx, t->line,
-			"algorithm %s is not supported: use hmac-sha256, hmac-sha384 or "
-			"hmac-sha512",
-			a);
+	                "algorithm %s is not supported: use hmac-sha256, hmac-sha384 or "
+	                "hmac-sha512",
+	                a);
 }
 
 /* Checks the base64 and stores it re-encoded (one line, padded) as ldns wants it. */
@@ -247,12 +247,12 @@ static int set_secret(struct lexer *lx, const struct token *t, struct tsig_key *
 	int rc;
 	if (b64_decode(t->text, t->len, &raw, &rawlen, &bad) != 0) {
 		rc = lex_fail(lx, t->line, "secret is not base64 (bad character at offset %zu)",
-			      bad);
+		              bad);
 		goto out;
 	}
 	if (rawlen < SECRET_MIN_BYTES) {
 		rc = lex_fail(lx, t->line, "secret is too short: %zu bytes, want at least %d",
-			      rawlen, SECRET_MIN_BYTES);
+		              rawlen, SECRET_MIN_BYTES);
 		goto out;
 	}
 	canon = b64_encode(raw, rawlen, 0);
@@ -292,12 +292,13 @@ static int parse_clauses(struct lexer *lx, struct token *t, struct tsig_key *out
 		if (t->type == TOK_EOF)
 			return lex_fail(lx, key_line, "key statement is not closed with '};'");
 		if (t->type != TOK_WORD)
-			return lex_fail(lx, t->line, "expected 'algorithm' or 'secret', found '%.40s'",
-					tok_show(t));
+			return lex_fail(lx, t->line,
+			                "expected 'algorithm' or 'secret', found '%.40s'",
+			                tok_show(t));
 		int is_alg = strcasecmp(t->text, "algorithm") == 0;
 		if (!is_alg && strcasecmp(t->text, "secret") != 0)
 			return lex_fail(lx, t->line, "unknown clause '%.40s' in key %s", t->text,
-					out->name);
+			                out->name);
 		if (is_alg ? have_alg : have_secret)
 			return lex_fail(lx, t->line, "second '%s' in key %s", t->text, out->name);
 		rc = next_token(lx, t);
@@ -305,7 +306,7 @@ static int parse_clauses(struct lexer *lx, struct token *t, struct tsig_key *out
 			return rc;
 		if (t->type != TOK_WORD && t->type != TOK_STRING)
 			return lex_fail(lx, t->line, "expected a value after '%s', found '%.40s'",
-					is_alg ? "algorithm" : "secret", tok_show(t));
+			                is_alg ? "algorithm" : "secret", tok_show(t));
 		rc = is_alg ? set_algorithm(lx, t, out) : set_secret(lx, t, out);
 		if (rc)
 			return rc;
@@ -325,7 +326,7 @@ static int parse_clauses(struct lexer *lx, struct token *t, struct tsig_key *out
 }
 
 int tsig_key_parse(const char *text, size_t len, const char *origin, struct tsig_key *out,
-		   struct acmera_errmsg *e)
+                   struct acmera_errmsg *e)
 {
 	struct lexer lx = {text, text ? text + len : NULL, origin ? origin : "key", 1, e};
 	struct token *t;
@@ -389,16 +390,16 @@ static int check_signable(const struct tsig_key *k, const char *path, struct acm
 	ldns_status st = ldns_pkt_tsig_sign(p, k->name, k->secret_b64, 300, k->algorithm, NULL);
 	if (st != LDNS_STATUS_OK)
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-				 "%s: key %s: ldns %s cannot sign with %s (%s): use hmac-sha256 or "
-				 "hmac-sha512",
-				 path, k->name, ldns_version(), k->algorithm,
-				 ldns_get_errorstr_by_id(st));
+		                 "%s: key %s: ldns %s cannot sign with %s (%s): use hmac-sha256 or "
+		                 "hmac-sha512",
+		                 path, k->name, ldns_version(), k->algorithm,
+		                 ldns_get_errorstr_by_id(st));
 	ldns_pkt_free(p);
 	return rc;
 }
 
 int tsig_key_load(const char *path, int allow_open_mode, struct tsig_key *out,
-		  struct acmera_errmsg *e)
+                  struct acmera_errmsg *e)
 {
 	struct stat st;
 	char *text = NULL;
@@ -420,14 +421,14 @@ int tsig_key_load(const char *path, int allow_open_mode, struct tsig_key *out,
 	}
 	if ((st.st_mode & 077) && !allow_open_mode) {
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-				 "%s: mode %04o lets group or others read the TSIG secret: "
-				 "chmod 600 %s",
-				 path, (unsigned)(st.st_mode & 07777), path);
+		                 "%s: mode %04o lets group or others read the TSIG secret: "
+		                 "chmod 600 %s",
+		                 path, (unsigned)(st.st_mode & 07777), path);
 		goto out;
 	}
 	if (st.st_size > KEYFILE_MAX) {
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG, "%s: larger than %d bytes", path,
-				 KEYFILE_MAX);
+		                 KEYFILE_MAX);
 		goto out;
 	}
 	text = malloc(KEYFILE_MAX + 1);
@@ -448,7 +449,7 @@ int tsig_key_load(const char *path, int allow_open_mode, struct tsig_key *out,
 		len += (size_t)r;
 		if (len > KEYFILE_MAX) {
 			rc = acmera_fail(e, ACMERA_ERR_CONFIG, "%s: larger than %d bytes", path,
-					 KEYFILE_MAX);
+			                 KEYFILE_MAX);
 			goto out;
 		}
 	}

@@ -47,7 +47,7 @@ int dns_update_send(const struct dns_server *srv, const struct tsig_key *key, co
 		    struct acmera_errmsg *e);
 
 /* Parses a DNS response (for fuzzing and tests): rcode, and the TSIG error if
- * a TSIG RR is present. Bounded; never trusts counts. */
+ * a TSIG RR is present (-1 when there is none). Bounded; never trusts counts. */
 int dns_response_parse(const uint8_t *wire, size_t len, int *rcode, int *tsig_error,
 		       struct acmera_errmsg *e);
 

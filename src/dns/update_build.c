@@ -61,9 +61,9 @@ fail:
 	return NULL;
 }
 
-int dns_update_build(const char *zone, enum dns_update_op op, const struct dns_txt *recs,
-		     size_t n, uint32_t ttl, uint16_t id, uint8_t **wire, size_t *len,
-		     struct acmera_errmsg *e)
+int dns_update_build(const char *zone, enum dns_update_op op, const struct dns_txt *recs, size_t n,
+                     uint32_t ttl, uint16_t id, uint8_t **wire, size_t *len,
+                     struct acmera_errmsg *e)
 {
 	ldns_rr_list *ups = NULL;
 	ldns_pkt *pkt = NULL;
@@ -76,21 +76,21 @@ int dns_update_build(const char *zone, enum dns_update_op op, const struct dns_t
 		return acmera_fail(e, ACMERA_ERR_INVAL, "bad arguments to dns_update_build");
 	if (n == 0 || n > MAX_RECORDS)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "%zu records: want 1 to %d per UPDATE", n,
-				   MAX_RECORDS);
+		                   MAX_RECORDS);
 	if (op == DNS_UPDATE_ADD && ttl > TTL_MAX)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "ttl %u is too large", ttl);
 	/* Check everything before building anything: one bad name refuses the whole batch. */
 	for (size_t i = 0; i < n; i++) {
 		if (!recs[i].name || !dns_name_allowed(recs[i].name, zone))
 			return acmera_fail(e, ACMERA_ERR_INVAL,
-					   "refusing %.260s: not an _acme-challenge name in zone "
-					   "%.260s",
-					   recs[i].name ? recs[i].name : "(null)", zone);
+			                   "refusing %.260s: not an _acme-challenge name in zone "
+			                   "%.260s",
+			                   recs[i].name ? recs[i].name : "(null)", zone);
 		if (!value_ok(recs[i].value))
 			return acmera_fail(e, ACMERA_ERR_INVAL,
-					   "refusing TXT value for %.260s: want 1 to %d printable "
-					   "ASCII characters",
-					   recs[i].name, TXT_MAX);
+			                   "refusing TXT value for %.260s: want 1 to %d printable "
+			                   "ASCII characters",
+			                   recs[i].name, TXT_MAX);
 	}
 	ups = ldns_rr_list_new();
 	zone_rdf = ldns_dname_new_frm_str(zone);
@@ -122,9 +122,9 @@ int dns_update_build(const char *zone, enum dns_update_op op, const struct dns_t
 	}
 	if (wlen > WIRE_MAX) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL,
-				 "UPDATE of %zu records is %zu bytes, more than one message holds: "
-				 "send fewer at once",
-				 n, wlen);
+		                 "UPDATE of %zu records is %zu bytes, more than one message holds: "
+		                 "send fewer at once",
+		                 n, wlen);
 		goto out;
 	}
 	*wire = w;

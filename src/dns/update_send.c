@@ -16,8 +16,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define FUDGE 300          /* seconds of clock skew TSIG tolerates (RFC 8945 5.2.3) */
-#define UDP_MAX 512        /* larger UPDATEs go over TCP (RFC 2136 3.8 leaves it to us) */
+#define FUDGE 300   /* seconds of clock skew TSIG tolerates (RFC 8945 5.2.3) */
+#define UDP_MAX 512 /* larger UPDATEs go over TCP (RFC 2136 3.8 leaves it to us) */
 #define TSIG_BADSIG 16
 #define TSIG_BADKEY 17
 #define TSIG_BADTIME 18
@@ -29,11 +29,10 @@ struct target {
 	const struct tsig_key *key;
 };
 
-static int fail_at(const struct target *t, struct acmera_errmsg *e, int code, const char *fmt,
-		   ...) __attribute__((format(printf, 4, 5)));
+static int fail_at(const struct target *t, struct acmera_errmsg *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static int fail_at(const struct target *t, struct acmera_errmsg *e, int code, const char *fmt,
-		   ...)
+static int fail_at(const struct target *t, struct acmera_errmsg *e, int code, const char *fmt, ...)
 {
 	char why[ACMERA_ERRMSG_LEN];
 	va_list ap;
@@ -51,12 +50,12 @@ static int shown_len(const char *s)
 }
 
 static void describe(struct target *t, const struct dns_server *srv, const struct tsig_key *key,
-		     const char *zone)
+                     const char *zone)
 {
 	int v6 = strchr(srv->host, ':') != NULL;
 	snprintf(t->what, sizeof(t->what), "UPDATE of zone %.*s at %s%s%s:%u with key %.*s",
-		 shown_len(zone), zone, v6 ? "[" : "", srv->host, v6 ? "]" : "", srv->port,
-		 shown_len(key->name), key->name);
+	         shown_len(zone), zone, v6 ? "[" : "", srv->host, v6 ? "]" : "", srv->port,
+	         shown_len(key->name), key->name);
 	t->key = key;
 }
 
@@ -65,17 +64,17 @@ static const struct {
 	const char *name;
 	const char *why;
 } rcodes[] = {
-	{LDNS_RCODE_FORMERR, "FORMERR", "the server could not parse the UPDATE"},
-	{LDNS_RCODE_SERVFAIL, "SERVFAIL", "the server failed to apply the UPDATE"},
-	{LDNS_RCODE_NXDOMAIN, "NXDOMAIN", "a prerequisite failed"},
-	{LDNS_RCODE_NOTIMPL, "NOTIMP", "the server does not implement UPDATE"},
-	{LDNS_RCODE_REFUSED, "REFUSED", "the server's update-policy does not allow it"},
-	{LDNS_RCODE_YXDOMAIN, "YXDOMAIN", "a prerequisite failed"},
-	{LDNS_RCODE_YXRRSET, "YXRRSET", "a prerequisite failed"},
-	{LDNS_RCODE_NXRRSET, "NXRRSET", "a prerequisite failed"},
-	{LDNS_RCODE_NOTAUTH, "NOTAUTH",
-	 "the server is not authoritative for the zone, or rejected the TSIG"},
-	{LDNS_RCODE_NOTZONE, "NOTZONE", "a name is outside the zone"},
+    {LDNS_RCODE_FORMERR, "FORMERR", "the server could not parse the UPDATE"},
+    {LDNS_RCODE_SERVFAIL, "SERVFAIL", "the server failed to apply the UPDATE"},
+    {LDNS_RCODE_NXDOMAIN, "NXDOMAIN", "a prerequisite failed"},
+    {LDNS_RCODE_NOTIMPL, "NOTIMP", "the server does not implement UPDATE"},
+    {LDNS_RCODE_REFUSED, "REFUSED", "the server's update-policy does not allow it"},
+    {LDNS_RCODE_YXDOMAIN, "YXDOMAIN", "a prerequisite failed"},
+    {LDNS_RCODE_YXRRSET, "YXRRSET", "a prerequisite failed"},
+    {LDNS_RCODE_NXRRSET, "NXRRSET", "a prerequisite failed"},
+    {LDNS_RCODE_NOTAUTH, "NOTAUTH",
+     "the server is not authoritative for the zone, or rejected the TSIG"},
+    {LDNS_RCODE_NOTZONE, "NOTZONE", "a name is outside the zone"},
 };
 
 /* "REFUSED", or "rcode 23" for one without a name; with why, "REFUSED (reason)". */
@@ -103,19 +102,19 @@ static int tsig_failure(const struct target *t, int rcode, int err, struct acmer
 	switch (err) {
 	case TSIG_BADSIG:
 		return fail_at(t, e, ACMERA_ERR_REFUSED,
-			       "%s, TSIG BADSIG (the server's secret for key '%.*s' differs from "
-			       "ours)",
-			       rc, kl, k);
+		               "%s, TSIG BADSIG (the server's secret for key '%.*s' differs from "
+		               "ours)",
+		               rc, kl, k);
 	case TSIG_BADKEY:
 		return fail_at(t, e, ACMERA_ERR_REFUSED,
-			       "%s, TSIG BADKEY (the server does not know key '%.*s' with "
-			       "algorithm %.*s)",
-			       rc, kl, k, shown_len(t->key->algorithm), t->key->algorithm);
+		               "%s, TSIG BADKEY (the server does not know key '%.*s' with "
+		               "algorithm %.*s)",
+		               rc, kl, k, shown_len(t->key->algorithm), t->key->algorithm);
 	case TSIG_BADTIME:
 		return fail_at(t, e, ACMERA_ERR_REFUSED,
-			       "%s, TSIG BADTIME (this host's clock and the server's differ by "
-			       "more than %d s)",
-			       rc, FUDGE);
+		               "%s, TSIG BADTIME (this host's clock and the server's differ by "
+		               "more than %d s)",
+		               rc, FUDGE);
 	case TSIG_BADTRUNC:
 		return fail_at(t, e, ACMERA_ERR_REFUSED, "%s, TSIG BADTRUNC", rc);
 	default:
@@ -123,8 +122,7 @@ static int tsig_failure(const struct target *t, int rcode, int err, struct acmer
 	}
 }
 
-static int server_addr(const struct dns_server *srv, struct sockaddr_storage *ss,
-		       socklen_t *len)
+static int server_addr(const struct dns_server *srv, struct sockaddr_storage *ss, socklen_t *len)
 {
 	memset(ss, 0, sizeof(*ss));
 	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
@@ -154,7 +152,7 @@ static int is_our_answer(const uint8_t *w, size_t n, uint16_t id)
 /* Sends qb and returns the first answer to it. UDP unless the message is larger than
  * UDP_MAX or the UDP answer is truncated; 1 + retries attempts of timeout_ms each. */
 static int exchange(const struct target *t, const struct dns_server *srv, ldns_buffer *qb,
-		    uint16_t id, uint8_t **ans, size_t *anslen, struct acmera_errmsg *e)
+                    uint16_t id, uint8_t **ans, size_t *anslen, struct acmera_errmsg *e)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -194,19 +192,19 @@ static int exchange(const struct target *t, const struct dns_server *srv, ldns_b
 	}
 	if (refused)
 		return fail_at(t, e, ACMERA_ERR_IO, "TCP connection refused after %d attempts",
-			       attempts);
+		               attempts);
 	if (foreign)
 		return fail_at(t, e, ACMERA_ERR_PROTO,
-			       "no answer to our message after %d attempts (%d answers with a "
-			       "wrong id or opcode)",
-			       attempts, foreign);
-	return fail_at(t, e, ACMERA_ERR_TIMEOUT, "no answer after %d attempts of %d ms%s",
-		       attempts, timeout_ms, tcp ? " over TCP" : "");
+		               "no answer to our message after %d attempts (%d answers with a "
+		               "wrong id or opcode)",
+		               attempts, foreign);
+	return fail_at(t, e, ACMERA_ERR_TIMEOUT, "no answer after %d attempts of %d ms%s", attempts,
+	               timeout_ms, tcp ? " over TCP" : "");
 }
 
 /* ldns_pkt_tsig_verify forgets to put the TSIG RR back when it fails early; keep it. */
 static int tsig_verifies(ldns_pkt *p, const uint8_t *w, size_t n, const struct tsig_key *k,
-			 const ldns_rdf *req_mac)
+                         const ldns_rdf *req_mac)
 {
 	ldns_rr *tsig = ldns_pkt_tsig(p);
 	uint16_t id = ldns_pkt_id(p);
@@ -220,7 +218,7 @@ static int tsig_verifies(ldns_pkt *p, const uint8_t *w, size_t n, const struct t
 
 /* Key name and algorithm ours, time within the fudge, MAC good. */
 static int check_tsig(const struct target *t, ldns_pkt *p, const uint8_t *w, size_t n,
-		      const ldns_rdf *req_mac, struct acmera_errmsg *e)
+                      const ldns_rdf *req_mac, struct acmera_errmsg *e)
 {
 	const ldns_rr *tsig = ldns_pkt_tsig(p);
 	const struct tsig_key *k = t->key;
@@ -235,7 +233,8 @@ static int check_tsig(const struct target *t, ldns_pkt *p, const uint8_t *w, siz
 	const ldns_rdf *r_time = ldns_rr_rdf(tsig, 1);
 	const ldns_rdf *r_fudge = ldns_rr_rdf(tsig, 2);
 	if (ldns_dname_compare(ldns_rr_owner(tsig), name) != 0 || !r_alg ||
-	    ldns_rdf_get_type(r_alg) != LDNS_RDF_TYPE_DNAME || ldns_dname_compare(r_alg, alg) != 0) {
+	    ldns_rdf_get_type(r_alg) != LDNS_RDF_TYPE_DNAME ||
+	    ldns_dname_compare(r_alg, alg) != 0) {
 		rc = fail_at(t, e, ACMERA_ERR_PROTO, "answer is signed with another key");
 		goto out;
 	}
@@ -252,14 +251,14 @@ static int check_tsig(const struct target *t, ldns_pkt *p, const uint8_t *w, siz
 		skew = -skew;
 	if (skew > ldns_rdf2native_int16(r_fudge)) {
 		rc = fail_at(t, e, ACMERA_ERR_PROTO,
-			     "answer's TSIG time is %lld s away from this host's clock",
-			     (long long)skew);
+		             "answer's TSIG time is %lld s away from this host's clock",
+		             (long long)skew);
 		goto out;
 	}
 	if (!tsig_verifies(p, w, n, k, req_mac))
 		rc = fail_at(t, e, ACMERA_ERR_PROTO,
-			     "answer's TSIG does not verify with key '%.*s': not trusted",
-			     shown_len(k->name), k->name);
+		             "answer's TSIG does not verify with key '%.*s': not trusted",
+		             shown_len(k->name), k->name);
 out:
 	if (name)
 		ldns_rdf_deep_free(name);
@@ -269,8 +268,8 @@ out:
 }
 
 /* Judges the answer: a TSIG error, an unsigned or badly signed answer, then the rcode. */
-static int check_answer(const struct target *t, const uint8_t *w, size_t n,
-			const ldns_rdf *req_mac, struct acmera_errmsg *e)
+static int check_answer(const struct target *t, const uint8_t *w, size_t n, const ldns_rdf *req_mac,
+                        struct acmera_errmsg *e)
 {
 	ldns_pkt *p = NULL;
 	int rcode, terr, rc;
@@ -288,10 +287,10 @@ static int check_answer(const struct target *t, const uint8_t *w, size_t n,
 		 * to be believed. */
 		if (rcode == LDNS_RCODE_NOERROR)
 			rc = fail_at(t, e, ACMERA_ERR_PROTO,
-				     "the answer is not signed: not trusted");
+			             "the answer is not signed: not trusted");
 		else
 			rc = fail_at(t, e, ACMERA_ERR_REFUSED, "%s (answer not signed)",
-				     rcode_show(rcode, 1, rb, sizeof(rb)));
+			             rcode_show(rcode, 1, rb, sizeof(rb)));
 		goto out;
 	}
 	rc = check_tsig(t, p, w, n, req_mac, e);
@@ -305,8 +304,8 @@ out:
 }
 
 int dns_update_send(const struct dns_server *srv, const struct tsig_key *key, const char *zone,
-		    enum dns_update_op op, const struct dns_txt *recs, size_t n, uint32_t ttl,
-		    struct acmera_errmsg *e)
+                    enum dns_update_op op, const struct dns_txt *recs, size_t n, uint32_t ttl,
+                    struct acmera_errmsg *e)
 {
 	struct target t;
 	uint8_t *plain = NULL, *ans = NULL;
@@ -330,11 +329,11 @@ int dns_update_send(const struct dns_server *srv, const struct tsig_key *key, co
 		rc = fail_at(&t, e, ACMERA_ERR_NOMEM, "cannot read back the message");
 		goto out;
 	}
-	ldns_status st = ldns_pkt_tsig_sign(req, key->name, key->secret_b64, FUDGE,
-					    key->algorithm, NULL);
+	ldns_status st =
+	    ldns_pkt_tsig_sign(req, key->name, key->secret_b64, FUDGE, key->algorithm, NULL);
 	if (st != LDNS_STATUS_OK) {
 		rc = fail_at(&t, e, ACMERA_ERR_CONFIG, "cannot sign with %s: %s", key->algorithm,
-			     ldns_get_errorstr_by_id(st));
+		             ldns_get_errorstr_by_id(st));
 		goto out;
 	}
 	qb = ldns_buffer_new(plain_len + 512);

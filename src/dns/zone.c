@@ -10,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_DEPTH 128      /* labels walked up at most */
-#define MAX_NS 8           /* NS names of a zone looked at */
-#define MAX_SERVERS 16     /* addresses polled */
+#define MAX_DEPTH 128  /* labels walked up at most */
+#define MAX_NS 8       /* NS names of a zone looked at */
+#define MAX_SERVERS 16 /* addresses polled */
 #define DEFAULT_INTERVAL_MS 500
 
 struct addr {
@@ -35,13 +35,12 @@ static void sleep_ms(long long ms)
 
 /* One query of name/type to ip:port, answered or not within attempts * timeout_ms. A fresh
  * resolver each time: ldns marks a server that timed out as unusable for good. */
-static int query(const char *ip, uint16_t port, int timeout_ms, int attempts,
-		 const ldns_rdf *name, ldns_rr_type type, ldns_pkt **out,
-		 struct acmera_errmsg *e)
+static int query(const char *ip, uint16_t port, int timeout_ms, int attempts, const ldns_rdf *name,
+                 ldns_rr_type type, ldns_pkt **out, struct acmera_errmsg *e)
 {
 	ldns_resolver *r = ldns_resolver_new();
-	ldns_rdf *ns = ldns_rdf_new_frm_str(strchr(ip, ':') ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A,
-					    ip);
+	ldns_rdf *ns =
+	    ldns_rdf_new_frm_str(strchr(ip, ':') ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A, ip);
 	ldns_pkt *q = NULL, *a = NULL;
 	char *qname = NULL, *qtype = NULL;
 	int rc = 0;
@@ -58,7 +57,8 @@ static int query(const char *ip, uint16_t port, int timeout_ms, int attempts,
 	if (attempts > 10)
 		attempts = 10;
 	ldns_resolver_set_port(r, port);
-	ldns_resolver_set_timeout(r, (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000});
+	ldns_resolver_set_timeout(r,
+	                          (struct timeval){timeout_ms / 1000, (timeout_ms % 1000) * 1000});
 	ldns_resolver_set_retry(r, (uint8_t)attempts);
 	ldns_resolver_set_retrans(r, 0);
 	ldns_resolver_set_random(r, false);
@@ -74,10 +74,11 @@ static int query(const char *ip, uint16_t port, int timeout_ms, int attempts,
 	if (st != LDNS_STATUS_OK || !a) {
 		qname = ldns_rdf2str(name);
 		qtype = ldns_rr_type2str(type);
-		rc = acmera_fail(e, st == LDNS_STATUS_NETWORK_ERR ? ACMERA_ERR_TIMEOUT : ACMERA_ERR_IO,
-				 "no answer from %s port %u to %s %s after %d attempts of %d ms (%s)",
-				 ip, port, qname ? qname : "?", qtype ? qtype : "?", attempts,
-				 timeout_ms, ldns_get_errorstr_by_id(st));
+		rc = acmera_fail(
+		    e, st == LDNS_STATUS_NETWORK_ERR ? ACMERA_ERR_TIMEOUT : ACMERA_ERR_IO,
+		    "no answer from %s port %u to %s %s after %d attempts of %d ms (%s)", ip, port,
+		    qname ? qname : "?", qtype ? qtype : "?", attempts, timeout_ms,
+		    ldns_get_errorstr_by_id(st));
 		goto out;
 	}
 	/* The answer must be to our question (ldns does not check the id). */
@@ -145,7 +146,7 @@ static int write_zone(const ldns_rdf *apex, char *out, size_t outlen, struct acm
 }
 
 int dns_zone_find_soa(const struct dns_server *srv, const char *name, char *out, size_t outlen,
-		      struct acmera_errmsg *e)
+                      struct acmera_errmsg *e)
 {
 	ldns_rdf *cur = NULL;
 	ldns_pkt *p = NULL;
@@ -157,7 +158,7 @@ int dns_zone_find_soa(const struct dns_server *srv, const char *name, char *out,
 		return acmera_fail(e, ACMERA_ERR_INVAL, "'%.80s' is not a domain name", name);
 	for (int depth = 0; depth < MAX_DEPTH && ldns_dname_label_count(cur) > 0; depth++) {
 		rc = query(srv->host, srv->port, srv->timeout_ms, 1 + srv->retries, cur,
-			   LDNS_RR_TYPE_SOA, &p, e);
+		           LDNS_RR_TYPE_SOA, &p, e);
 		if (rc) {
 			acmera_fail_wrap(e, rc, "zone of %s", name);
 			goto out;
@@ -178,7 +179,7 @@ int dns_zone_find_soa(const struct dns_server *srv, const char *name, char *out,
 		}
 	}
 	rc = acmera_fail(e, ACMERA_ERR_NOTFOUND, "no SOA for %s or a parent of it at %s port %u",
-			 name, srv->host, srv->port);
+	                 name, srv->host, srv->port);
 out:
 	ldns_pkt_free(p);
 	if (cur)
@@ -206,7 +207,7 @@ static size_t auth_servers(const struct dns_server *srv, const ldns_rdf *zone, s
 	ldns_pkt *p = NULL;
 	size_t n = 0;
 	if (query(srv->host, srv->port, srv->timeout_ms, 1 + srv->retries, zone, LDNS_RR_TYPE_NS,
-		  &p, NULL) == 0) {
+	          &p, NULL) == 0) {
 		const ldns_rr_list *an = ldns_pkt_answer(p);
 		size_t seen = 0;
 		for (size_t i = 0; i < ldns_rr_list_rr_count(an) && seen < MAX_NS; i++) {
@@ -217,8 +218,8 @@ static size_t auth_servers(const struct dns_server *srv, const ldns_rdf *zone, s
 			static const ldns_rr_type types[] = {LDNS_RR_TYPE_A, LDNS_RR_TYPE_AAAA};
 			for (int t = 0; t < 2; t++) {
 				ldns_pkt *a = NULL;
-				if (query(srv->host, srv->port, srv->timeout_ms, 1, ldns_rr_rdf(ns, 0),
-					  types[t], &a, NULL) != 0)
+				if (query(srv->host, srv->port, srv->timeout_ms, 1,
+				          ldns_rr_rdf(ns, 0), types[t], &a, NULL) != 0)
 					continue;
 				const ldns_rr_list *aa = ldns_pkt_answer(a);
 				for (size_t j = 0; j < ldns_rr_list_rr_count(aa); j++) {
@@ -265,7 +266,7 @@ static int has_txt(const ldns_pkt *p, const ldns_rdf *name, const char *value)
 }
 
 int dns_wait_visible(const struct dns_server *srv, const char *zone, const struct dns_txt *recs,
-		     size_t n, int timeout_ms, int interval_ms, struct acmera_errmsg *e)
+                     size_t n, int timeout_ms, int interval_ms, struct acmera_errmsg *e)
 {
 	struct addr servers[MAX_SERVERS];
 	ldns_rdf *zone_rdf = NULL, **names = NULL;
@@ -310,8 +311,8 @@ int dns_wait_visible(const struct dns_server *srv, const char *zone, const struc
 				int t = srv->timeout_ms > 0 ? srv->timeout_ms : 1000;
 				if (left < t)
 					t = left > 1 ? (int)left : 1;
-				if (query(servers[s].ip, srv->port, t, 1, names[r], LDNS_RR_TYPE_TXT,
-					  &p, NULL) == 0 &&
+				if (query(servers[s].ip, srv->port, t, 1, names[r],
+				          LDNS_RR_TYPE_TXT, &p, NULL) == 0 &&
 				    has_txt(p, names[r], recs[r].value))
 					seen[s * n + r] = 1;
 				else if (missing++ == 0)
@@ -326,10 +327,10 @@ int dns_wait_visible(const struct dns_server *srv, const char *zone, const struc
 		long long left = deadline - now_ms();
 		if (left <= 0) {
 			rc = acmera_fail(e, ACMERA_ERR_TIMEOUT,
-					 "TXT %s \"%s\" not visible at %s port %u after %d ms "
-					 "(%zu of %zu checks missing)",
-					 recs[mr].name, recs[mr].value, servers[ms].ip, srv->port,
-					 timeout_ms, missing, ns * n);
+			                 "TXT %s \"%s\" not visible at %s port %u after %d ms "
+			                 "(%zu of %zu checks missing)",
+			                 recs[mr].name, recs[mr].value, servers[ms].ip, srv->port,
+			                 timeout_ms, missing, ns * n);
 			goto out;
 		}
 		sleep_ms(left < interval_ms ? left : interval_ms);

@@ -74,7 +74,10 @@ void run_retry(struct job_run *r, int rc, const char *why, int new_order, int64_
 	if (rc == ACMERA_ERR_INVAL)
 		permanent = 1;
 	int attempts = r->job.attempts + 1;
-	if (!permanent && attempts >= g->cfg->issuer.max_attempts)
+	/* An unreachable CA or DNS server is waited out, however long it takes; only
+	 * answers that keep refusing use up the attempts. */
+	int transient = rc == ACMERA_ERR_AGAIN || rc == ACMERA_ERR_TIMEOUT;
+	if (!permanent && !transient && attempts >= g->cfg->issuer.max_attempts)
 		permanent = 1;
 	if (new_order || permanent)
 		store_job_set_order(g->store, r->job.id, NULL, &e);

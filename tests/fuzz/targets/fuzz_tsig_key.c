@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -15,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n == 0 || n == sizeof(k.name) || k.name[n - 1] != '.' ||
 		    strncmp(k.algorithm, "hmac-sha", 8) != 0 ||
 		    strnlen(k.secret_b64, sizeof(k.secret_b64)) == sizeof(k.secret_b64))
-			__builtin_trap();
+			abort();
 		tsig_key_wipe(&k);
 	}
 	return 0;

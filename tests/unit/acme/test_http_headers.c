@@ -51,6 +51,9 @@ static void retry_after_reads_the_three_http_date_forms(void **state)
 	assert_int_equal(retry("Saturday, 28-Nov-26 13:01:00 GMT", T2026), 60);
 	assert_int_equal(retry("Sunday, 06-Nov-94 08:49:37 GMT", T2026), 0);
 	assert_int_equal(retry("Monday, 28-Nov-50 13:00:00 GMT", T2026), 86400);
+	/* An absurd clock does not overflow the difference. */
+	assert_int_equal(retry("Sun, 06 Nov 1994 08:49:37 GMT", INT64_MIN), 86400);
+	assert_int_equal(retry("Sun, 06 Nov 1994 08:49:37 GMT", INT64_MAX), 0);
 }
 
 static void retry_after_refuses_malformed(void **state)

@@ -21,10 +21,10 @@
 
 /* RFC 7638 section 3.1 example RSA key and its thumbprint. */
 static const char RFC7638_N[] =
-	"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJE"
-	"CPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2"
-	"QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6"
-	"WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+	"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc"
+	"_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR"
+	"0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTW"
+	"hAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
 static const char RFC7638_TP[] = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
 
 /* RFC 7515 appendix A.3 P-256 key. */
@@ -286,7 +286,8 @@ static void jwk_rsa_matches_rfc7638_example(void **state)
 	assert_non_null(jwk);
 	char *text = json_dumps(jwk, JSON_COMPACT);
 	char expect[1024];
-	snprintf(expect, sizeof(expect), "{\"e\":\"AQAB\",\"kty\":\"RSA\",\"n\":\"%s\"}", RFC7638_N);
+	snprintf(expect, sizeof(expect), "{\"e\":\"AQAB\",\"kty\":\"RSA\",\"n\":\"%s\"}",
+		 RFC7638_N);
 	assert_string_equal(text, expect);
 	char *tp = jws_thumbprint(k);
 	assert_string_equal(tp, RFC7638_TP);
@@ -319,8 +320,9 @@ static void jwk_ec_matches_rfc7515_example_key(void **state)
 	json_t *jwk = jws_jwk(k);
 	char *text = json_dumps(jwk, JSON_COMPACT);
 	char expect[256];
-	snprintf(expect, sizeof(expect), "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
-		 RFC7515_X, RFC7515_Y);
+	snprintf(expect, sizeof(expect),
+		 "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", RFC7515_X,
+		 RFC7515_Y);
 	assert_string_equal(text, expect);
 	char *want = t_sha256_b64url(expect), *tp = jws_thumbprint(k);
 	assert_string_equal(tp, want);

@@ -40,7 +40,9 @@ static void nonce_pool_refuses_non_base64url_and_bad_lengths(void **state)
 	char out[NONCE_MAX_LEN + 1];
 	char big[NONCE_MAX_LEN + 2];
 	nonce_pool_init(&p);
-	const char *bad[] = {"", "abc=", "a b", "a+b", "a/b", "abc\n", "ab\"c", "\xc3\xa9t\xc3\xa9"};
+	const char *bad[] = {"",      "abc=",  "a b",
+			     "a+b",   "a/b",   "abc\n",
+			     "ab\"c", "\xc3\xa9t\xc3\xa9"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(put_str(&p, bad[i]), -1);
 	assert_int_equal(nonce_pool_put(&p, NULL, 3), -1);

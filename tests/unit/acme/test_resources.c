@@ -45,7 +45,8 @@ static const char LE_DIR[] =
 	"\"newAccount\":\"https://acme-v02.api.letsencrypt.org/acme/new-acct\","
 	"\"newNonce\":\"https://acme-v02.api.letsencrypt.org/acme/new-nonce\","
 	"\"newOrder\":\"https://acme-v02.api.letsencrypt.org/acme/new-order\","
-	"\"renewalInfo\":\"https://acme-v02.api.letsencrypt.org/draft-ietf-acme-ari-03/renewalInfo\","
+	"\"renewalInfo\":"
+	"\"https://acme-v02.api.letsencrypt.org/draft-ietf-acme-ari-03/renewalInfo\","
 	"\"revokeCert\":\"https://acme-v02.api.letsencrypt.org/acme/revoke-cert\","
 	"\"rZ1Ha6EDn3Q\":\"https://community.letsencrypt.org/t/adding-random-entries-to-the-"
 	"directory/33417\"}";
@@ -89,8 +90,8 @@ static void directory_parses_lets_encrypt_with_unknown_fields(void **state)
 	struct acme_directory d;
 	assert_int_equal(PARSE(acme_directory_parse, LE_DIR, &d, NULL), 0);
 	assert_string_equal(d.new_account, "https://acme-v02.api.letsencrypt.org/acme/new-acct");
-	assert_string_equal(d.renewal_info,
-			    "https://acme-v02.api.letsencrypt.org/draft-ietf-acme-ari-03/renewalInfo");
+	assert_string_equal(d.renewal_info, "https://acme-v02.api.letsencrypt.org/"
+					    "draft-ietf-acme-ari-03/renewalInfo");
 	assert_string_equal(d.website, "https://letsencrypt.org");
 	assert_contains(d.terms_of_service, "LE-SA-v1.5");
 	assert_null(d.new_authz);
@@ -140,7 +141,8 @@ static void directory_refuses_missing_fields_wrong_types_and_bad_urls(void **sta
 			 "\"newOrder\":\"https://a/o\",\"meta\":[]}",
 			 "\"meta\" is not an object");
 	expect_dir_error("{\"newNonce\":\"https://a/n\",\"newAccount\":\"https://a/acct\","
-			 "\"newOrder\":\"https://a/o\",\"meta\":{\"subdomainAuthAllowed\":\"yes\"}}",
+			 "\"newOrder\":\"https://a/o\","
+			 "\"meta\":{\"subdomainAuthAllowed\":\"yes\"}}",
 			 "\"subdomainAuthAllowed\" is not a boolean");
 	expect_dir_error("{\"newNonce\":\"https://a/n\",\"newAccount\":\"https://a/acct\","
 			 "\"newOrder\":\"\"}",
@@ -160,12 +162,14 @@ static void directory_bounds_url_length(void **state)
 	memset(url + 8, 'a', sizeof(url) - 9);
 	url[sizeof(url) - 1] = '\0'; /* 2049 characters */
 	snprintf(json, sizeof(json),
-		 "{\"newNonce\":\"%s\",\"newAccount\":\"https://a/a\",\"newOrder\":\"https://a/o\"}",
+		 "{\"newNonce\":\"%s\",\"newAccount\":\"https://a/a\","
+		 "\"newOrder\":\"https://a/o\"}",
 		 url);
 	expect_dir_error(json, "longer than 2048");
 	url[2048] = '\0';
 	snprintf(json, sizeof(json),
-		 "{\"newNonce\":\"%s\",\"newAccount\":\"https://a/a\",\"newOrder\":\"https://a/o\"}",
+		 "{\"newNonce\":\"%s\",\"newAccount\":\"https://a/a\","
+		 "\"newOrder\":\"https://a/o\"}",
 		 url);
 	struct acme_directory d;
 	assert_int_equal(PARSE(acme_directory_parse, json, &d, NULL), 0);
@@ -227,7 +231,8 @@ static const char PEBBLE_ORDER[] =
 	"{\n   \"status\": \"pending\",\n   \"expires\": \"2026-11-29T13:23:52Z\",\n"
 	"   \"identifiers\": [\n      {\n         \"type\": \"dns\",\n"
 	"         \"value\": \"*.iot.example.com\"\n      },\n      {\n"
-	"         \"type\": \"dns\",\n         \"value\": \"dev1.iot.example.com\"\n      }\n   ],\n"
+	"         \"type\": \"dns\",\n"
+	"         \"value\": \"dev1.iot.example.com\"\n      }\n   ],\n"
 	"   \"finalize\": \"https://127.0.0.1:14444/finalize-order/"
 	"ucwe6Xf7TOvPGm5pWWR_eqTMgqAO_sFDNli8G6jXmVE\",\n"
 	"   \"authorizations\": [\n"
@@ -528,9 +533,11 @@ static void authz_refuses_missing_and_mistyped_fields(void **state)
 			   "\"status\":\"pending\",\"challenges\":[],\"wildcard\":1}",
 			   "\"wildcard\" is not a boolean");
 	expect_authz_error("{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
-			   "\"status\":\"pending\",\"challenges\":[],\"subdomainAuthAllowed\":\"true\"}",
+			   "\"status\":\"pending\",\"challenges\":[],"
+			   "\"subdomainAuthAllowed\":\"true\"}",
 			   "\"subdomainAuthAllowed\" is not a boolean");
-	expect_authz_error("{\"identifier\":\"a.example\",\"status\":\"pending\",\"challenges\":[]}",
+	expect_authz_error("{\"identifier\":\"a.example\",\"status\":\"pending\","
+			   "\"challenges\":[]}",
 			   "\"identifier\" is not an object");
 	/* dns-01 and http-01 need a base64url token; other types need none. */
 	expect_authz_error("{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
@@ -539,7 +546,8 @@ static void authz_refuses_missing_and_mistyped_fields(void **state)
 			   "challenges[0]: missing field \"token\"");
 	expect_authz_error("{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
 			   "\"status\":\"pending\",\"challenges\":[{\"type\":\"http-01\","
-			   "\"url\":\"https://a/c\",\"status\":\"pending\",\"token\":\"../../etc\"}]}",
+			   "\"url\":\"https://a/c\",\"status\":\"pending\","
+			   "\"token\":\"../../etc\"}]}",
 			   "token is not base64url");
 	expect_authz_error("{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
 			   "\"status\":\"pending\",\"challenges\":[{\"type\":\"dns-01\","
@@ -547,7 +555,8 @@ static void authz_refuses_missing_and_mistyped_fields(void **state)
 			   "unknown status \"ready\"");
 	struct acme_authz a;
 	const char *no_token = "{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
-			       "\"status\":\"pending\",\"challenges\":[{\"type\":\"dns-account-01\","
+			       "\"status\":\"pending\","
+			       "\"challenges\":[{\"type\":\"dns-account-01\","
 			       "\"url\":\"https://a/c\",\"status\":\"pending\"}]}";
 	assert_int_equal(PARSE(acme_authz_parse, no_token, &a, NULL), 0);
 	assert_null(a.challenges[0].token);
@@ -577,7 +586,8 @@ static void challenge_parses_pebble_and_refuses_bad_ones(void **state)
 	assert_int_equal(PARSE(acme_challenge_parse, no_type, &c, &e), ACMERA_ERR_PROTO);
 	assert_contains(e.text, "missing field \"type\"");
 	const char *num_token =
-		"{\"type\":\"tls-alpn-01\",\"url\":\"https://a/c\",\"status\":\"pending\",\"token\":5}";
+		"{\"type\":\"tls-alpn-01\",\"url\":\"https://a/c\",\"status\":\"pending\","
+		"\"token\":5}";
 	assert_int_equal(PARSE(acme_challenge_parse, num_token, &c, &e), ACMERA_ERR_PROTO);
 	assert_contains(e.text, "\"token\" is not a string");
 }
@@ -589,7 +599,8 @@ static void account_parses_pebble_and_lets_encrypt(void **state)
 	(void)state;
 	struct acme_account a;
 	const char *pebble =
-		"{\n   \"status\": \"valid\",\n   \"contact\": [\n      \"mailto:ops@example.com\"\n"
+		"{\n   \"status\": \"valid\",\n"
+		"   \"contact\": [\n      \"mailto:ops@example.com\"\n"
 		"   ],\n   \"orders\": \"https://127.0.0.1:14444/list-orderz/7a379ffded33351f\",\n"
 		"   \"key\": {\n      \"kty\": \"EC\",\n      \"crv\": \"P-256\",\n"
 		"      \"x\": \"tFobDnwwDaLClXTZhhCuJ7UddH34Be6g7g5k5UQZeEQ\",\n"
@@ -619,8 +630,8 @@ static void account_refuses_bad_status_and_contacts(void **state)
 	struct acmera_errmsg e = {{0}};
 	assert_int_equal(PARSE(acme_account_parse, "{\"contact\":[]}", &a, &e), ACMERA_ERR_PROTO);
 	assert_contains(e.text, "missing field \"status\"");
-	assert_int_equal(PARSE(acme_account_parse, "{\"status\":\"valid\",\"contact\":[1]}", &a, &e),
-			 ACMERA_ERR_PROTO);
+	const char *num = "{\"status\":\"valid\",\"contact\":[1]}";
+	assert_int_equal(PARSE(acme_account_parse, num, &a, &e), ACMERA_ERR_PROTO);
 	assert_contains(e.text, "\"contact[0]\" is not a string");
 	assert_null(a.contact);
 	assert_int_equal(PARSE(acme_account_parse,
@@ -679,11 +690,11 @@ static void problem_keeps_subproblem_identifiers(void **state)
 	assert_string_equal(p.sub[1].type, "urn:ietf:params:acme:error:rejectedIdentifier");
 	char text[512];
 	acme_problem_describe(&p, text, sizeof(text));
-	assert_string_equal(text,
-			    "type=malformed detail=\"Some of the identifiers requested were rejected\""
-			    " sub=[_example.org: malformed \"Invalid underscore in DNS name "
-			    "\"_example.org\"\"; example.net: rejectedIdentifier \"This CA will not "
-			    "issue for \"example.net\"\"]");
+	assert_string_equal(text, "type=malformed detail=\"Some of the identifiers requested "
+				  "were rejected\" sub=[_example.org: malformed \"Invalid "
+				  "underscore in DNS name \"_example.org\"\"; example.net: "
+				  "rejectedIdentifier \"This CA will not issue for "
+				  "\"example.net\"\"]");
 	/* Truncation keeps a terminated string. */
 	char small[16];
 	acme_problem_describe(&p, small, sizeof(small));

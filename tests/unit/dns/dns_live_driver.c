@@ -24,7 +24,7 @@ static int env_int(const char *name, int def)
 static int usage(void)
 {
 	fprintf(stderr, "usage: dns_live_driver SERVER KEYFILE|- ZONE|- add|delete|wait|soa "
-			"NAME [VALUE [NAME VALUE]...]\n");
+	                "NAME [VALUE [NAME VALUE]...]\n");
 	return 2;
 }
 
@@ -64,8 +64,8 @@ int main(int argc, char **argv)
 		recs[i].value = argv[6 + 2 * i];
 	}
 	if (strcmp(op, "wait") == 0) {
-		rc = dns_wait_visible(&srv, argv[3], recs, n, env_int("DNS_WAIT_MS", 5000), 100,
-				      &e);
+		rc =
+		    dns_wait_visible(&srv, argv[3], recs, n, env_int("DNS_WAIT_MS", 5000), 100, &e);
 		goto done;
 	}
 	enum dns_update_op uop;
@@ -78,7 +78,7 @@ int main(int argc, char **argv)
 	rc = tsig_key_load(argv[2], 0, &key, &e);
 	if (rc == 0) {
 		rc = dns_update_send(&srv, &key, argv[3], uop, recs, n,
-				     (uint32_t)env_int("DNS_TTL", 60), &e);
+		                     (uint32_t)env_int("DNS_TTL", 60), &e);
 		tsig_key_wipe(&key);
 	}
 done:

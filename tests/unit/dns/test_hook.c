@@ -94,22 +94,23 @@ static int gone(pid_t pid)
 }
 
 static const struct dns_txt two[] = {
-	{"_acme-challenge.dev1.example.test", "a b $(id) `id` ;|&"},
-	{"_acme-challenge.dev2.example.test", "-second"},
+    {"_acme-challenge.dev1.example.test", "a b $(id) `id` ;|&"},
+    {"_acme-challenge.dev2.example.test", "-second"},
 };
 
 static void hook_gets_exact_argv_without_shell(void **state)
 {
 	struct dir *d = *state;
-	const char *h = script(d, "ok", "for a in \"$@\"; do printf '[%s]' \"$a\" >>\"$CALLS\"; done\n"
-				       "echo >>\"$CALLS\"");
+	const char *h = script(d, "ok",
+	                       "for a in \"$@\"; do printf '[%s]' \"$a\" >>\"$CALLS\"; done\n"
+	                       "echo >>\"$CALLS\"");
 	struct acmera_errmsg e = {{0}};
 	int rc = dns_hook_run(h, DNS_UPDATE_ADD, two, 2, 5000, &e);
 	if (rc)
 		fail_msg("%s", e.text);
 	assert_string_equal(slurp(d->log),
-			    "[add][_acme-challenge.dev1.example.test][a b $(id) `id` ;|&]\n"
-			    "[add][_acme-challenge.dev2.example.test][-second]\n");
+	                    "[add][_acme-challenge.dev1.example.test][a b $(id) `id` ;|&]\n"
+	                    "[add][_acme-challenge.dev2.example.test][-second]\n");
 	assert_int_equal(dns_hook_run(h, DNS_UPDATE_DELETE, two, 1, 5000, &e), 0);
 	assert_non_null(strstr(slurp(d->log), "[delete][_acme-challenge.dev1.example.test]"));
 }
@@ -117,27 +118,28 @@ static void hook_gets_exact_argv_without_shell(void **state)
 static void hook_failure_names_exit_status_and_first_stderr_line(void **state)
 {
 	struct dir *d = *state;
-	const char *h = script(d, "fails", "echo out\necho 'zone not found' >&2\n"
-					  "echo 'second line' >&2\nexit 3");
+	const char *h = script(d, "fails",
+	                       "echo out\necho 'zone not found' >&2\n"
+	                       "echo 'second line' >&2\nexit 3");
 	struct acmera_errmsg e = {{0}};
 	assert_int_equal(dns_hook_run(h, DNS_UPDATE_ADD, two, 2, 5000, &e), ACMERA_ERR_REFUSED);
 	assert_non_null(strstr(e.text, h));
 	assert_non_null(strstr(e.text, "add _acme-challenge.dev1.example.test: exit status 3: "
-					"zone not found"));
+	                               "zone not found"));
 	assert_null(strstr(e.text, "second line"));
 }
 
 static void hook_stops_at_first_failure(void **state)
 {
 	struct dir *d = *state;
-	const char *h = script(d, "second-fails", "echo \"$2\" >>\"$CALLS\"\n"
-						  "case \"$2\" in *dev1*) exit 0;; esac\nexit 1");
+	const char *h = script(d, "second-fails",
+	                       "echo \"$2\" >>\"$CALLS\"\n"
+	                       "case \"$2\" in *dev1*) exit 0;; esac\nexit 1");
 	const struct dns_txt three[] = {two[0], two[1], two[0]};
 	struct acmera_errmsg e = {{0}};
-	assert_int_equal(dns_hook_run(h, DNS_UPDATE_ADD, three, 3, 5000, &e),
-			 ACMERA_ERR_REFUSED);
+	assert_int_equal(dns_hook_run(h, DNS_UPDATE_ADD, three, 3, 5000, &e), ACMERA_ERR_REFUSED);
 	assert_string_equal(slurp(d->log), "_acme-challenge.dev1.example.test\n"
-					   "_acme-challenge.dev2.example.test\n");
+	                                   "_acme-challenge.dev2.example.test\n");
 	assert_non_null(strstr(e.text, "exit status 1"));
 }
 
@@ -158,6 +160,16 @@ static void hook_is_killed_at_timeout(void **state)
 	for (int i = 0; i < 50 && !gone(p); i++)
 		usleep(20 * 1000);
 	assert_true(gone(p));
+}
+
+static void hook_that_talks_then_hangs_is_killed_at_timeout(void **state)
+{
+	struct dir *d = *state;
+	const char *h = script(d, "talks", "echo working\necho 'still working' >&2\nexec sleep 30");
+	struct acmera_errmsg e = {{0}};
+	long long t0 = now_ms();
+	assert_int_equal(dns_hook_run(h, DNS_UPDATE_ADD, two, 1, 300, &e), ACMERA_ERR_TIMEOUT);
+	assert_true(now_ms() - t0 < 3000);
 }
 
 static void hook_returns_when_it_exits_though_a_child_keeps_its_output(void **state)
@@ -211,14 +223,15 @@ static void hook_refuses_other_names_before_running(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(hook_gets_exact_argv_without_shell),
-		T(hook_failure_names_exit_status_and_first_stderr_line),
-		T(hook_stops_at_first_failure),
-		T(hook_is_killed_at_timeout),
-		T(hook_returns_when_it_exits_though_a_child_keeps_its_output),
-		T(hook_output_is_bounded),
-		T(hook_that_cannot_run_is_a_config_error),
-		T(hook_refuses_other_names_before_running),
+	    T(hook_gets_exact_argv_without_shell),
+	    T(hook_failure_names_exit_status_and_first_stderr_line),
+	    T(hook_stops_at_first_failure),
+	    T(hook_is_killed_at_timeout),
+	    T(hook_that_talks_then_hangs_is_killed_at_timeout),
+	    T(hook_returns_when_it_exits_though_a_child_keeps_its_output),
+	    T(hook_output_is_bounded),
+	    T(hook_that_cannot_run_is_a_config_error),
+	    T(hook_refuses_other_names_before_running),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

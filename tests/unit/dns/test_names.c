@@ -50,8 +50,8 @@ static void name_allowed_refuses_overlong_labels_and_names(void **state)
 	snprintf(name, sizeof(name), "_acme-challenge.%063d.example.com", 0);
 	assert_true(dns_name_allowed(name, "example.com"));
 	/* more than 253 characters in all */
-	snprintf(name, sizeof(name), "_acme-challenge.%063d.%063d.%063d.%040d.example.com", 0, 0,
-		 0, 0);
+	snprintf(name, sizeof(name), "_acme-challenge.%063d.%063d.%063d.%040d.example.com", 0, 0, 0,
+	         0);
 	assert_true(strlen(name) > 253);
 	assert_false(dns_name_allowed(name, "example.com"));
 }
@@ -62,7 +62,7 @@ static void zone_for_name_takes_longest_suffix(void **state)
 	const char *const zones[] = {"example.com", "iot.example.com.", "example.org"};
 	assert_ptr_equal(dns_zone_for_name("dev1.iot.example.com", zones, 3), zones[1]);
 	assert_ptr_equal(dns_zone_for_name("_acme-challenge.DEV1.IOT.example.com.", zones, 3),
-			 zones[1]);
+	                 zones[1]);
 	assert_ptr_equal(dns_zone_for_name("www.example.com", zones, 3), zones[0]);
 	assert_ptr_equal(dns_zone_for_name("example.com", zones, 3), zones[0]);
 	assert_ptr_equal(dns_zone_for_name("a.example.org", zones, 3), zones[2]);
@@ -99,9 +99,18 @@ static void server_parse_refuses_names_and_bad_ports(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"",          "ns1.example.com:53", "127.0.0.1:",   "127.0.0.1:0",
-		"127.0.0.1:65536", "127.0.0.1:53x", "127.0.0.1:-1", "[::1",
-		"[::1]53",   "[]:53",              "256.1.1.1",    "127.0.0.1:123456",
+	    "",
+	    "ns1.example.com:53",
+	    "127.0.0.1:",
+	    "127.0.0.1:0",
+	    "127.0.0.1:65536",
+	    "127.0.0.1:53x",
+	    "127.0.0.1:-1",
+	    "[::1",
+	    "[::1]53",
+	    "[]:53",
+	    "256.1.1.1",
+	    "127.0.0.1:123456",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct dns_server s;
@@ -115,11 +124,11 @@ static void server_parse_refuses_names_and_bad_ports(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(name_allowed_only_acme_challenge_in_zone),
-		cmocka_unit_test(name_allowed_refuses_overlong_labels_and_names),
-		cmocka_unit_test(zone_for_name_takes_longest_suffix),
-		cmocka_unit_test(server_parse_accepts_ipv4_ipv6_and_ports),
-		cmocka_unit_test(server_parse_refuses_names_and_bad_ports),
+	    cmocka_unit_test(name_allowed_only_acme_challenge_in_zone),
+	    cmocka_unit_test(name_allowed_refuses_overlong_labels_and_names),
+	    cmocka_unit_test(zone_for_name_takes_longest_suffix),
+	    cmocka_unit_test(server_parse_accepts_ipv4_ipv6_and_ports),
+	    cmocka_unit_test(server_parse_refuses_names_and_bad_ports),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,8 +34,8 @@ static ldns_rr *tsig_rr(uint16_t error, uint16_t orig_id)
 /* An answer to an UPDATE of example.test with rcode; tsig_error >= 0 adds a TSIG RR. */
 static uint8_t *answer(int rcode, int tsig_error, size_t *len)
 {
-	ldns_pkt *p = ldns_pkt_query_new(ldns_dname_new_frm_str("example.test."),
-					 LDNS_RR_TYPE_SOA, LDNS_RR_CLASS_IN, 0);
+	ldns_pkt *p = ldns_pkt_query_new(ldns_dname_new_frm_str("example.test."), LDNS_RR_TYPE_SOA,
+	                                 LDNS_RR_CLASS_IN, 0);
 	uint8_t *w = NULL;
 	ldns_pkt_set_id(p, 4242);
 	ldns_pkt_set_qr(p, true);
@@ -104,8 +104,8 @@ static void response_notauth_with_tsig_badsig_and_badkey(void **state)
 static void response_reads_extended_rcode_from_opt(void **state)
 {
 	(void)state;
-	ldns_pkt *p = ldns_pkt_query_new(ldns_dname_new_frm_str("example.test."),
-					 LDNS_RR_TYPE_SOA, LDNS_RR_CLASS_IN, 0);
+	ldns_pkt *p = ldns_pkt_query_new(ldns_dname_new_frm_str("example.test."), LDNS_RR_TYPE_SOA,
+	                                 LDNS_RR_CLASS_IN, 0);
 	uint8_t *w = NULL;
 	size_t len;
 	ldns_pkt_set_qr(p, true);
@@ -148,8 +148,8 @@ static void response_refuses_lying_counts_and_queries(void **state)
 static void response_refuses_tsig_that_is_not_last(void **state)
 {
 	(void)state;
-	ldns_pkt *p = ldns_pkt_query_new(ldns_dname_new_frm_str("example.test."),
-					 LDNS_RR_TYPE_SOA, LDNS_RR_CLASS_IN, 0);
+	ldns_pkt *p = ldns_pkt_query_new(ldns_dname_new_frm_str("example.test."), LDNS_RR_TYPE_SOA,
+	                                 LDNS_RR_CLASS_IN, 0);
 	uint8_t *w = NULL;
 	size_t len;
 	ldns_pkt_set_qr(p, true);
@@ -164,8 +164,8 @@ static void response_refuses_tsig_that_is_not_last(void **state)
 static void response_refuses_tsig_without_error_field(void **state)
 {
 	(void)state;
-	ldns_pkt *p = ldns_pkt_query_new(ldns_dname_new_frm_str("example.test."),
-					 LDNS_RR_TYPE_SOA, LDNS_RR_CLASS_IN, 0);
+	ldns_pkt *p = ldns_pkt_query_new(ldns_dname_new_frm_str("example.test."), LDNS_RR_TYPE_SOA,
+	                                 LDNS_RR_CLASS_IN, 0);
 	ldns_rr *t = ldns_rr_new();
 	uint8_t *w = NULL;
 	size_t len;
@@ -184,14 +184,14 @@ static void response_refuses_tsig_without_error_field(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(response_noerror_without_tsig),
-		cmocka_unit_test(response_refused),
-		cmocka_unit_test(response_notauth_with_tsig_badsig_and_badkey),
-		cmocka_unit_test(response_reads_extended_rcode_from_opt),
-		cmocka_unit_test(response_refuses_every_truncation),
-		cmocka_unit_test(response_refuses_lying_counts_and_queries),
-		cmocka_unit_test(response_refuses_tsig_that_is_not_last),
-		cmocka_unit_test(response_refuses_tsig_without_error_field),
+	    cmocka_unit_test(response_noerror_without_tsig),
+	    cmocka_unit_test(response_refused),
+	    cmocka_unit_test(response_notauth_with_tsig_badsig_and_badkey),
+	    cmocka_unit_test(response_reads_extended_rcode_from_opt),
+	    cmocka_unit_test(response_refuses_every_truncation),
+	    cmocka_unit_test(response_refuses_lying_counts_and_queries),
+	    cmocka_unit_test(response_refuses_tsig_that_is_not_last),
+	    cmocka_unit_test(response_refuses_tsig_without_error_field),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,7 @@
 /* 32 bytes, as tsig-keygen -a hmac-sha256 makes them. */
 #define SECRET32 "jdaIPOFuVovPUkWMYt3ORvwxG7NTeFcWld+7Y1Iu7t8="
 /* 64 bytes, as for hmac-sha512. */
-#define SECRET64                                                                              \
+#define SECRET64                                                                                   \
 	"Mj8zTqGZ2QJxR3i7ThcZ2qjVYxwWmVnVb1XhsXBuZ0YaLzYt0QxCDNwRrbgpW8G0CBC2JbiAp2zKr2W4F0Av7A=="
 
 static int parse(const char *text, struct tsig_key *k, struct acmera_errmsg *e)
@@ -42,9 +42,9 @@ static void tsig_key_parses_tsig_keygen_output(void **state)
 	struct tsig_key k;
 	struct acmera_errmsg e = {{0}};
 	const char *text = "key \"acmera-test\" {\n"
-			   "\talgorithm hmac-sha256;\n"
-			   "\tsecret \"" SECRET32 "\";\n"
-			   "};\n";
+	                   "\talgorithm hmac-sha256;\n"
+	                   "\tsecret \"" SECRET32 "\";\n"
+	                   "};\n";
 	assert_int_equal(parse(text, &k, &e), 0);
 	assert_string_equal(k.name, "acmera-test.");
 	assert_string_equal(k.algorithm, "hmac-sha256.");
@@ -61,7 +61,7 @@ static void tsig_key_accepts_each_strong_algorithm(void **state)
 		struct tsig_key k;
 		struct acmera_errmsg e = {{0}};
 		snprintf(text, sizeof(text), "key k%d { algorithm %s; secret \"%s\"; };", i,
-			 algs[i], SECRET64);
+		         algs[i], SECRET64);
 		assert_int_equal(parse(text, &k, &e), 0);
 		assert_string_equal(k.algorithm, want[i]);
 		assert_string_equal(k.secret_b64, SECRET64);
@@ -74,13 +74,13 @@ static void tsig_key_reads_comments_quotes_and_any_clause_order(void **state)
 	struct tsig_key k;
 	struct acmera_errmsg e = {{0}};
 	const char *text = "# made by hand\n"
-			   "// for acmera\n"
-			   "/* a comment\n   over lines */ key\n"
-			   "  ddns.example.com.   # absolute name, unquoted\n"
-			   "{ secret\n\"" SECRET32 "\" ; // the secret\n"
-			   "  algorithm \"hmac-sha512\";\n"
-			   "} ;\n"
-			   "key second { algorithm hmac-sha256; secret \"" SECRET32 "\"; };\n";
+	                   "// for acmera\n"
+	                   "/* a comment\n   over lines */ key\n"
+	                   "  ddns.example.com.   # absolute name, unquoted\n"
+	                   "{ secret\n\"" SECRET32 "\" ; // the secret\n"
+	                   "  algorithm \"hmac-sha512\";\n"
+	                   "} ;\n"
+	                   "key second { algorithm hmac-sha256; secret \"" SECRET32 "\"; };\n";
 	assert_int_equal(parse(text, &k, &e), 0);
 	assert_string_equal(k.name, "ddns.example.com.");
 	assert_string_equal(k.algorithm, "hmac-sha512.");
@@ -93,7 +93,7 @@ static void tsig_key_normalises_secret_split_by_whitespace(void **state)
 	struct tsig_key k;
 	struct acmera_errmsg e = {{0}};
 	const char *text = "key a { algorithm hmac-sha256; secret \"jdaIPOFuVovPUkWM "
-			   "Yt3ORvwxG7NTeFcWld+7Y1Iu7t8\"; };";
+	                   "Yt3ORvwxG7NTeFcWld+7Y1Iu7t8\"; };";
 	assert_int_equal(parse(text, &k, &e), 0);
 	assert_string_equal(k.secret_b64, SECRET32); /* padding restored, blanks gone */
 }
@@ -102,25 +102,24 @@ static void tsig_key_refuses_weak_algorithms(void **state)
 {
 	(void)state;
 	expect_refused("key a {\n algorithm hmac-md5;\n secret \"" SECRET32 "\"; };",
-		       "test.key:2: algorithm hmac-md5 is refused as weak");
+	               "test.key:2: algorithm hmac-md5 is refused as weak");
 	expect_refused("key a { algorithm hmac-sha1; secret \"" SECRET32 "\"; };",
-		       "hmac-sha1 is refused as weak");
-	expect_refused("key a { algorithm hmac-md5.sig-alg.reg.int; secret \"" SECRET32
-		       "\"; };",
-		       "refused as weak");
+	               "hmac-sha1 is refused as weak");
+	expect_refused("key a { algorithm hmac-md5.sig-alg.reg.int; secret \"" SECRET32 "\"; };",
+	               "refused as weak");
 	expect_refused("key a { algorithm hmac-sha224; secret \"" SECRET32 "\"; };",
-		       "hmac-sha224 is not supported");
+	               "hmac-sha224 is not supported");
 	expect_refused("key a { algorithm hmac-sha256-128; secret \"" SECRET32 "\"; };",
-		       "truncated");
+	               "truncated");
 }
 
 static void tsig_key_refuses_bad_base64_with_line(void **state)
 {
 	(void)state;
 	expect_refused("key a {\n algorithm hmac-sha256;\n\n secret \"abc$def\";\n};",
-		       "test.key:4: secret is not base64 (bad character at offset 3)");
+	               "test.key:4: secret is not base64 (bad character at offset 3)");
 	expect_refused("key a { algorithm hmac-sha256; secret \"c2hvcnQ=\"; };",
-		       "secret is too short: 5 bytes");
+	               "secret is too short: 5 bytes");
 	expect_refused("key a { algorithm hmac-sha256; secret \"\"; };", "too short");
 }
 
@@ -131,16 +130,16 @@ static void tsig_key_names_line_of_grammar_errors(void **state)
 	expect_refused("# only a comment\n", "test.key:2: no key statement");
 	expect_refused("options { };", "test.key:1: expected 'key', found 'options'");
 	expect_refused("key a {\n algorithm hmac-sha256\n secret \"" SECRET32 "\";\n};",
-		       "test.key:3: expected ';', found 'secret'");
+	               "test.key:3: expected ';', found 'secret'");
 	expect_refused("key a {\n algorithm hmac-sha256;\n};", "test.key:1: key a. has no secret");
 	expect_refused("key a { secret \"" SECRET32 "\"; };", "key a. has no algorithm");
 	expect_refused("key a {\n algorithm hmac-sha256;\n secret \"" SECRET32 "\";\n}",
-		       "test.key:4: expected ';' after '}', found 'end of file'");
+	               "test.key:4: expected ';' after '}', found 'end of file'");
 	expect_refused("key a {\n algorithm hmac-sha256;\n", "test.key:1: key statement is not "
-							    "closed");
+	                                                     "closed");
 	expect_refused("key a {\n\n flavour vanilla;\n};", "test.key:3: unknown clause 'flavour'");
 	expect_refused("key a { algorithm hmac-sha256; algorithm hmac-sha512; };",
-		       "second 'algorithm'");
+	               "second 'algorithm'");
 	expect_refused("key \"a\n\" { };", "test.key:1: unterminated quoted string");
 	expect_refused("/* open\n\n comment", "test.key:1: unterminated /* comment");
 	expect_refused("key { algorithm hmac-sha256; };", "expected a key name, found '{'");
@@ -156,7 +155,7 @@ static void tsig_key_refuses_nul_byte(void **state)
 	struct tsig_key k;
 	struct acmera_errmsg e = {{0}};
 	assert_int_equal(tsig_key_parse(text, sizeof(text) - 1, "nul.key", &k, &e),
-			 ACMERA_ERR_INVAL);
+	                 ACMERA_ERR_INVAL);
 	assert_non_null(strstr(e.text, "nul.key:1: NUL byte"));
 }
 
@@ -186,7 +185,7 @@ static const char *write_key_file(const char *text, mode_t mode)
 }
 
 static const char *const good_file = "key \"acmera\" {\n\talgorithm hmac-sha256;\n"
-				     "\tsecret \"" SECRET32 "\";\n};\n";
+                                     "\tsecret \"" SECRET32 "\";\n};\n";
 
 static void tsig_key_load_reads_private_file(void **state)
 {
@@ -236,18 +235,18 @@ static void tsig_key_load_names_file_and_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(tsig_key_parses_tsig_keygen_output),
-		cmocka_unit_test(tsig_key_accepts_each_strong_algorithm),
-		cmocka_unit_test(tsig_key_reads_comments_quotes_and_any_clause_order),
-		cmocka_unit_test(tsig_key_normalises_secret_split_by_whitespace),
-		cmocka_unit_test(tsig_key_refuses_weak_algorithms),
-		cmocka_unit_test(tsig_key_refuses_bad_base64_with_line),
-		cmocka_unit_test(tsig_key_names_line_of_grammar_errors),
-		cmocka_unit_test(tsig_key_refuses_nul_byte),
-		cmocka_unit_test(tsig_key_refuses_overlong_token),
-		cmocka_unit_test(tsig_key_load_reads_private_file),
-		cmocka_unit_test(tsig_key_load_refuses_group_readable_file),
-		cmocka_unit_test(tsig_key_load_names_file_and_line),
+	    cmocka_unit_test(tsig_key_parses_tsig_keygen_output),
+	    cmocka_unit_test(tsig_key_accepts_each_strong_algorithm),
+	    cmocka_unit_test(tsig_key_reads_comments_quotes_and_any_clause_order),
+	    cmocka_unit_test(tsig_key_normalises_secret_split_by_whitespace),
+	    cmocka_unit_test(tsig_key_refuses_weak_algorithms),
+	    cmocka_unit_test(tsig_key_refuses_bad_base64_with_line),
+	    cmocka_unit_test(tsig_key_names_line_of_grammar_errors),
+	    cmocka_unit_test(tsig_key_refuses_nul_byte),
+	    cmocka_unit_test(tsig_key_refuses_overlong_token),
+	    cmocka_unit_test(tsig_key_load_reads_private_file),
+	    cmocka_unit_test(tsig_key_load_refuses_group_readable_file),
+	    cmocka_unit_test(tsig_key_load_names_file_and_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,12 +14,12 @@
 #include <cmocka.h>
 
 static const struct dns_txt two[] = {
-	{"_acme-challenge.dev1.example.test", "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"},
-	{"_acme-challenge.example.test.", "second value"},
+    {"_acme-challenge.dev1.example.test", "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"},
+    {"_acme-challenge.example.test.", "second value"},
 };
 
 static ldns_pkt *build_and_read(enum dns_update_op op, const struct dns_txt *recs, size_t n,
-				uint32_t ttl, uint16_t id)
+                                uint32_t ttl, uint16_t id)
 {
 	uint8_t *wire = NULL;
 	size_t len = 0;
@@ -120,7 +120,7 @@ static void update_build_holds_many_records_in_one_message(void **state)
 	assert_int_equal(ldns_update_upcount(p), N);
 	assert_int_equal(ldns_rr_list_rr_count(ldns_pkt_authority(p)), N);
 	assert_dname(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_authority(p), N - 1)),
-		     "_acme-challenge.host299.example.test.");
+	             "_acme-challenge.host299.example.test.");
 	ldns_pkt_free(p);
 }
 
@@ -129,9 +129,9 @@ static void expect_refusal(const struct dns_txt *recs, size_t n, const char *wan
 	uint8_t *wire = (uint8_t *)"untouched";
 	size_t len = 12345;
 	struct acmera_errmsg e = {{0}};
-	assert_int_equal(dns_update_build("example.test", DNS_UPDATE_ADD, recs, n, 60, 1, &wire,
-					  &len, &e),
-			 ACMERA_ERR_INVAL);
+	assert_int_equal(
+	    dns_update_build("example.test", DNS_UPDATE_ADD, recs, n, 60, 1, &wire, &len, &e),
+	    ACMERA_ERR_INVAL);
 	assert_string_equal((const char *)wire, "untouched");
 	assert_int_equal(len, 12345);
 	if (!strstr(e.text, want))
@@ -142,13 +142,13 @@ static void update_build_refuses_whole_batch_for_one_bad_name(void **state)
 {
 	(void)state;
 	const struct dns_txt outside[] = {
-		{"_acme-challenge.a.example.test", "ok"},
-		{"_acme-challenge.example.org", "v"},
+	    {"_acme-challenge.a.example.test", "ok"},
+	    {"_acme-challenge.example.org", "v"},
 	};
 	expect_refusal(outside, 2, "refusing _acme-challenge.example.org");
 	const struct dns_txt not_acme[] = {
-		{"_acme-challenge.a.example.test", "ok"},
-		{"www.example.test", "v"},
+	    {"_acme-challenge.a.example.test", "ok"},
+	    {"www.example.test", "v"},
 	};
 	expect_refusal(not_acme, 2, "refusing www.example.test");
 	const struct dns_txt null_name[] = {{NULL, "v"}};
@@ -173,9 +173,8 @@ static void update_build_refuses_bad_values(void **state)
 	uint8_t *wire = NULL;
 	size_t len = 0;
 	const struct dns_txt max[] = {{"_acme-challenge.example.test", long_value}};
-	assert_int_equal(dns_update_build("example.test", DNS_UPDATE_ADD, max, 1, 60, 1, &wire,
-					  &len, NULL),
-			 0);
+	assert_int_equal(
+	    dns_update_build("example.test", DNS_UPDATE_ADD, max, 1, 60, 1, &wire, &len, NULL), 0);
 	free(wire);
 }
 
@@ -200,12 +199,12 @@ static void update_build_refuses_empty_and_oversized_batches(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(update_add_puts_txt_in_class_in_with_ttl),
-		cmocka_unit_test(update_delete_removes_exact_values_with_class_none),
-		cmocka_unit_test(update_build_holds_many_records_in_one_message),
-		cmocka_unit_test(update_build_refuses_whole_batch_for_one_bad_name),
-		cmocka_unit_test(update_build_refuses_bad_values),
-		cmocka_unit_test(update_build_refuses_empty_and_oversized_batches),
+	    cmocka_unit_test(update_add_puts_txt_in_class_in_with_ttl),
+	    cmocka_unit_test(update_delete_removes_exact_values_with_class_none),
+	    cmocka_unit_test(update_build_holds_many_records_in_one_message),
+	    cmocka_unit_test(update_build_refuses_whole_batch_for_one_bad_name),
+	    cmocka_unit_test(update_build_refuses_bad_values),
+	    cmocka_unit_test(update_build_refuses_empty_and_oversized_batches),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,7 +61,7 @@ static ldns_pkt *respond(struct fake *f, const ldns_pkt *req, int udp)
 	ldns_pkt_set_opcode(r, LDNS_PACKET_UPDATE);
 	if (ldns_rr_list_rr_count(ldns_pkt_question(req)) > 0)
 		ldns_pkt_push_rr(r, LDNS_SECTION_QUESTION,
-				 ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(req), 0)));
+		                 ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(req), 0)));
 	if (m == TRUNCATE && udp) {
 		ldns_pkt_set_tc(r, true);
 		return r;
@@ -69,9 +69,14 @@ static ldns_pkt *respond(struct fake *f, const ldns_pkt *req, int udp)
 	const ldns_rdf *mac = ldns_pkt_tsig(req) ? ldns_rr_rdf(ldns_pkt_tsig(req), 3) : NULL;
 	switch (m) {
 	case SIGNED_REFUSED:
-	case UNSIGNED_REFUSED: ldns_pkt_set_rcode(r, LDNS_RCODE_REFUSED); break;
-	case BADKEY: ldns_pkt_set_rcode(r, LDNS_RCODE_NOTAUTH); break;
-	default: break;
+	case UNSIGNED_REFUSED:
+		ldns_pkt_set_rcode(r, LDNS_RCODE_REFUSED);
+		break;
+	case BADKEY:
+		ldns_pkt_set_rcode(r, LDNS_RCODE_NOTAUTH);
+		break;
+	default:
+		break;
 	}
 	if (m == SIGNED_NOERROR || m == SIGNED_REFUSED || m == WRONG_ID || m == TRUNCATE)
 		ldns_pkt_tsig_sign(r, key.name, key.secret_b64, 300, key.algorithm, mac);
@@ -85,7 +90,7 @@ static ldns_pkt *respond(struct fake *f, const ldns_pkt *req, int udp)
 		ldns_rr *t = ldns_pkt_tsig(r);
 		ldns_rdf_deep_free(ldns_rr_set_rdf(t, ldns_native2rdf_int16_data(0, NULL), 3));
 		ldns_rdf_deep_free(
-			ldns_rr_set_rdf(t, ldns_native2rdf_int16(LDNS_RDF_TYPE_INT16, 17), 5));
+		    ldns_rr_set_rdf(t, ldns_native2rdf_int16(LDNS_RDF_TYPE_INT16, 17), 5));
 	}
 	return r;
 }
@@ -148,15 +153,16 @@ static void *serve(void *arg)
 {
 	struct fake *f = arg;
 	while (!atomic_load(&f->stop)) {
-		struct pollfd p[2] = {{.fd = f->udp, .events = POLLIN}, {.fd = f->tcp, .events = POLLIN}};
+		struct pollfd p[2] = {{.fd = f->udp, .events = POLLIN},
+		                      {.fd = f->tcp, .events = POLLIN}};
 		if (poll(p, 2, 20) <= 0)
 			continue;
 		if (p[0].revents) {
 			uint8_t buf[65536];
 			struct sockaddr_storage from;
 			socklen_t fl = sizeof(from);
-			ssize_t n = recvfrom(f->udp, buf, sizeof(buf), 0, (struct sockaddr *)&from,
-					     &fl);
+			ssize_t n =
+			    recvfrom(f->udp, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
 			if (n > 0) {
 				size_t alen = 0;
 				atomic_fetch_add(&f->udp_msgs, 1);
@@ -213,8 +219,8 @@ static int fake_stop(void **state)
 }
 
 static const struct dns_txt two[] = {
-	{"_acme-challenge.dev1.example.test", "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"},
-	{"_acme-challenge.dev2.example.test", "9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"},
+    {"_acme-challenge.dev1.example.test", "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"},
+    {"_acme-challenge.dev2.example.test", "9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"},
 };
 
 static int send_two(struct fake *f, enum mode m, struct acmera_errmsg *e)
@@ -230,7 +236,7 @@ static void assert_error(const struct fake *f, const struct acmera_errmsg *e, co
 {
 	char prefix[128];
 	snprintf(prefix, sizeof(prefix),
-		 "UPDATE of zone example.test at 127.0.0.1:%u with key acmera: ", f->port);
+	         "UPDATE of zone example.test at 127.0.0.1:%u with key acmera: ", f->port);
 	if (strncmp(e->text, prefix, strlen(prefix)) != 0 || !strstr(e->text, want))
 		fail_msg("error \"%s\" is not \"%s...%s...\"", e->text, prefix, want);
 }
@@ -355,14 +361,14 @@ static void update_send_refuses_bad_name_without_sending(void **state)
 	struct acmera_errmsg e = {{0}};
 	struct dns_server srv = {.port = f->port, .timeout_ms = 200, .retries = 0};
 	const struct dns_txt bad[] = {
-		{"_acme-challenge.dev1.example.test", "v"},
-		{"www.example.test", "v"},
+	    {"_acme-challenge.dev1.example.test", "v"},
+	    {"www.example.test", "v"},
 	};
 	snprintf(srv.host, sizeof(srv.host), "127.0.0.1");
 	atomic_store(&f->mode, SIGNED_NOERROR);
 	assert_int_equal(
-		dns_update_send(&srv, &key, "example.test", DNS_UPDATE_ADD, bad, 2, 60, &e),
-		ACMERA_ERR_INVAL);
+	    dns_update_send(&srv, &key, "example.test", DNS_UPDATE_ADD, bad, 2, 60, &e),
+	    ACMERA_ERR_INVAL);
 	assert_error(f, &e, "refusing www.example.test");
 	usleep(100 * 1000);
 	assert_int_equal(atomic_load(&f->udp_msgs) + atomic_load(&f->tcp_msgs), 0);
@@ -383,18 +389,18 @@ static int load_key(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(update_send_accepts_signed_noerror),
-		T(update_send_retries_then_times_out_naming_server),
-		T(update_send_reports_refused),
-		T(update_send_reports_unsigned_refusal),
-		T(update_send_distrusts_unsigned_success),
-		T(update_send_names_tsig_badkey),
-		T(update_send_rejects_answer_signed_with_other_secret),
-		T(update_send_rejects_answer_signed_with_other_key),
-		T(update_send_ignores_answer_with_wrong_id),
-		T(update_send_falls_back_to_tcp_on_truncation),
-		T(update_send_sends_many_records_in_one_tcp_message),
-		T(update_send_refuses_bad_name_without_sending),
+	    T(update_send_accepts_signed_noerror),
+	    T(update_send_retries_then_times_out_naming_server),
+	    T(update_send_reports_refused),
+	    T(update_send_reports_unsigned_refusal),
+	    T(update_send_distrusts_unsigned_success),
+	    T(update_send_names_tsig_badkey),
+	    T(update_send_rejects_answer_signed_with_other_secret),
+	    T(update_send_rejects_answer_signed_with_other_key),
+	    T(update_send_ignores_answer_with_wrong_id),
+	    T(update_send_falls_back_to_tcp_on_truncation),
+	    T(update_send_sends_many_records_in_one_tcp_message),
+	    T(update_send_refuses_bad_name_without_sending),
 	};
 	return cmocka_run_group_tests(tests, load_key, NULL);
 }
