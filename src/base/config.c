@@ -429,7 +429,7 @@ int config_init(struct config *c)
 	c->dns.timeout = 3000;
 	c->dns.propagation_check = 0;
 	c->dns.propagation_timeout = 60;
-	c->issuer.parallel = 64;
+	c->issuer.parallel = 256;
 	c->issuer.lease = 60;
 	c->issuer.batch_wait = 200;
 	c->issuer.max_attempts = 10;

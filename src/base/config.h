@@ -48,7 +48,7 @@ struct config {
 		int propagation_timeout;  /* seconds, default 60 */
 	} dns;
 	struct {
-		int parallel;             /* jobs driven at once, default 64 */
+		int parallel;             /* jobs driven at once, default 256 */
 		int lease;                /* seconds a claimed job is held, default 60 */
 		int batch_wait;           /* ms to gather jobs into one batch, default 200 */
 		int max_attempts;         /* before a job fails for good, default 10 */

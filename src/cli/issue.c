@@ -223,6 +223,7 @@ int cli_issue(int argc, char **argv)
 	}
 
 	struct issuer_stats st = {0};
+	struct acmera_errmsg issuer_err = {{0}};
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (n_watch > 0) {
@@ -235,9 +236,8 @@ int cli_issue(int argc, char **argv)
 			.deadline = now + a.timeout,
 			.stop = &stop_flag,
 		};
-		struct acmera_errmsg e = {{0}};
-		if (issuer_run(store, &io, &st, &e))
-			fprintf(stderr, "acmera issue: %s\n", e.text);
+		if (issuer_run(store, &io, &st, &issuer_err))
+			fprintf(stderr, "acmera issue: %s\n", issuer_err.text);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 
@@ -257,7 +257,8 @@ int cli_issue(int argc, char **argv)
 			store_cert_free(&c);
 		} else {
 			struct store_job j = {0};
-			const char *why = "not issued in time";
+			/* The job's own last error, else why the issuer stopped. */
+			const char *why = issuer_err.text[0] ? issuer_err.text : "not issued in time";
 			if (store_job_get_by_digest(store, csrs[i].sha256_hex, &j, NULL) == 0 &&
 			    j.reason)
 				why = j.reason;

@@ -77,10 +77,18 @@ try:
     os.unlink(path)
 except FileNotFoundError:
     pass
+# Bind and listen under a temporary name, then rename: the socket appears at its
+# path only once it accepts connections (named_start waits for the path).
+tmp = path + ".new"
+try:
+    os.unlink(tmp)
+except FileNotFoundError:
+    pass
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-srv.bind(path)
-os.chmod(path, 0o600)
-srv.listen(16)
+srv.bind(tmp)
+os.chmod(tmp, 0o600)
+srv.listen(64)
+os.rename(tmp, path)
 while True:
     conn, _ = srv.accept()
     with conn:

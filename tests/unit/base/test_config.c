@@ -93,7 +93,7 @@ static void init_fills_documented_defaults(void **state)
 	assert_int_equal(c->dns.timeout, 3000);
 	assert_int_equal(c->dns.propagation_check, 0);
 	assert_int_equal(c->dns.propagation_timeout, 60);
-	assert_int_equal(c->issuer.parallel, 64);
+	assert_int_equal(c->issuer.parallel, 256);
 	assert_int_equal(c->issuer.lease, 60);
 	assert_int_equal(c->issuer.batch_wait, 200);
 	assert_int_equal(c->issuer.max_attempts, 10);
