@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ldns/ldns.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -238,7 +237,7 @@ static int set_algorithm(struct lexer *lx, const struct token *t, struct tsig_ke
 	                a);
 }
 
-/* Checks the base64 and stores it re-encoded (one line, padded) as ldns wants it. */
+/* Checks the base64 and stores it re-encoded (one line, padded). */
 static int set_secret(struct lexer *lx, const struct token *t, struct tsig_key *out)
 {
 	uint8_t *raw = NULL;
@@ -375,29 +374,6 @@ out:
 	return rc;
 }
 
-/* ldns 1.8.3 misspells hmac-sha384 and so cannot sign with it: find out now, not at the
- * first UPDATE. A library that can will pass. */
-static int check_signable(const struct tsig_key *k, const char *path, struct acmera_errmsg *e)
-{
-	ldns_rdf *root = ldns_dname_new_frm_str(".");
-	ldns_pkt *p = root ? ldns_pkt_query_new(root, LDNS_RR_TYPE_SOA, LDNS_RR_CLASS_IN, 0) : NULL;
-	int rc = 0;
-	if (!p) {
-		if (root)
-			ldns_rdf_deep_free(root);
-		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
-	}
-	ldns_status st = ldns_pkt_tsig_sign(p, k->name, k->secret_b64, 300, k->algorithm, NULL);
-	if (st != LDNS_STATUS_OK)
-		rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-		                 "%s: key %s: ldns %s cannot sign with %s (%s): use hmac-sha256 or "
-		                 "hmac-sha512",
-		                 path, k->name, ldns_version(), k->algorithm,
-		                 ldns_get_errorstr_by_id(st));
-	ldns_pkt_free(p);
-	return rc;
-}
-
 int tsig_key_load(const char *path, int allow_open_mode, struct tsig_key *out,
                   struct acmera_errmsg *e)
 {
@@ -454,11 +430,6 @@ int tsig_key_load(const char *path, int allow_open_mode, struct tsig_key *out,
 		}
 	}
 	rc = tsig_key_parse(text, len, path, out, e);
-	if (rc)
-		goto out;
-	rc = check_signable(out, path, e);
-	if (rc)
-		tsig_key_wipe(out);
 out:
 	if (text) {
 		OPENSSL_cleanse(text, len);

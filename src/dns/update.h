@@ -1,5 +1,5 @@
 /* RFC 2136 dynamic update of _acme-challenge TXT records, signed with TSIG
- * (RFC 8945), through ldns. Only TXT records under the zone are ever touched:
+ * (RFC 8945), with ldns building the messages and our own TSIG (tsig.h). Only TXT records under the zone are ever touched:
  * names outside the configured zones, or not starting with "_acme-challenge.",
  * are refused before anything is sent. */
 #ifndef ACMERA_DNS_UPDATE_H

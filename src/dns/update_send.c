@@ -1,8 +1,11 @@
 /* Sends one TSIG-signed UPDATE and judges the answer. The exchange is ldns's
  * (ldns_udp_send / ldns_tcp_send with our timeout); the loop adds retries on
  * timeout, TCP for messages too big for UDP or answers with TC set, and checks
- * that the answer is the one to our message and is signed by our key. */
+ * that the answer is the one to our message and is signed by our key. TSIG is
+ * dns/tsig.c's, not ldns's, which cannot sign with hmac-sha384. */
 #include "dns/update.h"
+
+#include "dns/tsig.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,12 +19,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define FUDGE 300   /* seconds of clock skew TSIG tolerates (RFC 8945 5.2.3) */
 #define UDP_MAX 512 /* larger UPDATEs go over TCP (RFC 2136 3.8 leaves it to us) */
-#define TSIG_BADSIG 16
-#define TSIG_BADKEY 17
-#define TSIG_BADTIME 18
-#define TSIG_BADTRUNC 22
 
 /* What an error message says the UPDATE was: "UPDATE of zone Z at S with key K". */
 struct target {
@@ -114,7 +112,7 @@ static int tsig_failure(const struct target *t, int rcode, int err, struct acmer
 		return fail_at(t, e, ACMERA_ERR_REFUSED,
 		               "%s, TSIG BADTIME (this host's clock and the server's differ by "
 		               "more than %d s)",
-		               rc, FUDGE);
+		               rc, TSIG_FUDGE);
 	case TSIG_BADTRUNC:
 		return fail_at(t, e, ACMERA_ERR_REFUSED, "%s, TSIG BADTRUNC", rc);
 	default:
@@ -202,76 +200,11 @@ static int exchange(const struct target *t, const struct dns_server *srv, ldns_b
 	               timeout_ms, tcp ? " over TCP" : "");
 }
 
-/* ldns_pkt_tsig_verify forgets to put the TSIG RR back when it fails early; keep it. */
-static int tsig_verifies(ldns_pkt *p, const uint8_t *w, size_t n, const struct tsig_key *k,
-                         const ldns_rdf *req_mac)
+/* Judges the answer to req: a TSIG error, an unsigned or badly signed answer, then the
+ * rcode. */
+static int check_answer(const struct target *t, const uint8_t *req, size_t reqlen, const uint8_t *w,
+                        size_t n, struct acmera_errmsg *e)
 {
-	ldns_rr *tsig = ldns_pkt_tsig(p);
-	uint16_t id = ldns_pkt_id(p);
-	bool ok = ldns_pkt_tsig_verify(p, w, n, k->name, k->secret_b64, req_mac);
-	if (ldns_pkt_tsig(p) != tsig) {
-		ldns_pkt_set_tsig(p, tsig);
-		ldns_pkt_set_id(p, id);
-	}
-	return ok;
-}
-
-/* Key name and algorithm ours, time within the fudge, MAC good. */
-static int check_tsig(const struct target *t, ldns_pkt *p, const uint8_t *w, size_t n,
-                      const ldns_rdf *req_mac, struct acmera_errmsg *e)
-{
-	const ldns_rr *tsig = ldns_pkt_tsig(p);
-	const struct tsig_key *k = t->key;
-	ldns_rdf *name = ldns_dname_new_frm_str(k->name);
-	ldns_rdf *alg = ldns_dname_new_frm_str(k->algorithm);
-	int rc = 0;
-	if (!name || !alg) {
-		rc = fail_at(t, e, ACMERA_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	const ldns_rdf *r_alg = ldns_rr_rdf(tsig, 0);
-	const ldns_rdf *r_time = ldns_rr_rdf(tsig, 1);
-	const ldns_rdf *r_fudge = ldns_rr_rdf(tsig, 2);
-	if (ldns_dname_compare(ldns_rr_owner(tsig), name) != 0 || !r_alg ||
-	    ldns_rdf_get_type(r_alg) != LDNS_RDF_TYPE_DNAME ||
-	    ldns_dname_compare(r_alg, alg) != 0) {
-		rc = fail_at(t, e, ACMERA_ERR_PROTO, "answer is signed with another key");
-		goto out;
-	}
-	if (!r_time || ldns_rdf_size(r_time) != 6 || !r_fudge || ldns_rdf_size(r_fudge) != 2) {
-		rc = fail_at(t, e, ACMERA_ERR_PROTO, "malformed TSIG in the answer");
-		goto out;
-	}
-	const uint8_t *d = ldns_rdf_data(r_time);
-	int64_t signed_at = 0;
-	for (int i = 0; i < 6; i++)
-		signed_at = (signed_at << 8) | d[i];
-	int64_t skew = (int64_t)time(NULL) - signed_at;
-	if (skew < 0)
-		skew = -skew;
-	if (skew > ldns_rdf2native_int16(r_fudge)) {
-		rc = fail_at(t, e, ACMERA_ERR_PROTO,
-		             "answer's TSIG time is %lld s away from this host's clock",
-		             (long long)skew);
-		goto out;
-	}
-	if (!tsig_verifies(p, w, n, k, req_mac))
-		rc = fail_at(t, e, ACMERA_ERR_PROTO,
-		             "answer's TSIG does not verify with key '%.*s': not trusted",
-		             shown_len(k->name), k->name);
-out:
-	if (name)
-		ldns_rdf_deep_free(name);
-	if (alg)
-		ldns_rdf_deep_free(alg);
-	return rc;
-}
-
-/* Judges the answer: a TSIG error, an unsigned or badly signed answer, then the rcode. */
-static int check_answer(const struct target *t, const uint8_t *w, size_t n, const ldns_rdf *req_mac,
-                        struct acmera_errmsg *e)
-{
-	ldns_pkt *p = NULL;
 	int rcode, terr, rc;
 	char rb[128];
 
@@ -280,27 +213,23 @@ static int check_answer(const struct target *t, const uint8_t *w, size_t n, cons
 		return acmera_fail_wrap(e, rc, "%s: bad answer", t->what);
 	if (terr > 0)
 		return tsig_failure(t, rcode, terr, e);
-	if (ldns_wire2pkt(&p, w, n) != LDNS_STATUS_OK || !p)
-		return fail_at(t, e, ACMERA_ERR_PROTO, "bad answer");
-	if (!ldns_pkt_tsig(p)) {
+	if (terr < 0) {
 		/* An unsigned refusal is still worth reporting; an unsigned success is not
 		 * to be believed. */
 		if (rcode == LDNS_RCODE_NOERROR)
-			rc = fail_at(t, e, ACMERA_ERR_PROTO,
-			             "the answer is not signed: not trusted");
-		else
-			rc = fail_at(t, e, ACMERA_ERR_REFUSED, "%s (answer not signed)",
-			             rcode_show(rcode, 1, rb, sizeof(rb)));
-		goto out;
+			return fail_at(t, e, ACMERA_ERR_PROTO,
+			               "the answer is not signed: not trusted");
+		return fail_at(t, e, ACMERA_ERR_REFUSED, "%s (answer not signed)",
+		               rcode_show(rcode, 1, rb, sizeof(rb)));
 	}
-	rc = check_tsig(t, p, w, n, req_mac, e);
+	rc = tsig_verify_response(req, reqlen, w, n, t->key, (uint64_t)time(NULL), e);
 	if (rc)
-		goto out;
+		return acmera_fail_wrap(e, rc == ACMERA_ERR_NOTFOUND ? ACMERA_ERR_PROTO : rc, "%s",
+		                        t->what);
 	if (rcode != LDNS_RCODE_NOERROR)
-		rc = fail_at(t, e, ACMERA_ERR_REFUSED, "%s", rcode_show(rcode, 1, rb, sizeof(rb)));
-out:
-	ldns_pkt_free(p);
-	return rc;
+		return fail_at(t, e, ACMERA_ERR_REFUSED, "%s",
+		               rcode_show(rcode, 1, rb, sizeof(rb)));
+	return 0;
 }
 
 int dns_update_send(const struct dns_server *srv, const struct tsig_key *key, const char *zone,
@@ -308,9 +237,8 @@ int dns_update_send(const struct dns_server *srv, const struct tsig_key *key, co
                     struct acmera_errmsg *e)
 {
 	struct target t;
-	uint8_t *plain = NULL, *ans = NULL;
-	size_t plain_len = 0, ans_len = 0;
-	ldns_pkt *req = NULL;
+	uint8_t *plain = NULL, *req = NULL, *ans = NULL;
+	size_t plain_len = 0, req_len = 0, ans_len = 0;
 	ldns_buffer *qb = NULL;
 	uint16_t id;
 	int rc;
@@ -325,32 +253,27 @@ int dns_update_send(const struct dns_server *srv, const struct tsig_key *key, co
 	rc = dns_update_build(zone, op, recs, n, ttl, id, &plain, &plain_len, e);
 	if (rc)
 		return acmera_fail_wrap(e, rc, "%s", t.what);
-	if (ldns_wire2pkt(&req, plain, plain_len) != LDNS_STATUS_OK) {
-		rc = fail_at(&t, e, ACMERA_ERR_NOMEM, "cannot read back the message");
+	rc = tsig_sign(plain, plain_len, key, (uint64_t)time(NULL), &req, &req_len, e);
+	if (rc) {
+		rc = acmera_fail_wrap(e, rc, "%s: cannot sign", t.what);
 		goto out;
 	}
-	ldns_status st =
-	    ldns_pkt_tsig_sign(req, key->name, key->secret_b64, FUDGE, key->algorithm, NULL);
-	if (st != LDNS_STATUS_OK) {
-		rc = fail_at(&t, e, ACMERA_ERR_CONFIG, "cannot sign with %s: %s", key->algorithm,
-		             ldns_get_errorstr_by_id(st));
-		goto out;
-	}
-	qb = ldns_buffer_new(plain_len + 512);
-	if (!qb || ldns_pkt2buffer_wire(qb, req) != LDNS_STATUS_OK) {
+	/* ldns sends the bytes before the buffer's position. */
+	qb = ldns_buffer_new(req_len);
+	if (!qb) {
 		rc = fail_at(&t, e, ACMERA_ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	ldns_buffer_write(qb, req, req_len);
 	rc = exchange(&t, srv, qb, id, &ans, &ans_len, e);
 	if (rc)
 		goto out;
-	rc = check_answer(&t, ans, ans_len, ldns_rr_rdf(ldns_pkt_tsig(req), 3), e);
+	rc = check_answer(&t, req, req_len, ans, ans_len, e);
 out:
 	free(plain);
+	free(req);
 	free(ans);
 	if (qb)
 		ldns_buffer_free(qb);
-	if (req)
-		ldns_pkt_free(req);
 	return rc;
 }

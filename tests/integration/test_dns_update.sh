@@ -2,7 +2,8 @@
 # The DNS-01 publisher (src/dns) against BIND 9 named: TSIG-signed UPDATEs add and delete
 # exactly the given TXT values, a batch of 300 records is one UPDATE, and refusals (wrong
 # key, names outside the zone or not _acme-challenge, a server that is down) say what
-# went wrong and, where acmera refuses, send nothing. Driven by tests/unit/dns/dns_live_driver.
+# went wrong and, where acmera refuses, send nothing. A second named of this script's own
+# takes hmac-sha384 and hmac-sha512 keys. Driven by tests/unit/dns/dns_live_driver.
 set -uo pipefail
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/named.sh"
@@ -172,5 +173,115 @@ named_stop
 expect_error "with named stopped, the error is a timeout naming the server" \
 	"^dns_live_driver: UPDATE of zone $ZONE at $SERVER with key acmera-test: no answer after 3 attempts of 300 ms \(timeout\)" \
 	env DNS_TIMEOUT_MS=300 DNS_RETRIES=2 "$DRIVER" "$SERVER" "$TSIG_KEYFILE" "$ZONE" add "$N1" v
+
+# --- hmac-sha384 and hmac-sha512 against a second named of our own (named.sh's knows only
+# its hmac-sha256 key). acmera signs and verifies TSIG itself (src/dns/tsig.c): ldns 1.8.3
+# cannot sign with hmac-sha384.
+D2=$TEST_TMP/named2
+mkdir -p "$D2" || bail "a directory for the second named"
+if ! (umask 077 && tsig-keygen -a hmac-sha384 acmera-384 >"$D2/k384.key" &&
+	tsig-keygen -a hmac-sha512 acmera-512 >"$D2/k512.key" &&
+	tsig-keygen -a hmac-sha384 acmera-384 >"$D2/bad384.key" &&
+	tsig-keygen -a hmac-sha512 acmera-512 >"$D2/bad512.key"); then
+	bail "tsig-keygen makes hmac-sha384 and hmac-sha512 keys"
+fi
+PORT2=$(free_port) || bail "a free port for the second named"
+SERVER2=127.0.0.1:$PORT2
+cat >"$D2/named.conf" <<EOF
+include "$D2/k384.key";
+include "$D2/k512.key";
+options {
+	directory "$D2";
+	pid-file "$D2/named.pid";
+	session-keyfile "$D2/session.key";
+	managed-keys-directory "$D2";
+	listen-on port $PORT2 { 127.0.0.1; };
+	listen-on-v6 { none; };
+	recursion no;
+	dnssec-validation no;
+	notify no;
+	allow-transfer { none; };
+};
+controls { };
+logging {
+	channel main { file "$D2/named.log"; print-time yes; print-category yes; severity info; };
+	category default { main; };
+};
+zone "$ZONE" {
+	type primary;
+	file "$D2/$ZONE.db";
+	update-policy { grant acmera-384 zonesub TXT; grant acmera-512 zonesub TXT; };
+};
+EOF
+cat >"$D2/$ZONE.db" <<EOF
+\$TTL 60
+@	IN SOA ns1.$ZONE. hostmaster.$ZONE. 1 60 60 600 60
+@	IN NS ns1.$ZONE.
+ns1	IN A 127.0.0.1
+EOF
+named -f -c "$D2/named.conf" >>"$D2/named.out" 2>&1 &
+NAMED2_PID=$!
+on_exit stop_pid "$NAMED2_PID"
+
+# soa2: the zone's SOA at the second named (empty until it serves the zone).
+soa2()
+{
+	[ -n "$(dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT2" "$ZONE" SOA 2>/dev/null)" ]
+}
+if ! wait_for "the second named to answer" 20 soa2; then
+	show_log "$D2/named.out" 20
+	bail "a second named with hmac-sha384 and hmac-sha512 keys starts"
+fi
+ok "a second named with hmac-sha384 and hmac-sha512 keys starts on port $PORT2"
+
+# txt2 NAME: as txt, at the second named.
+txt2()
+{
+	dig +short +time=2 +tries=1 @127.0.0.1 -p "$PORT2" "$1" TXT | tr -d '"' | sort
+}
+
+for bits in 384 512; do
+	name=_acme-challenge.sha$bits.$ZONE
+	check "ADD signed with hmac-sha$bits" \
+		drive "$SERVER2" "$D2/k$bits.key" "$ZONE" add "$name" "one-$bits" "$name" "two-$bits"
+	if [ "$(txt2 "$name" | tr '\n' ' ')" = "one-$bits two-$bits " ]; then
+		ok "dig sees both values added with hmac-sha$bits"
+	else
+		fail "dig sees both values added with hmac-sha$bits" \
+			"got: $(txt2 "$name" | tr '\n' ' ')"
+	fi
+	check "DELETE signed with hmac-sha$bits" \
+		drive "$SERVER2" "$D2/k$bits.key" "$ZONE" delete "$name" "one-$bits"
+	if [ "$(txt2 "$name")" = "two-$bits" ]; then
+		ok "DELETE with hmac-sha$bits removes only that value"
+	else
+		fail "DELETE with hmac-sha$bits removes only that value" \
+			"got: $(txt2 "$name" | tr '\n' ' ')"
+	fi
+	expect_error "a wrong hmac-sha$bits secret is reported as BADSIG" \
+		"^dns_live_driver: UPDATE of zone $ZONE at $SERVER2 with key acmera-$bits: NOTAUTH, TSIG BADSIG" \
+		drive "$SERVER2" "$D2/bad$bits.key" "$ZONE" add "$name" "forged-$bits"
+	if [ "$(txt2 "$name")" = "two-$bits" ]; then
+		ok "the hmac-sha$bits UPDATE with the wrong secret changed nothing"
+	else
+		fail "the hmac-sha$bits UPDATE with the wrong secret changed nothing" \
+			"got: $(txt2 "$name" | tr '\n' ' ')"
+	fi
+done
+
+# 300 records in one hmac-sha384 UPDATE: over TCP, the answer's TSIG verified all the same.
+args=()
+for i in $(seq 1 300); do
+	args+=("_acme-challenge.h$i.$ZONE" "v$i-LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0")
+done
+check "ADD of 300 records signed with hmac-sha384, over TCP" \
+	drive "$SERVER2" "$D2/k384.key" "$ZONE" add "${args[@]}"
+if [ "$(txt2 "_acme-challenge.h300.$ZONE")" = "v300-LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0" ]; then
+	ok "the last of the 300 hmac-sha384 records is served"
+else
+	fail "the last of the 300 hmac-sha384 records is served" \
+		"got: $(txt2 "_acme-challenge.h300.$ZONE")"
+fi
+stop_pid "$NAMED2_PID"
 
 finish

@@ -23,6 +23,8 @@
 #include <cmocka.h>
 
 #define SECRET "jdaIPOFuVovPUkWMYt3ORvwxG7NTeFcWld+7Y1Iu7t8="
+#define SECRET64                                                                                   \
+	"Mj8zTqGZ2QJxR3i7ThcZ2qjVYxwWmVnVb1XhsXBuZ0YaLzYt0QxCDNwRrbgpW8G0CBC2JbiAp2zKr2W4F0Av7A=="
 #define OTHER_SECRET "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 enum mode {
@@ -46,6 +48,7 @@ struct fake {
 	atomic_int mode; /* enum mode */
 	atomic_int udp_msgs, tcp_msgs;
 	atomic_int last_updates;
+	atomic_int last_verified; /* ldns verified the request's TSIG */
 };
 
 static struct tsig_key key;
@@ -100,9 +103,16 @@ static uint8_t *handle(struct fake *f, const uint8_t *w, size_t n, int udp, size
 {
 	ldns_pkt *req = NULL, *r;
 	uint8_t *out = NULL;
+	ldns_pkt *copy = NULL;
 	if (ldns_wire2pkt(&req, w, n) != LDNS_STATUS_OK)
 		return NULL;
 	atomic_store(&f->last_updates, ldns_update_upcount(req));
+	/* ldns as a second implementation: it verifies what dns/tsig.c signed. */
+	if (ldns_wire2pkt(&copy, w, n) == LDNS_STATUS_OK) {
+		atomic_store(&f->last_verified,
+		             ldns_pkt_tsig_verify(copy, w, n, key.name, key.secret_b64, NULL));
+		ldns_pkt_free(copy);
+	}
 	r = respond(f, req, udp);
 	if (r && ldns_pkt2wire(&out, r, outlen) != LDNS_STATUS_OK)
 		out = NULL;
@@ -251,6 +261,29 @@ static void update_send_accepts_signed_noerror(void **state)
 	assert_int_equal(atomic_load(&f->udp_msgs), 1);
 	assert_int_equal(atomic_load(&f->tcp_msgs), 0);
 	assert_int_equal(atomic_load(&f->last_updates), 2);
+	assert_int_equal(atomic_load(&f->last_verified), 1);
+}
+
+/* hmac-sha512 both ways, with ldns on the server side (ldns 1.8.3 cannot do sha384; the
+ * real named does it in tests/integration/test_dns_update.sh). */
+static void update_send_signs_and_verifies_hmac_sha512(void **state)
+{
+	struct fake *f = *state;
+	struct acmera_errmsg e = {{0}};
+	struct tsig_key saved = key;
+	static const char text[] =
+	    "key acmera { algorithm hmac-sha512; secret \"" SECRET64 "\"; };";
+	if (tsig_key_parse(text, sizeof(text) - 1, "test", &key, &e) != 0)
+		fail_msg("%s", e.text);
+	int rc = send_two(f, SIGNED_NOERROR, &e);
+	int verified = atomic_load(&f->last_verified);
+	int rc_bad = send_two(f, WRONG_SECRET, &e);
+	key = saved;
+	if (rc)
+		fail_msg("%s", e.text);
+	assert_int_equal(verified, 1);
+	assert_int_equal(rc_bad, ACMERA_ERR_PROTO);
+	assert_error(f, &e, "answer's TSIG does not verify with key 'acmera'");
 }
 
 static void update_send_retries_then_times_out_naming_server(void **state)
@@ -390,6 +423,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(update_send_accepts_signed_noerror),
+	    T(update_send_signs_and_verifies_hmac_sha512),
 	    T(update_send_retries_then_times_out_naming_server),
 	    T(update_send_reports_refused),
 	    T(update_send_reports_unsigned_refusal),
