@@ -38,6 +38,15 @@ static int new_account(struct acme_client *c, EVP_PKEY *key, const struct acme_a
 			json_array_append_new(list, json_string(o->contact));
 			json_object_set_new(req, "contact", list);
 		}
+		/* One half of a binding is a mistake, whether or not this CA asks for one. */
+		if (!o->eab_kid != !o->eab_hmac_key) {
+			rc = acmera_fail(e, ACMERA_ERR_CONFIG,
+					 o->eab_kid ? "acme eab_kid is set but eab_hmac_key_file is "
+						      "not: external account binding needs both"
+						    : "acme eab_hmac_key_file is set but eab_kid is "
+						      "not: external account binding needs both");
+			goto out;
+		}
 		if (o->eab_kid && o->eab_hmac_key) {
 			json_t *eab = jws_eab(key, o->eab_kid, o->eab_hmac_key, d->new_account, e);
 			if (!eab) {
@@ -165,6 +174,24 @@ int acme_account_fetch(struct acme_client *c, char **json, struct acmera_errmsg 
 	return rc;
 }
 
+/* Points the CA back at old_key after the new key could not be stored: else the
+ * account would be reachable only through a key that exists nowhere. */
+static void rollover_undo(struct acme_client *c, EVP_PKEY *fresh, EVP_PKEY *old_key,
+			  const char *kid, const char *url)
+{
+	struct acmera_errmsg e = {{0}};
+	acme_client_set_key(c, fresh, kid);
+	char *inner = jws_key_change_inner(old_key, fresh, kid, url, &e);
+	int rc = inner ? acme_post_sync(c, url, inner, NULL, 0, NULL, &e) : ACMERA_ERR_NOMEM;
+	free(inner);
+	acme_client_set_key(c, old_key, kid);
+	if (rc)
+		log_event(LOG_LVL_ERROR, "acme.account",
+			  "action=rollover_undo kid=%s error=\"%s\"", kid, e.text);
+	else
+		log_event(LOG_LVL_WARN, "acme.account", "action=rollover_undo kid=%s", kid);
+}
+
 int acme_account_rollover(struct acme_client *c, struct store *s, const char *key_type,
 			  EVP_PKEY **key, struct acmera_errmsg *e)
 {
@@ -178,10 +205,25 @@ int acme_account_rollover(struct acme_client *c, struct store *s, const char *ke
 	int type = acme_key_type_parse(key_type ? key_type : "p256");
 	if (type < 0)
 		return acmera_fail(e, ACMERA_ERR_CONFIG, "unknown account key type '%s'", key_type);
-	rc = acme_key_generate((enum acme_key_type)type, &fresh, e);
+	/* The stored account is read first: nothing may fail between the CA taking the
+	 * new key and the store keeping it that can be checked before. */
+	rc = store_account_get(s, acme_client_directory_url(c), &a, e);
 	if (rc)
 		return rc;
-	inner = jws_key_change_inner(fresh, *key, acme_client_kid(c), d->key_change, e);
+	if (!a.kid || !acme_client_kid(c) || strcmp(a.kid, acme_client_kid(c)) != 0) {
+		rc = acmera_fail(e, ACMERA_ERR_INVAL, "the stored account is not the client's");
+		goto out;
+	}
+	rc = acme_key_generate((enum acme_key_type)type, &fresh, e);
+	if (rc)
+		goto out;
+	free(a.key_pem);
+	a.key_pem = acme_key_to_pem(fresh);
+	if (!a.key_pem) {
+		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	inner = jws_key_change_inner(fresh, *key, a.kid, d->key_change, e);
 	if (!inner) {
 		rc = ACMERA_ERR_INVAL;
 		goto out;
@@ -191,19 +233,14 @@ int acme_account_rollover(struct acme_client *c, struct store *s, const char *ke
 		acmera_fail_wrap(e, rc, "key rollover");
 		goto out;
 	}
-	rc = store_account_get(s, acme_client_directory_url(c), &a, e);
-	if (rc)
-		goto out;
-	free(a.key_pem);
-	a.key_pem = acme_key_to_pem(fresh);
-	if (!a.key_pem) {
-		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
+	rc = store_account_put(s, &a, e);
+	if (rc) {
+		rollover_undo(c, fresh, *key, a.kid, d->key_change);
+		acmera_fail_wrap(e, rc, "key rollover: the new key could not be stored");
 		goto out;
 	}
-	rc = store_account_put(s, &a, e);
-	if (rc)
-		goto out;
-	acme_client_set_key(c, fresh, acme_client_kid(c));
+	/* a.kid, not acme_client_kid(c): set_key frees the client's own copy first. */
+	acme_client_set_key(c, fresh, a.kid);
 	EVP_PKEY_free(*key);
 	*key = fresh;
 	fresh = NULL;
@@ -212,6 +249,8 @@ int acme_account_rollover(struct acme_client *c, struct store *s, const char *ke
 out:
 	EVP_PKEY_free(fresh);
 	free(inner);
+	if (a.key_pem)
+		explicit_bzero(a.key_pem, strlen(a.key_pem));
 	store_account_free(&a);
 	return rc;
 }

@@ -59,6 +59,8 @@ int cli_account(int argc, char **argv)
 	if (!action || optind + 1 != argc ||
 	    (strcmp(action, "show") && strcmp(action, "create") && strcmp(action, "rollover") &&
 	     strcmp(action, "deactivate"))) {
+		if (action && optind + 1 == argc)
+			fprintf(stderr, "acmera account: unknown action '%s'\n", action);
 		fprintf(stderr, "%s\n(--help lists the options)\n", usage);
 		config_free(&cfg);
 		return 2;

@@ -1,7 +1,8 @@
 /* RFC 2136 dynamic update of _acme-challenge TXT records, signed with TSIG
- * (RFC 8945), with ldns building the messages and our own TSIG (tsig.h). Only TXT records under the zone are ever touched:
- * names outside the configured zones, or not starting with "_acme-challenge.",
- * are refused before anything is sent. */
+ * (RFC 8945): ldns builds and sends the messages, tsig.h signs and checks them.
+ * Only TXT records under the zone are ever touched: names outside the configured
+ * zones, or not starting with "_acme-challenge.", are refused before anything is
+ * sent. */
 #ifndef ACMERA_DNS_UPDATE_H
 #define ACMERA_DNS_UPDATE_H
 

@@ -42,6 +42,14 @@ int publisher_new(const struct config *cfg, struct store *s, struct publisher **
 		p->server.timeout_ms = cfg->dns.timeout;
 		p->have_server = 1;
 	}
+	/* The check asks the zone's name servers, found through the server: without
+	 * one it could not run, and skipping it silently would defeat it. */
+	if (cfg->dns.propagation_check && !p->have_server) {
+		rc = acmera_fail(e, ACMERA_ERR_CONFIG,
+				 "dns propagation_check needs dns server (or --dns-server) to find "
+				 "the zone's name servers");
+		goto fail;
+	}
 	if (!cfg->dns.hook) {
 		if (!p->have_server) {
 			rc = acmera_fail(e, ACMERA_ERR_CONFIG,
