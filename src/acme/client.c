@@ -203,9 +203,11 @@ const char *acme_client_directory_url(const struct acme_client *c) { return c->d
 
 void acme_client_set_key(struct acme_client *c, EVP_PKEY *key, const char *kid)
 {
+	/* Copied before the old one goes: kid may be acme_client_kid(c) itself. */
+	char *copy = kid ? strdup(kid) : NULL;
 	c->key = key;
 	free(c->kid);
-	c->kid = kid ? strdup(kid) : NULL;
+	c->kid = copy;
 	free(c->thumbprint);
 	c->thumbprint = key ? jws_thumbprint(key) : NULL;
 }
@@ -276,7 +278,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	}
 	char *v;
 	if ((v = header_value(p, len, "Replay-Nonce"))) {
-		snprintf(q->nonce_hdr, sizeof(q->nonce_hdr), "%s", v);
+		/* Too long to be ours to keep: dropped, not truncated into another value. */
+		if (strlen(v) < sizeof(q->nonce_hdr))
+			memcpy(q->nonce_hdr, v, strlen(v) + 1);
 		free(v);
 	} else if ((v = header_value(p, len, "Location"))) {
 		free(q->resp->location);
@@ -310,7 +314,9 @@ static struct request *request_new(struct acme_client *c, enum req_kind kind, co
 	q->payload = payload ? strdup(payload) : NULL;
 	q->accept = accept ? strdup(accept) : NULL;
 	q->badnonce_left = ACME_BADNONCE_RETRIES;
-	q->retries_left = 3;
+	/* A failed newNonce fails the queue at once (see nonce_done) rather than
+	 * waiting in a retry while more are sent. */
+	q->retries_left = kind == REQ_HEAD_NONCE ? 0 : 3;
 	q->cb = cb;
 	q->arg = arg;
 	if (!q->url || (payload && !q->payload) || (accept && !q->accept)) {
@@ -332,14 +338,16 @@ static void nonce_done(void *arg, int rc, struct acme_response *r, const struct 
 		 * rather than asking again in a tight loop. */
 		struct acmera_errmsg copy = *e;
 		acmera_fail_wrap(&copy, rc, "newNonce");
-		while (c->wait_head) {
-			struct request *q = c->wait_head;
-			c->wait_head = q->wait_next;
-			c->n_waiting--;
+		/* Detach the queue first: callbacks may queue new requests. */
+		struct request *q = c->wait_head;
+		c->wait_head = c->wait_tail = NULL;
+		c->n_waiting = 0;
+		while (q) {
+			struct request *next = q->wait_next;
 			struct acmera_errmsg each = copy;
 			fire(q, rc, &each);
+			q = next;
 		}
-		c->wait_tail = NULL;
 		return;
 	}
 	/* The nonce itself went into the pool in on_done. */
@@ -405,6 +413,9 @@ static void send_request(struct request *q)
 	struct acme_client *c = q->c;
 	struct acmera_errmsg e = {{0}};
 	int rc;
+	/* A resend must not hand a previous attempt's answer to its callback. */
+	acme_response_free(q->resp);
+	q->resp = NULL;
 	if (q->kind == REQ_POST) {
 		char nonce[NONCE_MAX_LEN + 1];
 		if (!c->have_dir || !c->dir.new_nonce) {
@@ -552,7 +563,7 @@ static void on_done(struct request *q, CURLcode res)
 		send_request(q);
 		return;
 	}
-	int temporary = r->status == 503 || r->status >= 500 ||
+	int temporary = r->status >= 500 ||
 			(r->problem && (acme_problem_is(r->problem, "serverInternal") ||
 					acme_problem_is(r->problem, "rateLimited")));
 	int64_t wait = r->retry_after >= 0 ? r->retry_after : 1;
@@ -598,11 +609,10 @@ int acme_client_step(struct acme_client *c, int wait_ms)
 		if (until < wait_ms)
 			wait_ms = until < 0 ? 0 : (int)until;
 	}
-	if (c->in_flight > 0)
+	if (c->in_flight > 0) {
 		curl_multi_poll(c->multi, NULL, 0, wait_ms, NULL);
-	else if (wait_ms > 0 && !c->timers)
-		; /* nothing to wait for */
-	else if (wait_ms > 0) {
+	} else if (wait_ms > 0) {
+		/* Nothing on the wire: the caller asked to wait, so wait, not spin. */
 		struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
 	}
@@ -675,20 +685,13 @@ static int sync_wait(struct acme_client *c, struct sync_call *s, struct acme_res
 {
 	while (!s->done)
 		acme_client_step(c, 1000);
-	if (s->rc) {
-		if (e)
-			*e = s->e;
-		if (out)
-			*out = s->r;
-		else
-			acme_response_free(s->r);
-		return s->rc;
-	}
+	if (s->rc && e)
+		*e = s->e;
 	if (out)
 		*out = s->r;
 	else
 		acme_response_free(s->r);
-	return 0;
+	return s->rc;
 }
 
 int acme_post_sync(struct acme_client *c, const char *url, const char *payload,

@@ -238,6 +238,8 @@ int cli_issue(int argc, char **argv)
 		};
 		if (issuer_run(store, &io, &st, &issuer_err))
 			fprintf(stderr, "acmera issue: %s\n", issuer_err.text);
+		else
+			issuer_err.text[0] = '\0'; /* a success leaves no reason to quote */
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 

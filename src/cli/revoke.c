@@ -58,7 +58,10 @@ static int on_option(int opt, const char *arg, void *ctx)
 	return 2;
 }
 
-static int load_cert_der(const char *path, uint8_t **der, int *len, struct acmera_errmsg *e)
+/* The first certificate of path: its DER (for the CA) and its PEM as the store
+ * keeps it (to stop serving it). */
+static int load_cert(const char *path, uint8_t **der, int *len, char **pem,
+		     struct acmera_errmsg *e)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
@@ -69,8 +72,12 @@ static int load_cert_der(const char *path, uint8_t **der, int *len, struct acmer
 		return acmera_fail(e, ACMERA_ERR_INVAL, "%s: no PEM certificate", path);
 	*der = NULL;
 	*len = i2d_X509(x, der);
+	STACK_OF(X509) *one = sk_X509_new_null();
+	if (one && sk_X509_push(one, x) == 1)
+		*pem = chain_to_pem(one);
+	sk_X509_free(one);
 	X509_free(x);
-	if (*len <= 0)
+	if (*len <= 0 || !*pem)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "%s: cannot encode", path);
 	return 0;
 }
@@ -84,7 +91,7 @@ int cli_revoke(int argc, char **argv)
 	EVP_PKEY *key = NULL;
 	uint8_t *der = NULL;
 	int der_len = 0;
-	char *b64 = NULL, *payload = NULL;
+	char *b64 = NULL, *payload = NULL, *leaf_pem = NULL;
 	struct acmera_errmsg e = {{0}};
 	int status = 1;
 	int rc = cli_setup(argc, argv, options, "", on_option, &a, usage, &cfg);
@@ -101,7 +108,7 @@ int cli_revoke(int argc, char **argv)
 		fprintf(stderr, "acmera revoke: no ACME directory: set acme directory or --directory\n");
 		goto out;
 	}
-	if (load_cert_der(a.cert, &der, &der_len, &e))
+	if (load_cert(a.cert, &der, &der_len, &leaf_pem, &e))
 		goto fail;
 	if (cli_open_store(&cfg, &store))
 		goto out;
@@ -124,13 +131,22 @@ int cli_revoke(int argc, char **argv)
 	if (acme_post_sync(client, acme_client_directory(client)->revoke_cert, payload, NULL, 0,
 			   NULL, &e))
 		goto fail;
-	printf("revoked %s (reason %ld)\n", a.cert, a.reason);
+	/* Revoked is revoked: the store must never hand this certificate out again. */
+	int64_t marked = 0;
+	if (store_cert_mark_revoked(store, leaf_pem, &marked, &e)) {
+		fprintf(stderr, "acmera revoke: revoked at the CA, but the store still has it: %s\n",
+			e.text);
+		goto out;
+	}
+	printf("revoked %s (reason %ld)%s\n", a.cert, a.reason,
+	       marked ? "; no longer served from the store" : "");
 	status = 0;
 	goto out;
 fail:
 	fprintf(stderr, "acmera revoke: %s\n", e.text);
 out:
 	OPENSSL_free(der);
+	free(leaf_pem);
 	free(b64);
 	free(payload);
 	acme_client_free(client);

@@ -46,6 +46,34 @@ static int names_equal(X509 *leaf, const struct csr_info *csr, struct acmera_err
 	return rc;
 }
 
+/* Puts the certificate of key first and each issuer after its subject: a PKCS#7
+ * SET need not keep the CA's order. Certificates that chain to nothing stay at the
+ * end as they came. Returns -1 when no certificate carries key. */
+static int order_chain(STACK_OF(X509) *certs, EVP_PKEY *key)
+{
+	int n = sk_X509_num(certs), leaf = -1;
+	for (int i = 0; i < n && leaf < 0; i++)
+		if (EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(certs, i)), key) == 1)
+			leaf = i;
+	if (leaf < 0)
+		return -1;
+	X509 *tmp = sk_X509_value(certs, 0);
+	sk_X509_set(certs, 0, sk_X509_value(certs, leaf));
+	sk_X509_set(certs, leaf, tmp);
+	for (int pos = 1; pos < n; pos++) {
+		X509 *prev = sk_X509_value(certs, pos - 1);
+		for (int j = pos; j < n; j++) {
+			X509 *cand = sk_X509_value(certs, j);
+			if (X509_NAME_cmp(X509_get_subject_name(cand), X509_get_issuer_name(prev)) == 0) {
+				sk_X509_set(certs, j, sk_X509_value(certs, pos));
+				sk_X509_set(certs, pos, cand);
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
 int issued_chain_from_response(const struct acme_response *resp, const uint8_t *csr_der,
 			       size_t csr_len, struct issued_chain *out, struct acmera_errmsg *e)
 {
@@ -63,12 +91,12 @@ int issued_chain_from_response(const struct acme_response *resp, const uint8_t *
 	rc = csr_parse_der(csr_der, csr_len, &csr, e);
 	if (rc)
 		goto out;
-	X509 *leaf = sk_X509_value(out->certs, 0);
-	if (EVP_PKEY_eq(X509_get0_pubkey(leaf), X509_REQ_get0_pubkey(csr.req)) != 1) {
+	if (order_chain(out->certs, X509_REQ_get0_pubkey(csr.req)) != 0) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL,
 				 "the CA's certificate carries another key than the CSR");
 		goto out;
 	}
+	X509 *leaf = sk_X509_value(out->certs, 0);
 	rc = names_equal(leaf, &csr, e);
 	if (rc)
 		goto out;

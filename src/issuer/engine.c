@@ -10,10 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
 
 #define CLAIM_INTERVAL_MS 250
 #define DELETE_GATHER_MS 2000   /* gather deletions of a batch before one UPDATE */
 #define PREAUTH_RECHECK_S 3600
+
+int engine_stopping(const struct engine *g)
+{
+	const struct issuer_opts *o = g->opts;
+	return o && ((o->stop && *o->stop) || (o->deadline && time(NULL) >= o->deadline));
+}
 
 int64_t engine_now_ms(void)
 {
@@ -120,7 +129,8 @@ static void flush_publish(struct engine *g)
 	for (size_t i = 0; i < count; i++) {
 		struct job_run *r = g->to_publish[i];
 		if (rc)
-			run_publish_failed(r, rc, e.text);
+			run_retry(r, rc == ACMERA_ERR_INVAL ? ACMERA_ERR_INVAL : ACMERA_ERR_AGAIN, e.text,
+				  0, -1);
 		else
 			run_published(r);
 	}
@@ -157,16 +167,16 @@ static void claim(struct engine *g)
 	struct store_job *jobs = NULL;
 	size_t n = 0;
 	struct acmera_errmsg e = {{0}};
-	if (store_job_claim(g->store, (int64_t)time(NULL), g->cfg->issuer.lease, room, &jobs, &n,
-			    &e)) {
+	if (store_job_claim(g->store, g->owner, (int64_t)time(NULL), g->cfg->issuer.lease, room,
+			    &jobs, &n, &e)) {
 		log_event(LOG_LVL_ERROR, "issuer.claim", "error=\"%s\"", e.text);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct job_run *r = calloc(1, sizeof(*r));
 		if (!r) {
-			store_job_defer(g->store, jobs[i].id, (int64_t)time(NULL), "out of memory",
-					NULL);
+			store_job_defer(g->store, jobs[i].id, g->owner, (int64_t)time(NULL),
+					"out of memory", NULL);
 			store_job_free(&jobs[i]);
 			continue;
 		}
@@ -186,7 +196,7 @@ static void reap(struct engine *g)
 {
 	for (struct job_run **p = &g->runs; *p;) {
 		struct job_run *r = *p;
-		if (r->state == RUN_ENDED && r->outstanding == 0) {
+		if (r->state == RUN_ENDED && r->pending == 0) {
 			*p = r->next;
 			g->n_runs--;
 			run_free(r);
@@ -199,9 +209,19 @@ static void reap(struct engine *g)
 static void renew_leases(struct engine *g)
 {
 	int64_t until = (int64_t)time(NULL) + g->cfg->issuer.lease;
-	for (struct job_run *r = g->runs; r; r = r->next)
-		if (r->state != RUN_ENDED)
-			store_job_renew_lease(g->store, r->job.id, until, NULL);
+	for (struct job_run *r = g->runs; r; r = r->next) {
+		if (r->state == RUN_ENDED)
+			continue;
+		struct acmera_errmsg e = {{0}};
+		if (store_job_renew_lease(g->store, r->job.id, g->owner, until, &e) ==
+		    ACMERA_ERR_NOTFOUND) {
+			/* Another issuer holds the job now: stop driving it, change nothing. */
+			log_event(LOG_LVL_WARN, "job.lost", "job=%lld reason=\"%s\"",
+				  (long long)r->job.id, e.text);
+			engine_queue_delete(g, r);
+			r->state = RUN_ENDED;
+		}
+	}
 }
 
 /* Have all watched jobs ended? */
@@ -225,16 +245,22 @@ static void release_runs(struct engine *g)
 	for (struct job_run *r = g->runs; r; r = r->next) {
 		if (r->state == RUN_ENDED)
 			continue;
-		store_job_defer(g->store, r->job.id, (int64_t)time(NULL), "issuer stopped", NULL);
+		/* Keep the last real error visible: it says more than "stopped". */
+		char why[600];
+		snprintf(why, sizeof(why), "issuer stopped%s%s", r->job.reason ? "; last error: " : "",
+			 r->job.reason ? r->job.reason : "");
+		store_job_defer(g->store, r->job.id, g->owner, (int64_t)time(NULL), why, NULL);
 		engine_queue_delete(g, r);
 		r->state = RUN_ENDED;
 	}
 }
 
+/* Finds or registers the account; the client's key changes only on success. */
 static int ensure_account(struct engine *g, struct acmera_errmsg *e)
 {
 	const struct config *cfg = g->cfg;
 	char *eab_key = NULL;
+	EVP_PKEY *key = NULL;
 	int rc;
 	if (cfg->acme.eab_hmac_key_file) {
 		rc = read_secret_file(cfg->acme.eab_hmac_key_file, &eab_key, e);
@@ -248,24 +274,28 @@ static int ensure_account(struct engine *g, struct acmera_errmsg *e)
 		.eab_hmac_key = eab_key,
 		.create = 1,
 	};
-	EVP_PKEY_free(g->account_key);
-	g->account_key = NULL;
-	rc = acme_account_ensure(g->acme, g->store, &ao, &g->account_key, e);
+	rc = acme_account_ensure(g->acme, g->store, &ao, &key, e);
 	if (eab_key) {
 		explicit_bzero(eab_key, strlen(eab_key));
 		free(eab_key);
 	}
-	if (rc)
+	if (rc) {
+		/* acme_account_ensure cleared the client's key: put the old one back. */
+		if (g->account_key)
+			acme_client_set_key(g->acme, g->account_key, NULL);
 		return acmera_fail_wrap(e, rc, "ACME account");
+	}
+	EVP_PKEY_free(g->account_key);
+	g->account_key = key;
 	return 0;
 }
 
-/* Registers the stored key again after the CA said it does not know the account. */
+/* Registers the stored key again after the CA said it does not know the account.
+ * Until that works, no job is claimed (their requests would fail the same way). */
 static void recover_account(struct engine *g)
 {
 	struct store_account a = {0};
 	struct acmera_errmsg e = {{0}};
-	g->account_lost = 0;
 	if (store_account_get(g->store, acme_client_directory_url(g->acme), &a, &e) == 0) {
 		free(a.kid);
 		a.kid = NULL;
@@ -273,13 +303,30 @@ static void recover_account(struct engine *g)
 		store_account_free(&a);
 	}
 	log_event(LOG_LVL_WARN, "acme.account", "action=re-register reason=accountDoesNotExist");
-	if (ensure_account(g, &e))
+	if (ensure_account(g, &e)) {
 		log_event(LOG_LVL_ERROR, "acme.account", "action=re-register error=\"%s\"", e.text);
+		g->account_retry_ms = engine_now_ms() + 5000;
+		return;
+	}
+	g->account_lost = 0;
+}
+
+/* host:pid:random, unique among issuers sharing a store. */
+static void make_owner(struct engine *g)
+{
+	char host[64] = "host";
+	unsigned char rnd[8] = {0};
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	RAND_bytes(rnd, sizeof(rnd));
+	snprintf(g->owner, sizeof(g->owner), "%s:%d:%02x%02x%02x%02x%02x%02x%02x%02x", host,
+		 (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 }
 
 static int engine_setup(struct engine *g, struct acmera_errmsg *e)
 {
 	const struct config *cfg = g->cfg;
+	make_owner(g);
 	struct acme_client_opts co = {
 		.directory_url = cfg->acme.directory,
 		.ca_bundle = cfg->acme.ca_bundle,
@@ -335,7 +382,7 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 	       struct acmera_errmsg *e)
 {
 	struct issuer_stats local = {0};
-	struct engine g = {.cfg = o->cfg, .store = s, .stats = st ? st : &local};
+	struct engine g = {.cfg = o->cfg, .store = s, .stats = st ? st : &local, .opts = o};
 	int rc = engine_setup(&g, e);
 	if (rc)
 		goto out;
@@ -363,7 +410,7 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 			break;
 		}
 		/* Only once no request is in flight: they were signed for the old kid. */
-		if (g.account_lost && g.n_runs == 0)
+		if (g.account_lost && g.n_runs == 0 && now >= g.account_retry_ms)
 			recover_account(&g);
 		if (now >= next_claim && !g.account_lost) {
 			if (time(NULL) - g.preauth_checked > PREAUTH_RECHECK_S) {

@@ -42,6 +42,9 @@ struct job_run {
 	struct run_challenge *chals;
 	size_t n_chals;
 	size_t outstanding;  /* authz fetches or challenge posts in flight */
+	size_t pending;      /* requests and timers that will call back with this run */
+	int finalized;       /* the order may have been finalized: never replace it */
+	int finalize_answered; /* this run's finalize was accepted */
 	int polls;
 	int64_t poll_started;
 	/* Alternate chains (Link rel="alternate") tried when the operator prefers
@@ -53,6 +56,7 @@ struct job_run {
 };
 
 struct engine {
+	char owner[STORE_OWNER_MAX + 1]; /* claim token: host:pid:random */
 	const struct config *cfg;
 	struct store *store;
 	struct acme_client *acme;
@@ -62,6 +66,7 @@ struct engine {
 	int have_new_authz;      /* CA offers pre-authorization */
 	int64_t preauth_checked; /* last time parent authorizations were checked */
 	int account_lost;        /* the CA forgot the account (accountDoesNotExist) */
+	int64_t account_retry_ms; /* next try to register it again */
 	struct job_run *runs;
 	size_t n_runs;
 	/* Records waiting for the next batch UPDATE (add) and for deletion. */
@@ -73,7 +78,11 @@ struct engine {
 	int64_t delete_since_ms, delete_retry_ms;
 	int delete_failures;
 	struct issuer_stats *stats;
+	const struct issuer_opts *opts;
 };
+
+/* 1 once the issuer was asked to stop or passed its deadline. */
+int engine_stopping(const struct engine *g);
 
 int64_t engine_now_ms(void);
 
@@ -81,8 +90,6 @@ int64_t engine_now_ms(void);
 void run_start(struct job_run *r);
 /* Sends the challenge responses once the batch carrying r's records is in DNS. */
 void run_published(struct job_run *r);
-/* The batch UPDATE failed: r goes back to the store for later. */
-void run_publish_failed(struct job_run *r, int rc, const char *why);
 /* Ends r: back to the store for a later attempt (or failed for good when the
  * error is permanent or attempts are used up). */
 void run_retry(struct job_run *r, int rc, const char *why, int new_order, int64_t retry_after);

@@ -1,7 +1,11 @@
 /* One job's way through ACME: order, authorizations, challenges, finalize with the
  * device's own CSR, certificate download. Each step is a callback of the ACME
  * client; the engine batches the DNS records between RUN_WAIT_PUBLISH and
- * run_published(). */
+ * run_published().
+ *
+ * Lifetime: every request and timer that will call back with a run counts in
+ * r->pending (run_post, run_after); each callback starts with run_back(). A run
+ * is freed only once it has ended and nothing is pending. */
 #include "issuer/engine.h"
 
 #include "acme/jws.h"
@@ -13,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define POLL_FIRST_MS 1000    /* CAs validate within a second or so */
@@ -20,16 +25,43 @@
 #define POLL_GIVE_UP_S 300    /* an order still pending after this is retried */
 #define PKCS7_FIRST "application/pkcs7-mime, application/pem-certificate-chain;q=0.9"
 
+/* Problems that will not go away by asking again (RFC 8555 6.7). */
 static const char *const permanent_problems[] = {
 	"rejectedIdentifier", "badCSR", "caa", "unsupportedIdentifier", "badSignatureAlgorithm",
 	"badPublicKey", "unsupportedContact", "invalidContact", "userActionRequired", NULL};
+
+static int is_permanent_type(const char *type)
+{
+	static const char prefix[] = "urn:ietf:params:acme:error:";
+	if (!type || strncmp(type, prefix, sizeof(prefix) - 1) != 0)
+		return 0;
+	for (int i = 0; permanent_problems[i]; i++)
+		if (strcmp(type + sizeof(prefix) - 1, permanent_problems[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* A problem is permanent when its type, or every subproblem's, is. */
+static int problem_permanent(const struct acme_problem *p)
+{
+	if (!p)
+		return 0;
+	if (is_permanent_type(p->type))
+		return 1;
+	if (p->n_sub == 0)
+		return 0;
+	for (size_t i = 0; i < p->n_sub; i++)
+		if (!is_permanent_type(p->sub[i].type))
+			return 0;
+	return 1;
+}
 
 static int64_t backoff_seconds(int attempts, int poll_max)
 {
 	int64_t s = 2;
 	for (int i = 0; i < attempts && s < 3600; i++)
 		s *= 2;
-	int64_t cap = poll_max > 0 ? poll_max * 10 : 300;
+	int64_t cap = poll_max > 0 ? (int64_t)poll_max * 10 : 300;
 	return s < cap ? s : cap;
 }
 
@@ -53,44 +85,64 @@ void run_free(struct job_run *r)
 	free(r);
 }
 
+static void run_post(struct job_run *r, const char *url, const char *payload, const char *accept,
+		     acme_cb cb, void *arg)
+{
+	r->pending++;
+	acme_post(r->eng->acme, url, payload, accept, cb, arg);
+}
+
+static void run_after(struct job_run *r, int64_t ms, acme_timer_cb cb)
+{
+	r->pending++;
+	acme_client_after(r->eng->acme, ms, cb, r);
+}
+
+/* Called first by every callback: 1 when the run has ended meanwhile. */
+static int run_back(struct job_run *r, struct acme_response *resp)
+{
+	r->pending--;
+	if (r->state != RUN_ENDED)
+		return 0;
+	acme_response_free(resp);
+	return 1;
+}
+
 static void run_end(struct job_run *r)
 {
 	engine_queue_delete(r->eng, r);
 	r->state = RUN_ENDED;
 }
 
+/* A new order may replace the recorded one only while ours was never finalized:
+ * a finalized order may carry a certificate, and a second finalize would make
+ * another. */
+static int may_replace_order(const struct job_run *r) { return !r->finalized; }
+
 void run_retry(struct job_run *r, int rc, const char *why, int new_order, int64_t retry_after)
 {
 	struct engine *g = r->eng;
 	struct acmera_errmsg e = {{0}};
-	int permanent = 0;
 	if (r->state == RUN_ENDED)
 		return;
-	for (int i = 0; why && permanent_problems[i]; i++) {
-		char needle[80];
-		snprintf(needle, sizeof(needle), "type=%s", permanent_problems[i]);
-		if (strstr(why, needle))
-			permanent = 1;
-	}
-	if (rc == ACMERA_ERR_INVAL)
-		permanent = 1;
 	int attempts = r->job.attempts + 1;
+	int permanent = rc == ACMERA_ERR_INVAL;
 	/* An unreachable CA or DNS server is waited out, however long it takes; only
 	 * answers that keep refusing use up the attempts. */
 	int transient = rc == ACMERA_ERR_AGAIN || rc == ACMERA_ERR_TIMEOUT;
 	if (!permanent && !transient && attempts >= g->cfg->issuer.max_attempts)
 		permanent = 1;
 	if (new_order || permanent)
-		store_job_set_order(g->store, r->job.id, NULL, &e);
+		store_job_set_order(g->store, r->job.id, g->owner, NULL, &e);
 	if (permanent) {
-		store_job_fail(g->store, r->job.id, why, &e);
+		store_job_fail(g->store, r->job.id, g->owner, why, &e);
 		g->stats->failed++;
 		log_event(LOG_LVL_ERROR, "job.failed", "job=%lld names=%s attempts=%d error=\"%s\"",
 			  (long long)r->job.id, r->job.names, attempts, why);
 	} else {
 		int64_t wait = retry_after >= 0 ? retry_after
 						: backoff_seconds(r->job.attempts, g->cfg->acme.poll_max);
-		store_job_defer(g->store, r->job.id, (int64_t)time(NULL) + wait, why, &e);
+		store_job_defer(g->store, r->job.id, g->owner, (int64_t)time(NULL) + wait, why, &e);
 		g->stats->deferred++;
 		log_event(LOG_LVL_WARN, "job.deferred",
 			  "job=%lld names=%s attempt=%d retry_in=%llds error=\"%s\"",
@@ -99,34 +151,38 @@ void run_retry(struct job_run *r, int rc, const char *why, int new_order, int64_
 	run_end(r);
 }
 
-/* Common error path of every ACME callback. */
+/* Common error path of every ACME callback: classifies the CA's answer. */
 static void run_acme_error(struct job_run *r, int rc, struct acme_response *resp,
 			   const struct acmera_errmsg *e, const char *step)
 {
 	char why[700];
 	int new_order = 0;
+	const struct acme_problem *p = resp ? resp->problem : NULL;
 	snprintf(why, sizeof(why), "%s: %s", step, e ? e->text : "");
-	/* A CA that forgot the order (restarted, expired) needs a new one. */
-	if (resp && (resp->status == 404 ||
-		     (resp->problem && acme_problem_is(resp->problem, "malformed") &&
-		      r->state == RUN_ORDER)))
+	/* A CA that forgot the order (restarted, expired) needs a new one; there is
+	 * nothing left to resume. */
+	if (resp && resp->status == 404)
 		new_order = 1;
-	if (resp && resp->problem && acme_problem_is(resp->problem, "orderNotReady"))
-		new_order = 0;
-	/* A CA that lost its state (a test CA restarted) forgets accounts too. */
-	if (resp && resp->problem && acme_problem_is(resp->problem, "accountDoesNotExist")) {
+	if (p && acme_problem_is(p, "accountDoesNotExist")) {
+		/* A CA that lost its state (a test CA restarted) forgets accounts too. */
 		r->eng->account_lost = 1;
 		new_order = 1;
 	}
+	if (problem_permanent(p))
+		rc = ACMERA_ERR_INVAL;
+	else if (p && acme_problem_is(p, "unauthorized") && r->state == RUN_ORDER && !r->order_url)
+		rc = ACMERA_ERR_INVAL; /* the account may not order at all (deactivated) */
+	else if (rc == ACMERA_ERR_INVAL)
+		rc = ACMERA_ERR_PROTO; /* our own parse trouble is not the device's fault */
 	int64_t retry_after = resp ? resp->retry_after : -1;
 	acme_response_free(resp);
-	/* ACMERA_ERR_INVAL would mean "fail for good"; a transport error never does. */
-	run_retry(r, rc == ACMERA_ERR_INVAL ? ACMERA_ERR_PROTO : rc, why, new_order, retry_after);
+	run_retry(r, rc, why, new_order, retry_after);
 }
 
 static void on_order(void *arg, int rc, struct acme_response *resp,
 		     const struct acmera_errmsg *e);
 static void poll_order(void *arg);
+static void finalize(struct job_run *r);
 
 static void schedule_poll(struct job_run *r, int64_t retry_after)
 {
@@ -143,17 +199,21 @@ static void schedule_poll(struct job_run *r, int64_t retry_after)
 	if (ms < 100)
 		ms = 100;
 	r->polls++;
-	acme_client_after(r->eng->acme, ms, poll_order, r);
+	run_after(r, ms, poll_order);
 }
 
 static void poll_order(void *arg)
 {
 	struct job_run *r = arg;
+	if (run_back(r, NULL))
+		return;
 	if (time(NULL) - r->poll_started > POLL_GIVE_UP_S) {
-		run_retry(r, ACMERA_ERR_TIMEOUT, "order still not ready: gave up polling", 1, -1);
+		/* Back to the store; a finalized order is resumed, not replaced. */
+		run_retry(r, ACMERA_ERR_TIMEOUT, "order still not done: gave up polling for now",
+			  may_replace_order(r), -1);
 		return;
 	}
-	acme_post(r->eng->acme, r->order_url, NULL, NULL, on_order, r);
+	run_post(r, r->order_url, NULL, NULL, on_order, r);
 }
 
 /* ---- download ---- */
@@ -162,7 +222,7 @@ static void store_chain(struct job_run *r, struct issued_chain *chain)
 {
 	struct engine *g = r->eng;
 	struct acmera_errmsg err = {{0}};
-	int rc = store_job_complete(g->store, r->job.id, chain->pem, chain->not_after,
+	int rc = store_job_complete(g->store, r->job.id, g->owner, chain->pem, chain->not_after,
 				    chain->issuer, &err);
 	if (rc) {
 		run_retry(r, rc, err.text, 0, -1);
@@ -197,6 +257,16 @@ static void on_certificate(void *arg, int rc, struct acme_response *resp,
 	struct acmera_errmsg err = {{0}};
 	struct issued_chain chain = {0};
 	const char *want = g->cfg->acme.alternate_chain;
+	if (run_back(r, resp))
+		return;
+	if (rc && r->fallback) {
+		/* An alternate that cannot be fetched leaves the default chain, which is good. */
+		log_event(LOG_LVL_WARN, "acme.alternate_chain", "job=%lld error=\"%s\" using=default",
+			  (long long)r->job.id, e ? e->text : "");
+		acme_response_free(resp);
+		store_chain(r, r->fallback);
+		return;
+	}
 	if (rc) {
 		run_acme_error(r, rc, resp, e, "certificate download");
 		return;
@@ -207,10 +277,16 @@ static void on_certificate(void *arg, int rc, struct acme_response *resp,
 		rc = remember_alternates(r, resp) ? acmera_fail(&err, ACMERA_ERR_NOMEM, "out of memory")
 						  : 0;
 	acme_response_free(resp);
-	if (rc) {
-		/* A certificate that does not match the CSR is the CA's fault: never stored. */
-		run_retry(r, rc == ACMERA_ERR_INVAL ? ACMERA_ERR_PROTO : rc, err.text, 0, -1);
+	if (rc == ACMERA_ERR_INVAL) {
+		/* Not the certificate of this CSR (a CA that reused another job's order for
+		 * the same names): never stored; a new order of our own is needed. */
 		issued_chain_free(&chain);
+		run_retry(r, ACMERA_ERR_PROTO, err.text, 1, -1);
+		return;
+	}
+	if (rc) {
+		issued_chain_free(&chain);
+		run_retry(r, rc, err.text, 0, -1);
 		return;
 	}
 	int matches = !want || !*want || issued_chain_matches(&chain, want);
@@ -229,7 +305,7 @@ static void on_certificate(void *arg, int rc, struct acme_response *resp,
 		const char *next = r->alts[r->alt_next++];
 		log_event(LOG_LVL_INFO, "acme.alternate_chain", "job=%lld want=\"%s\" url=%s",
 			  (long long)r->job.id, want, next);
-		acme_post(g->acme, next, NULL, PKCS7_FIRST, on_certificate, r);
+		run_post(r, next, NULL, PKCS7_FIRST, on_certificate, r);
 		return;
 	}
 	if (!matches && r->fallback) {
@@ -260,13 +336,16 @@ static void finalize(struct job_run *r)
 	r->state = RUN_FINALIZE;
 	log_event(LOG_LVL_INFO, "acme.finalize", "job=%lld order=%s", (long long)r->job.id,
 		  r->order_url);
-	acme_post(r->eng->acme, r->finalize_url, payload, NULL, on_order, r);
+	run_post(r, r->finalize_url, payload, NULL, on_order, r);
 	free(payload);
 }
 
 static void finalize_timer(void *arg)
 {
-	finalize(arg);
+	struct job_run *r = arg;
+	if (run_back(r, NULL))
+		return;
+	finalize(r);
 }
 
 /* ---- authorizations and challenges ---- */
@@ -282,12 +361,34 @@ static void authz_settled(struct job_run *r)
 		/* All authorizations valid already: the order is (or becomes) ready. */
 		r->state = RUN_POLL_READY;
 		r->poll_started = time(NULL);
+		r->pending++; /* poll_order balances it like a timer */
 		poll_order(r);
 		return;
 	}
 	r->state = RUN_WAIT_PUBLISH;
 	if (engine_queue_publish(r->eng, r))
 		run_retry(r, ACMERA_ERR_NOMEM, "out of memory", 0, -1);
+}
+
+/* 1 when ident is one of the job's names (a wildcard name is authorized through its
+ * base name): the CA's authorizations may not steer our DNS records elsewhere. */
+static int identifier_of_job(const struct job_run *r, const char *ident)
+{
+	const char *p = r->job.names ? r->job.names : "";
+	size_t n = strlen(ident);
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		const char *name = p;
+		if (len > 2 && name[0] == '*' && name[1] == '.') {
+			name += 2;
+			len -= 2;
+		}
+		if (len == n && strncasecmp(name, ident, n) == 0)
+			return 1;
+		p += end ? (size_t)(end - p) + 1 : strlen(p);
+	}
+	return 0;
 }
 
 static void on_authz(void *arg, int rc, struct acme_response *resp,
@@ -298,10 +399,8 @@ static void on_authz(void *arg, int rc, struct acme_response *resp,
 	struct acmera_errmsg err = {{0}};
 	struct acme_authz a = {0};
 	r->outstanding--;
-	if (r->state == RUN_ENDED) {
-		acme_response_free(resp);
+	if (run_back(r, resp))
 		return;
-	}
 	if (rc) {
 		run_acme_error(r, rc, resp, e, "authorization");
 		return;
@@ -309,7 +408,13 @@ static void on_authz(void *arg, int rc, struct acme_response *resp,
 	rc = acme_authz_parse(buf_str(&resp->body), resp->body.len, &a, &err);
 	acme_response_free(resp);
 	if (rc) {
-		run_retry(r, rc, err.text, 1, -1);
+		run_retry(r, ACMERA_ERR_PROTO, err.text, may_replace_order(r), -1);
+		return;
+	}
+	if (!identifier_of_job(r, a.identifier.value)) {
+		run_retry(r, ACMERA_ERR_PROTO, "the CA sent an authorization for a name not in the CSR",
+			  may_replace_order(r), -1);
+		acme_authz_free(&a);
 		return;
 	}
 	if (strcmp(a.status, "valid") == 0) {
@@ -317,11 +422,20 @@ static void on_authz(void *arg, int rc, struct acme_response *resp,
 			  (long long)r->job.id, a.identifier.value);
 	} else if (strcmp(a.status, "pending") == 0) {
 		const struct acme_challenge *ch = acme_authz_challenge(&a, "dns-01");
-		char *value = ch ? acme_dns01_value(ch->token, acme_client_thumbprint(r->eng->acme))
-				 : NULL;
-		if (!ch || !value) {
-			run_retry(r, ACMERA_ERR_INVAL,
-				  ch ? "out of memory" : "the CA offers no dns-01 challenge", 1, -1);
+		if (!ch) {
+			run_retry(r, ACMERA_ERR_INVAL, "the CA offers no dns-01 challenge", 1, -1);
+			acme_authz_free(&a);
+			return;
+		}
+		/* The zone is settled per job, so that one bad name fails only its own job
+		 * and never the batch UPDATE of others. */
+		rc = publisher_zone_of(r->eng->pub, a.identifier.value, slot->rec.zone,
+				       sizeof(slot->rec.zone), &err);
+		char *value = rc ? NULL : acme_dns01_value(ch->token,
+							   acme_client_thumbprint(r->eng->acme));
+		if (!value) {
+			run_retry(r, rc ? rc : ACMERA_ERR_NOMEM, rc ? err.text : "out of memory",
+				  0, -1);
 			acme_authz_free(&a);
 			return;
 		}
@@ -342,7 +456,7 @@ static void on_authz(void *arg, int rc, struct acme_response *resp,
 		char why[400];
 		snprintf(why, sizeof(why), "authorization of %s is %s", a.identifier.value,
 			 a.status);
-		run_retry(r, ACMERA_ERR_REFUSED, why, 1, -1);
+		run_retry(r, ACMERA_ERR_REFUSED, why, may_replace_order(r), -1);
 		acme_authz_free(&a);
 		return;
 	}
@@ -362,7 +476,7 @@ static void fetch_authzs(struct job_run *r, const struct acme_order *o)
 	r->outstanding = o->n_authorizations;
 	for (size_t i = 0; i < o->n_authorizations; i++) {
 		r->chals[i].run = r;
-		acme_post(r->eng->acme, o->authorizations[i], NULL, NULL, on_authz, &r->chals[i]);
+		run_post(r, o->authorizations[i], NULL, NULL, on_authz, &r->chals[i]);
 	}
 	authz_settled(r);
 }
@@ -372,10 +486,8 @@ static void on_challenge(void *arg, int rc, struct acme_response *resp,
 {
 	struct job_run *r = arg;
 	r->outstanding--;
-	if (r->state == RUN_ENDED) {
-		acme_response_free(resp);
+	if (run_back(r, resp))
 		return;
-	}
 	if (rc) {
 		run_acme_error(r, rc, resp, e, "challenge");
 		return;
@@ -388,7 +500,7 @@ static void on_challenge(void *arg, int rc, struct acme_response *resp,
 		 * is not done yet answers orderNotReady, and only then is the order polled.
 		 * This saves one request per certificate in the common case. */
 		r->state = RUN_POLL_READY;
-		acme_client_after(r->eng->acme, POLL_FIRST_MS, finalize_timer, r);
+		run_after(r, POLL_FIRST_MS, finalize_timer);
 	}
 }
 
@@ -404,16 +516,41 @@ void run_published(struct job_run *r)
 			continue;
 		log_event(LOG_LVL_INFO, "acme.challenge", "job=%lld record=%s",
 			  (long long)r->job.id, r->chals[i].rec.name);
-		acme_post(r->eng->acme, r->chals[i].url, "{}", NULL, on_challenge, r);
+		run_post(r, r->chals[i].url, "{}", NULL, on_challenge, r);
 	}
 }
 
-void run_publish_failed(struct job_run *r, int rc, const char *why)
+/* ---- the order ---- */
+
+static void on_order_error(struct job_run *r, int rc, struct acme_response *resp,
+			   const struct acmera_errmsg *e)
 {
-	run_retry(r, rc == ACMERA_ERR_INVAL ? ACMERA_ERR_INVAL : ACMERA_ERR_AGAIN, why, 0, -1);
+	if (r->state == RUN_FINALIZE && resp && resp->problem &&
+	    acme_problem_is(resp->problem, "orderNotReady")) {
+		/* Validation still running: wait for the order to turn ready. */
+		acme_response_free(resp);
+		r->state = RUN_POLL_READY;
+		schedule_poll(r, -1);
+		return;
+	}
+	run_acme_error(r, rc, resp, e, r->state == RUN_FINALIZE ? "finalize" : "order");
 }
 
-/* ---- the order ---- */
+static void order_invalid(struct job_run *r, const struct acme_order *o)
+{
+	char why[600];
+	int rc = ACMERA_ERR_REFUSED;
+	snprintf(why, sizeof(why), "order is %s", o->status);
+	if (o->error) {
+		char d[500];
+		acme_problem_describe(o->error, d, sizeof(d));
+		snprintf(why, sizeof(why), "order is %s: %s", o->status, d);
+		if (problem_permanent(o->error))
+			rc = ACMERA_ERR_INVAL;
+	}
+	/* An invalid order is over: the next attempt needs a new one. */
+	run_retry(r, rc, why, 1, -1);
+}
 
 static void on_order(void *arg, int rc, struct acme_response *resp,
 		     const struct acmera_errmsg *e)
@@ -422,22 +559,14 @@ static void on_order(void *arg, int rc, struct acme_response *resp,
 	struct engine *g = r->eng;
 	struct acmera_errmsg err = {{0}};
 	struct acme_order o = {0};
-	if (r->state == RUN_ENDED) {
-		acme_response_free(resp);
+	if (run_back(r, resp))
 		return;
-	}
-	if (rc && r->state == RUN_FINALIZE && resp && resp->problem &&
-	    acme_problem_is(resp->problem, "orderNotReady")) {
-		/* Validation still running: wait for the order to turn ready. */
-		acme_response_free(resp);
-		r->state = RUN_POLL_READY;
-		schedule_poll(r, -1);
-		return;
-	}
 	if (rc) {
-		run_acme_error(r, rc, resp, e, r->state == RUN_FINALIZE ? "finalize" : "order");
+		on_order_error(r, rc, resp, e);
 		return;
 	}
+	if (r->state == RUN_FINALIZE)
+		r->finalized = r->finalize_answered = 1;
 	if (r->state == RUN_ORDER && !r->order_url) {
 		if (!resp->location) {
 			acme_response_free(resp);
@@ -447,7 +576,7 @@ static void on_order(void *arg, int rc, struct acme_response *resp,
 		r->order_url = strdup(resp->location);
 		/* Committed before anything else happens to the order: a restart resumes
 		 * this order rather than placing a second one. */
-		if (!r->order_url || store_job_set_order(g->store, r->job.id, r->order_url, &err)) {
+		if (!r->order_url || store_job_set_order(g->store, r->job.id, g->owner, r->order_url, &err)) {
 			acme_response_free(resp);
 			run_retry(r, ACMERA_ERR_STORE, err.text, 0, -1);
 			return;
@@ -457,11 +586,14 @@ static void on_order(void *arg, int rc, struct acme_response *resp,
 	int64_t retry_after = resp->retry_after;
 	acme_response_free(resp);
 	if (rc) {
-		run_retry(r, rc, err.text, 1, -1);
+		run_retry(r, ACMERA_ERR_PROTO, err.text, may_replace_order(r), -1);
 		return;
 	}
-	if (!r->finalize_url)
-		r->finalize_url = strdup(o.finalize);
+	if (!r->finalize_url && !(r->finalize_url = strdup(o.finalize))) {
+		acme_order_free(&o);
+		run_retry(r, ACMERA_ERR_NOMEM, "out of memory", 0, -1);
+		return;
+	}
 	log_event(LOG_LVL_INFO, "acme.order", "job=%lld order=%s status=%s", (long long)r->job.id,
 		  r->order_url, o.status);
 
@@ -474,7 +606,14 @@ static void on_order(void *arg, int rc, struct acme_response *resp,
 		else
 			schedule_poll(r, retry_after);
 	} else if (strcmp(o.status, "ready") == 0) {
-		finalize(r);
+		/* Finalized yet still ready: the CA has not moved on; never finalize twice
+		 * in a row, poll instead. */
+		if (r->finalize_answered) {
+			r->state = RUN_POLL_VALID;
+			schedule_poll(r, retry_after);
+		} else {
+			finalize(r);
+		}
 	} else if (strcmp(o.status, "processing") == 0) {
 		r->state = RUN_POLL_VALID;
 		if (!r->poll_started)
@@ -482,15 +621,11 @@ static void on_order(void *arg, int rc, struct acme_response *resp,
 		schedule_poll(r, retry_after);
 	} else if (strcmp(o.status, "valid") == 0 && o.certificate) {
 		r->state = RUN_DOWNLOAD;
-		acme_post(g->acme, o.certificate, NULL, PKCS7_FIRST, on_certificate, r);
+		run_post(r, o.certificate, NULL, PKCS7_FIRST, on_certificate, r);
+	} else if (strcmp(o.status, "valid") == 0) {
+		run_retry(r, ACMERA_ERR_PROTO, "order is valid but names no certificate", 0, -1);
 	} else {
-		char why[600] = "order is invalid";
-		if (o.error) {
-			char d[500];
-			acme_problem_describe(o.error, d, sizeof(d));
-			snprintf(why, sizeof(why), "order is %s: %s", o.status, d);
-		}
-		run_retry(r, ACMERA_ERR_REFUSED, why, 1, -1);
+		order_invalid(r, &o);
 	}
 	acme_order_free(&o);
 }
@@ -500,23 +635,30 @@ void run_start(struct job_run *r)
 	struct engine *g = r->eng;
 	r->state = RUN_ORDER;
 	if (r->job.order_url) {
+		/* A recorded order may have been finalized before a crash: resume it. */
 		r->order_url = strdup(r->job.order_url);
+		r->finalized = 1;
+		if (!r->order_url) {
+			run_retry(r, ACMERA_ERR_NOMEM, "out of memory", 0, -1);
+			return;
+		}
 		log_event(LOG_LVL_INFO, "acme.order", "job=%lld order=%s action=resume",
 			  (long long)r->job.id, r->order_url);
-		acme_post(g->acme, r->order_url, NULL, NULL, on_order, r);
+		run_post(r, r->order_url, NULL, NULL, on_order, r);
 		return;
 	}
 	json_t *ids = json_array();
 	char *names = strdup(r->job.names ? r->job.names : "");
 	char *save = NULL;
-	for (char *n = strtok_r(names, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+	for (char *n = names ? strtok_r(names, ",", &save) : NULL; n && ids;
+	     n = strtok_r(NULL, ",", &save)) {
 		char anc[256];
 		json_t *id = json_pack("{s:s,s:s}", "type", "dns", "value", n);
-		if (preauth_ancestor_for(g, n, anc, sizeof(anc)))
+		if (id && preauth_ancestor_for(g, n, anc, sizeof(anc)))
 			json_object_set_new(id, "ancestorDomain", json_string(anc));
 		json_array_append_new(ids, id);
 	}
-	json_t *req = json_pack("{s:o}", "identifiers", ids);
+	json_t *req = ids ? json_pack("{s:o}", "identifiers", ids) : NULL;
 	char *payload = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	free(names);
@@ -526,6 +668,6 @@ void run_start(struct job_run *r)
 	}
 	log_event(LOG_LVL_INFO, "acme.new_order", "job=%lld names=%s", (long long)r->job.id,
 		  r->job.names);
-	acme_post(g->acme, acme_client_directory(g->acme)->new_order, payload, NULL, on_order, r);
+	run_post(r, acme_client_directory(g->acme)->new_order, payload, NULL, on_order, r);
 	free(payload);
 }

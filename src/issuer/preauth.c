@@ -15,6 +15,7 @@
 
 #define AUTHZ_VALID_MARGIN_S 86400  /* renew a parent authorization a day early */
 #define AUTHZ_POLLS 60
+#define AUTHZ_WAIT_MAX_MS 2000
 
 static void sleep_ms(int64_t ms)
 {
@@ -62,18 +63,22 @@ static int solve_dns01(struct engine *g, const char *url, struct acme_authz *a,
 	if (rc)
 		goto out;
 	log_event(LOG_LVL_INFO, "acme.challenge", "record=%s", rec.name);
-	for (int i = 0; i < AUTHZ_POLLS; i++) {
+	/* Bounded: at most AUTHZ_POLLS polls, each wait at most AUTHZ_WAIT_MAX_MS
+	 * whatever Retry-After says, and none once the issuer is asked to stop. */
+	int64_t wait = 500;
+	for (int i = 0; i < AUTHZ_POLLS && !engine_stopping(g); i++) {
 		int64_t ra = -1;
 		acme_authz_free(a);
 		memset(a, 0, sizeof(*a));
-		sleep_ms(i == 0 ? 500 : 1000);
+		sleep_ms(wait);
 		rc = fetch_authz(g, url, a, &ra, e);
 		if (rc)
 			goto out;
 		if (strcmp(a->status, "pending") != 0)
 			break;
-		if (ra > 1)
-			sleep_ms((ra - 1) * 1000);
+		wait = ra > 0 ? ra * 1000 : 1000;
+		if (wait > AUTHZ_WAIT_MAX_MS)
+			wait = AUTHZ_WAIT_MAX_MS;
 	}
 out:
 	if (rec.id > 0) {
@@ -93,8 +98,10 @@ static int preauthorize(struct engine *g, const char *domain, struct acmera_errm
 	struct acme_authz a = {0};
 	char *url = NULL;
 	json_t *req = json_pack("{s:{s:s,s:s}}", "identifier", "type", "dns", "value", domain);
+	/* RFC 9444 4.2: the request for subdomains rides in the identifier object. */
 	if (req && g->subdomains)
-		json_object_set_new(req, "subdomainAuthAllowed", json_true());
+		json_object_set_new(json_object_get(req, "identifier"), "subdomainAuthAllowed",
+				    json_true());
 	char *payload = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (!payload)
@@ -159,13 +166,13 @@ int preauth_ensure(struct engine *g, struct acmera_errmsg *e)
 	}
 	log_event(LOG_LVL_INFO, "issuer.mode", "authorization=%s",
 		  g->subdomains ? "pre-authorized-parent-rfc9444" : "pre-authorized-names");
-	for (size_t i = 0; i < cfg->acme.n_preauthorize; i++) {
+	for (size_t i = 0; i < cfg->acme.n_preauthorize && !engine_stopping(g); i++) {
 		const char *domain = cfg->acme.preauthorize[i];
 		struct store_authz a = {0};
 		int rc = store_authz_find_covering(g->store, acme_client_directory_url(g->acme),
 						   domain, (int64_t)time(NULL),
 						   AUTHZ_VALID_MARGIN_S, &a, NULL);
-		int fresh = rc == 0 && strcmp(a.domain, domain) == 0 &&
+		int fresh = rc == 0 && strcasecmp(a.domain, domain) == 0 &&
 			    (a.subdomains || !g->subdomains);
 		store_authz_free(&a);
 		if (fresh)

@@ -190,7 +190,10 @@ int publisher_add(struct publisher *p, struct pub_record *recs, size_t n,
 	int64_t now = (int64_t)time(NULL);
 	for (size_t i = 0; i < n; i++) {
 		const char *ident = recs[i].name + strlen("_acme-challenge.");
-		int rc = publisher_zone_of(p, ident, recs[i].zone, sizeof(recs[i].zone), e);
+		/* Usually settled by the caller already (one SOA lookup per name at most). */
+		int rc = recs[i].zone[0] ? 0
+					 : publisher_zone_of(p, ident, recs[i].zone,
+							     sizeof(recs[i].zone), e);
 		if (rc)
 			return rc;
 		if (!dns_name_allowed(recs[i].name, recs[i].zone))

@@ -54,6 +54,10 @@ static const char *const steps[] = {
 	"  value TEXT NOT NULL,"
 	"  created BIGINT NOT NULL"
 	");",
+	/* 2: the issuer holding a job (NULL unless ACTIVE); revoked certificates */
+	"ALTER TABLE jobs ADD COLUMN owner TEXT CHECK (length(owner) BETWEEN 1 AND 128);"
+	"ALTER TABLE certs ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0 "
+	"  CHECK (revoked IN (0, 1));",
 };
 
 #define N_STEPS ((int)(sizeof(steps) / sizeof(steps[0])))

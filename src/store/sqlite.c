@@ -20,11 +20,17 @@
 #define STORE_BUSY_TIMEOUT_MS 5000
 /* A DNS name (253) with an optional trailing dot. */
 #define STORE_MAX_NAME 254
+/* A leaf certificate's PEM; far above any real one, bounds the scan. */
+#define STORE_MAX_LEAF_PEM (256 * 1024)
+#define PEM_CERT_BEGIN "-----BEGIN CERTIFICATE-----\n"
+#define PEM_CERT_END "-----END CERTIFICATE-----\n"
 
 #define JOB_COLS                                                                           \
 	"id, csr_sha256, csr_der, names, state, order_url, attempts, not_before, "          \
-	"lease_until, reason, created"
+	"lease_until, reason, created, owner"
 #define AUTHZ_COLS "directory, domain, url, status, subdomains, expires"
+/* The claim owner's parameter, one index in every statement that checks it. */
+#define OWNER_PARAM 9
 
 enum q {
 	Q_BEGIN,
@@ -44,14 +50,15 @@ enum q {
 	Q_JOB_SET_ORDER,
 	Q_JOB_RENEW,
 	Q_JOB_DEFER,
+	Q_JOB_DEFER_ANY,
 	Q_JOB_FAIL,
-	Q_JOB_DIGEST,
 	Q_JOB_DONE,
 	Q_JOB_COUNTS,
 	Q_CERT_INSERT,
 	Q_CERT_VALID,
 	Q_CERT_LOOKUP,
 	Q_CERT_COUNT,
+	Q_CERT_REVOKE,
 	Q_DNS_ADD,
 	Q_DNS_DEL,
 	Q_DNS_LIST,
@@ -82,34 +89,45 @@ static const char *const sql[Q_COUNT] = {
 			 "ON CONFLICT (csr_sha256) DO NOTHING RETURNING id",
 	[Q_JOB_STATE] = "SELECT id, state FROM jobs WHERE csr_sha256 = ?1",
 	[Q_JOB_RESET] = "UPDATE jobs SET state = 0, attempts = 0, reason = NULL, "
-			"order_url = NULL, not_before = ?2, lease_until = 0, updated = ?2 "
-			"WHERE id = ?1",
-	[Q_JOB_CLAIM] = "UPDATE jobs SET state = 1, lease_until = ?2, updated = ?1 "
+			"order_url = NULL, not_before = ?2, lease_until = 0, owner = NULL, "
+			"updated = ?2 WHERE id = ?1",
+	/* An expired lease is taken over: the old owner's later calls then fail. */
+	[Q_JOB_CLAIM] = "UPDATE jobs SET state = 1, lease_until = ?2, owner = ?4, updated = ?1 "
 			"WHERE id IN (SELECT id FROM jobs WHERE "
 			"(state = 0 AND not_before <= ?1) OR (state = 1 AND lease_until < ?1) "
 			"ORDER BY created, id LIMIT ?3) RETURNING " JOB_COLS,
 	[Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
 	[Q_JOB_GET_DIGEST] = "SELECT " JOB_COLS " FROM jobs WHERE csr_sha256 = ?1",
-	[Q_JOB_SET_ORDER] = "UPDATE jobs SET order_url = ?2, updated = ?3 WHERE id = ?1",
+	/* Changes by an issuer apply only to a job it still holds (?9, OWNER_PARAM). */
+	[Q_JOB_SET_ORDER] = "UPDATE jobs SET order_url = ?2, updated = ?3 "
+			    "WHERE id = ?1 AND state = 1 AND owner = ?9",
 	[Q_JOB_RENEW] = "UPDATE jobs SET lease_until = ?2, updated = ?3 "
-			"WHERE id = ?1 AND state = 1",
-	/* A job that is DONE or FAILED is never moved back by a late issuer. */
+			"WHERE id = ?1 AND state = 1 AND owner = ?9",
 	[Q_JOB_DEFER] = "UPDATE jobs SET state = 0, not_before = ?2, reason = ?3, "
-			"attempts = attempts + 1, lease_until = 0, updated = ?4 "
-			"WHERE id = ?1 AND state IN (0, 1)",
-	[Q_JOB_FAIL] = "UPDATE jobs SET state = 3, reason = ?2, lease_until = 0, updated = ?3 "
-		       "WHERE id = ?1 AND state IN (0, 1)",
-	[Q_JOB_DIGEST] = "SELECT csr_sha256 FROM jobs WHERE id = ?1",
-	[Q_JOB_DONE] = "UPDATE jobs SET state = 2, lease_until = 0, reason = NULL, "
-		       "updated = ?2 WHERE id = ?1",
+			"attempts = attempts + 1, lease_until = 0, owner = NULL, updated = ?4 "
+			"WHERE id = ?1 AND state = 1 AND owner = ?9",
+	/* No owner check; still, a DONE or FAILED job is never moved back. */
+	[Q_JOB_DEFER_ANY] = "UPDATE jobs SET state = 0, not_before = ?2, reason = ?3, "
+			    "attempts = attempts + 1, lease_until = 0, owner = NULL, "
+			    "updated = ?4 WHERE id = ?1 AND state IN (0, 1)",
+	[Q_JOB_FAIL] = "UPDATE jobs SET state = 3, reason = ?2, lease_until = 0, owner = NULL, "
+		       "updated = ?3 WHERE id = ?1 AND state = 1 AND owner = ?9",
+	[Q_JOB_DONE] = "UPDATE jobs SET state = 2, lease_until = 0, reason = NULL, owner = NULL, "
+		       "updated = ?2 WHERE id = ?1 AND state = 1 AND owner = ?9 "
+		       "RETURNING csr_sha256",
 	[Q_JOB_COUNTS] = "SELECT state, COUNT(*) FROM jobs GROUP BY state",
 	[Q_CERT_INSERT] = "INSERT INTO certs (csr_sha256, chain_pem, not_after, issuer, issued) "
 			  "VALUES (?1, ?2, ?3, ?4, ?5)",
-	[Q_CERT_VALID] = "SELECT 1 FROM certs WHERE csr_sha256 = ?1 AND not_after > ?2 LIMIT 1",
+	[Q_CERT_VALID] = "SELECT 1 FROM certs WHERE csr_sha256 = ?1 AND not_after > ?2 "
+			 "AND revoked = 0 LIMIT 1",
 	[Q_CERT_LOOKUP] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
-			  "WHERE csr_sha256 = ?1 AND not_after > ?2 "
+			  "WHERE csr_sha256 = ?1 AND not_after > ?2 AND revoked = 0 "
 			  "ORDER BY issued DESC, id DESC LIMIT 1",
 	[Q_CERT_COUNT] = "SELECT COUNT(*) FROM certs WHERE csr_sha256 = ?1",
+	/* A prefix compare, not LIKE/GLOB: PEM text has no wildcards to escape then.
+	 * Rows already revoked are rewritten too, so that the count covers them. */
+	[Q_CERT_REVOKE] = "UPDATE certs SET revoked = 1 "
+			  "WHERE substr(chain_pem, 1, length(?1)) = ?1",
 	[Q_DNS_ADD] = "INSERT INTO dns_records (zone, name, value, created) "
 		      "VALUES (?1, ?2, ?3, ?4) RETURNING id",
 	[Q_DNS_DEL] = "DELETE FROM dns_records WHERE id = ?1",
@@ -132,6 +150,13 @@ static int db_fail(struct store *s, struct acmera_errmsg *e, const char *what)
 static int nomem(struct acmera_errmsg *e)
 {
 	return acmera_fail(e, ACMERA_ERR_NOMEM, "store: out of memory");
+}
+
+/* The answer of an issuer's call on a job it no longer holds. */
+static int lost(int64_t id, struct acmera_errmsg *e)
+{
+	return acmera_fail(e, ACMERA_ERR_NOTFOUND,
+			   "job %" PRId64 " is no longer held by this issuer", id);
 }
 
 /* The cached statement, prepared on first use. */
@@ -407,6 +432,9 @@ void store_account_free(struct store_account *a)
 	if (!a)
 		return;
 	free(a->directory);
+	/* The account key must not linger in freed heap memory. */
+	if (a->key_pem)
+		explicit_bzero(a->key_pem, strlen(a->key_pem));
 	free(a->key_pem);
 	free(a->kid);
 	free(a->status);
@@ -586,7 +614,7 @@ static int read_job(sqlite3_stmt *st, struct store_job *j)
 		j->csr_der_len = (size_t)n;
 	}
 	if (col_str(st, 3, &j->names) || col_str(st, 5, &j->order_url) ||
-	    col_str(st, 9, &j->reason))
+	    col_str(st, 9, &j->reason) || col_str(st, 11, &j->owner))
 		return ACMERA_ERR_NOMEM;
 	state = sqlite3_column_int(st, 4);
 	if (state < JOB_PENDING || state > JOB_FAILED)
@@ -715,6 +743,20 @@ out:
 	return rc;
 }
 
+/* A claim owner token: present and bounded (the schema bounds it too). */
+static int check_owner(const char *owner, struct acmera_errmsg *e)
+{
+	size_t len;
+
+	if (!owner)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no claim owner");
+	len = strnlen(owner, STORE_OWNER_MAX + 1);
+	if (len == 0 || len > STORE_OWNER_MAX)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "store: claim owner must be 1 to %d bytes",
+				   STORE_OWNER_MAX);
+	return 0;
+}
+
 static int cmp_job(const void *a, const void *b)
 {
 	const struct store_job *x = a, *y = b;
@@ -723,7 +765,7 @@ static int cmp_job(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-int store_job_claim(struct store *s, int64_t now, int64_t lease, size_t max,
+int store_job_claim(struct store *s, const char *owner, int64_t now, int64_t lease, size_t max,
 		    struct store_job **jobs, size_t *n, struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st = NULL;
@@ -733,6 +775,9 @@ int store_job_claim(struct store *s, int64_t now, int64_t lease, size_t max,
 
 	*jobs = NULL;
 	*n = 0;
+	rc = check_owner(owner, e);
+	if (rc < 0)
+		return rc;
 	if (lease < 0)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: negative lease");
 	if (max == 0)
@@ -749,7 +794,8 @@ int store_job_claim(struct store *s, int64_t now, int64_t lease, size_t max,
 	}
 	if (sqlite3_bind_int64(st, 1, now) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, add_sat(now, lease)) ||
-	    sqlite3_bind_int64(st, 3, max > INT64_MAX ? INT64_MAX : (int64_t)max)) {
+	    sqlite3_bind_int64(st, 3, max > INT64_MAX ? INT64_MAX : (int64_t)max) ||
+	    bind_text(st, 4, owner)) {
 		rc = db_fail(s, e, "job claim");
 		goto out;
 	}
@@ -861,103 +907,150 @@ static int change_one(struct store *s, sqlite3_stmt *st, const char *what, int64
 	return rc;
 }
 
-int store_job_set_order(struct store *s, int64_t id, const char *order_url,
+/* Runs a bound UPDATE of a job the owner must hold: NOTFOUND when it touched
+ * none (the job was taken over, is finished, or does not exist). */
+static int change_held(struct store *s, sqlite3_stmt *st, const char *what, int64_t id,
+		       struct acmera_errmsg *e)
+{
+	int rc = step_done(s, st, what, e);
+
+	if (rc == 0 && sqlite3_changes(s->db) == 0)
+		rc = lost(id, e);
+	done(st);
+	return rc;
+}
+
+int store_job_set_order(struct store *s, int64_t id, const char *owner, const char *order_url,
 			struct acmera_errmsg *e)
 {
-	sqlite3_stmt *st = prep(s, Q_JOB_SET_ORDER, e);
+	sqlite3_stmt *st;
+	int rc = check_owner(owner, e);
 
+	if (rc < 0)
+		return rc;
+	st = prep(s, Q_JOB_SET_ORDER, e);
 	if (!st)
 		return ACMERA_ERR_STORE;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK || bind_text(st, 2, order_url) ||
-	    sqlite3_bind_int64(st, 3, now_s())) {
+	    sqlite3_bind_int64(st, 3, now_s()) || bind_text(st, OWNER_PARAM, owner)) {
 		done(st);
 		return db_fail(s, e, "job set order");
 	}
-	return change_one(s, st, "job set order", id, e);
+	return change_held(s, st, "job set order", id, e);
 }
 
-int store_job_renew_lease(struct store *s, int64_t id, int64_t lease_until,
+int store_job_renew_lease(struct store *s, int64_t id, const char *owner, int64_t lease_until,
 			  struct acmera_errmsg *e)
 {
-	sqlite3_stmt *st = prep(s, Q_JOB_RENEW, e);
+	sqlite3_stmt *st;
+	int rc = check_owner(owner, e);
 
+	if (rc < 0)
+		return rc;
+	st = prep(s, Q_JOB_RENEW, e);
 	if (!st)
 		return ACMERA_ERR_STORE;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK || sqlite3_bind_int64(st, 2, lease_until) ||
-	    sqlite3_bind_int64(st, 3, now_s())) {
+	    sqlite3_bind_int64(st, 3, now_s()) || bind_text(st, OWNER_PARAM, owner)) {
 		done(st);
 		return db_fail(s, e, "job renew lease");
 	}
-	return change_one(s, st, "renew lease of active job", id, e);
+	return change_held(s, st, "job renew lease", id, e);
 }
 
-int store_job_defer(struct store *s, int64_t id, int64_t not_before, const char *reason,
-		    struct acmera_errmsg *e)
+int store_job_defer(struct store *s, int64_t id, const char *owner, int64_t not_before,
+		    const char *reason, struct acmera_errmsg *e)
 {
-	sqlite3_stmt *st = prep(s, Q_JOB_DEFER, e);
+	sqlite3_stmt *st;
+	int rc = owner ? check_owner(owner, e) : 0;
 
+	if (rc < 0)
+		return rc;
+	st = prep(s, owner ? Q_JOB_DEFER : Q_JOB_DEFER_ANY, e);
 	if (!st)
 		return ACMERA_ERR_STORE;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK || sqlite3_bind_int64(st, 2, not_before) ||
-	    bind_text(st, 3, reason) || sqlite3_bind_int64(st, 4, now_s())) {
+	    bind_text(st, 3, reason) || sqlite3_bind_int64(st, 4, now_s()) ||
+	    (owner && bind_text(st, OWNER_PARAM, owner))) {
 		done(st);
 		return db_fail(s, e, "job defer");
 	}
+	if (owner)
+		return change_held(s, st, "job defer", id, e);
 	return change_one(s, st, "defer pending or active job", id, e);
 }
 
-int store_job_fail(struct store *s, int64_t id, const char *reason, struct acmera_errmsg *e)
+int store_job_fail(struct store *s, int64_t id, const char *owner, const char *reason,
+		   struct acmera_errmsg *e)
 {
-	sqlite3_stmt *st = prep(s, Q_JOB_FAIL, e);
+	sqlite3_stmt *st;
+	int rc = check_owner(owner, e);
 
+	if (rc < 0)
+		return rc;
+	st = prep(s, Q_JOB_FAIL, e);
 	if (!st)
 		return ACMERA_ERR_STORE;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK || bind_text(st, 2, reason) ||
-	    sqlite3_bind_int64(st, 3, now_s())) {
+	    sqlite3_bind_int64(st, 3, now_s()) || bind_text(st, OWNER_PARAM, owner)) {
 		done(st);
 		return db_fail(s, e, "job fail");
 	}
-	return change_one(s, st, "fail pending or active job", id, e);
+	return change_held(s, st, "job fail", id, e);
 }
 
-/* Under the complete transaction: the digest of job id into hex. */
-static int job_digest(struct store *s, int64_t id, char hex[65], struct acmera_errmsg *e)
+/* Under the complete transaction: marks job id DONE if owner holds it, and gives
+ * its digest for the certificate row. */
+static int job_done(struct store *s, int64_t id, const char *owner, int64_t now, char hex[65],
+		    struct acmera_errmsg *e)
 {
-	sqlite3_stmt *st = prep(s, Q_JOB_DIGEST, e);
+	sqlite3_stmt *st = prep(s, Q_JOB_DONE, e);
 	int rc = 0, r;
 
 	if (!st)
 		return ACMERA_ERR_STORE;
-	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
-		rc = db_fail(s, e, "job digest");
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK || sqlite3_bind_int64(st, 2, now) ||
+	    bind_text(st, OWNER_PARAM, owner)) {
+		rc = db_fail(s, e, "job done");
 		goto out;
 	}
 	r = sqlite3_step(st);
-	if (r == SQLITE_DONE)
-		rc = acmera_fail(e, ACMERA_ERR_NOTFOUND, "store: no job %" PRId64, id);
-	else if (r != SQLITE_ROW)
-		rc = db_fail(s, e, "job digest");
-	else if (col_hex(st, 0, hex) < 0)
+	if (r == SQLITE_DONE) {
+		rc = lost(id, e);
+		goto out;
+	}
+	if (r != SQLITE_ROW) {
+		rc = db_fail(s, e, "job done");
+		goto out;
+	}
+	if (col_hex(st, 0, hex) < 0) {
 		rc = acmera_fail(e, ACMERA_ERR_STORE, "store: malformed job row");
+		goto out;
+	}
+	rc = step_done(s, st, "job done", e);
 out:
 	done(st);
 	return rc;
 }
 
-int store_job_complete(struct store *s, int64_t id, const char *chain_pem, int64_t not_after,
-		       const char *issuer, struct acmera_errmsg *e)
+int store_job_complete(struct store *s, int64_t id, const char *owner, const char *chain_pem,
+		       int64_t not_after, const char *issuer, struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st = NULL;
 	char hex[65];
 	int64_t now = now_s();
 	int rc;
 
+	rc = check_owner(owner, e);
+	if (rc < 0)
+		return rc;
 	if (!chain_pem)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no certificate");
 	rc = tx_begin(s, e);
 	if (rc < 0)
 		return rc;
-	rc = job_digest(s, id, hex, e);
+	/* The job first: a taken-over job rolls back before any certificate row. */
+	rc = job_done(s, id, owner, now, hex, e);
 	if (rc < 0)
 		goto out;
 	st = prep(s, Q_CERT_INSERT, e);
@@ -972,19 +1065,6 @@ int store_job_complete(struct store *s, int64_t id, const char *chain_pem, int64
 		goto out;
 	}
 	rc = step_done(s, st, "cert insert", e);
-	if (rc < 0)
-		goto out;
-	done(st);
-	st = prep(s, Q_JOB_DONE, e);
-	if (!st) {
-		rc = ACMERA_ERR_STORE;
-		goto out;
-	}
-	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK || sqlite3_bind_int64(st, 2, now)) {
-		rc = db_fail(s, e, "job done");
-		goto out;
-	}
-	rc = step_done(s, st, "job done", e);
 	if (rc < 0)
 		goto out;
 	done(st);
@@ -1025,6 +1105,7 @@ void store_job_free(struct store_job *j)
 	free(j->names);
 	free(j->order_url);
 	free(j->reason);
+	free(j->owner);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -1097,6 +1178,60 @@ int store_cert_count(struct store *s, const char *csr_sha256, int64_t *count,
 		rc = db_fail(s, e, "cert count");
 	else
 		*count = sqlite3_column_int64(st, 0);
+	done(st);
+	return rc;
+}
+
+/* One PEM certificate block exactly as PEM_write_bio_X509 writes it: the
+ * markers, then base64 lines. Anything looser could prefix-match other chains
+ * (an empty string matches them all). */
+static int check_leaf_pem(const char *pem, struct acmera_errmsg *e)
+{
+	const size_t nb = strlen(PEM_CERT_BEGIN), ne = strlen(PEM_CERT_END);
+	size_t len = strnlen(pem, STORE_MAX_LEAF_PEM + 1);
+
+	if (len > STORE_MAX_LEAF_PEM)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "store: leaf PEM too long");
+	if (len <= nb + ne || memcmp(pem, PEM_CERT_BEGIN, nb) != 0 ||
+	    memcmp(pem + len - ne, PEM_CERT_END, ne) != 0)
+		return acmera_fail(e, ACMERA_ERR_INVAL,
+				   "store: leaf is not one PEM certificate block");
+	for (size_t i = nb; i < len - ne; i++) {
+		char c = pem[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '+' || c == '/' || c == '=' || c == '\n'))
+			return acmera_fail(e, ACMERA_ERR_INVAL,
+					   "store: leaf is not one PEM certificate block");
+	}
+	if (pem[len - ne - 1] != '\n')
+		return acmera_fail(e, ACMERA_ERR_INVAL,
+				   "store: leaf is not one PEM certificate block");
+	return 0;
+}
+
+int store_cert_mark_revoked(struct store *s, const char *leaf_pem, int64_t *marked,
+			    struct acmera_errmsg *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*marked = 0;
+	if (!leaf_pem)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no leaf certificate");
+	rc = check_leaf_pem(leaf_pem, e);
+	if (rc < 0)
+		return rc;
+	st = prep(s, Q_CERT_REVOKE, e);
+	if (!st)
+		return ACMERA_ERR_STORE;
+	if (bind_text(st, 1, leaf_pem) != SQLITE_OK) {
+		rc = db_fail(s, e, "cert revoke");
+		goto out;
+	}
+	rc = step_done(s, st, "cert revoke", e);
+	if (rc == 0)
+		*marked = sqlite3_changes64(s->db);
+out:
 	done(st);
 	return rc;
 }

@@ -34,6 +34,7 @@ int store_account_get(struct store *s, const char *directory, struct store_accou
 		      struct acmera_errmsg *e); /* ACMERA_ERR_NOTFOUND when none */
 /* Inserts or replaces the account of out->directory. */
 int store_account_put(struct store *s, const struct store_account *a, struct acmera_errmsg *e);
+/* Wipes key_pem (explicit_bzero) before freeing it. */
 void store_account_free(struct store_account *a);
 
 /* ---- Authorizations (pre-authorized parent domains, and per-name ones) ---- */
@@ -76,33 +77,53 @@ struct store_job {
 	int64_t lease_until;
 	char *reason;          /* last error, NULL if none */
 	int64_t created;
+	char *owner;           /* the claiming issuer's token while ACTIVE, else NULL */
 };
 /* Records a job for this CSR once. When one exists for the same digest (pending,
  * active, or done) its id is returned and *created is 0: repeats join it. A
- * FAILED job is reset to PENDING (a device trying again after a refusal). */
+ * FAILED job is reset to PENDING (a device trying again after a refusal), and so
+ * is a DONE one with no certificate left that is unexpired and not revoked. */
 int store_job_submit(struct store *s, const uint8_t *csr_der, size_t len, const char *names,
 		     int64_t now, int64_t *id, int *created, struct acmera_errmsg *e);
+/* Longest claim owner token, e.g. "host:pid:random" (bytes, without the NUL). */
+#define STORE_OWNER_MAX 128
+
 /* Atomically claims up to max jobs that are PENDING with not_before <= now, or
- * ACTIVE with an expired lease (an issuer that died), marking them ACTIVE until
- * now + lease. Oldest first. *jobs is an array of *n jobs: free with
- * store_jobs_free. */
-int store_job_claim(struct store *s, int64_t now, int64_t lease, size_t max,
+ * ACTIVE with an expired lease (an issuer that died or stalled), marking them
+ * ACTIVE until now + lease and held by owner (1..STORE_OWNER_MAX bytes, unique
+ * per issuer run). Oldest first. *jobs is an array of *n jobs: free with
+ * store_jobs_free.
+ *
+ * The calls below that take an owner change the job only while it is ACTIVE and
+ * held by that owner (a lapsed lease that nobody took over is still held);
+ * otherwise (another issuer claimed it, it is finished, there is no such job)
+ * they change nothing and return ACMERA_ERR_NOTFOUND, "job N is no longer held
+ * by this issuer". An empty or over-long owner, or a NULL one except where
+ * stated, is ACMERA_ERR_INVAL. */
+int store_job_claim(struct store *s, const char *owner, int64_t now, int64_t lease, size_t max,
 		    struct store_job **jobs, size_t *n, struct acmera_errmsg *e);
 int store_job_get(struct store *s, int64_t id, struct store_job *out, struct acmera_errmsg *e);
 int store_job_get_by_digest(struct store *s, const char *csr_sha256, struct store_job *out,
 			    struct acmera_errmsg *e);
-int store_job_set_order(struct store *s, int64_t id, const char *order_url,
+/* order_url may be NULL (forget the order). */
+int store_job_set_order(struct store *s, int64_t id, const char *owner, const char *order_url,
 			struct acmera_errmsg *e);
 /* Extends the lease of an active job. */
-int store_job_renew_lease(struct store *s, int64_t id, int64_t lease_until,
+int store_job_renew_lease(struct store *s, int64_t id, const char *owner, int64_t lease_until,
 			  struct acmera_errmsg *e);
-/* Back to PENDING, to be retried at not_before; attempts++, reason kept. */
-int store_job_defer(struct store *s, int64_t id, int64_t not_before, const char *reason,
-		    struct acmera_errmsg *e);
-int store_job_fail(struct store *s, int64_t id, const char *reason, struct acmera_errmsg *e);
-/* Stores the certificate and marks the job DONE in one transaction. */
-int store_job_complete(struct store *s, int64_t id, const char *chain_pem, int64_t not_after,
-		       const char *issuer, struct acmera_errmsg *e);
+/* Back to PENDING, to be retried at not_before; attempts++, reason kept, owner
+ * cleared. owner NULL (for callers that are not the issuer holding the job, e.g.
+ * putting a job back by hand) skips the owner check: any PENDING or ACTIVE job is
+ * deferred, never a DONE or FAILED one. Only this call accepts a NULL owner. */
+int store_job_defer(struct store *s, int64_t id, const char *owner, int64_t not_before,
+		    const char *reason, struct acmera_errmsg *e);
+/* FAILED for good with reason; owner cleared. */
+int store_job_fail(struct store *s, int64_t id, const char *owner, const char *reason,
+		   struct acmera_errmsg *e);
+/* Stores the certificate and marks the job DONE (owner cleared) in one
+ * transaction; when the owner no longer holds the job nothing is stored. */
+int store_job_complete(struct store *s, int64_t id, const char *owner, const char *chain_pem,
+		       int64_t not_after, const char *issuer, struct acmera_errmsg *e);
 /* Counts of jobs per state (array indexed by enum store_job_state). */
 int store_job_counts(struct store *s, int64_t counts[4], struct acmera_errmsg *e);
 void store_job_free(struct store_job *j);
@@ -116,13 +137,23 @@ struct store_cert {
 	char *issuer;      /* issuer DN of the leaf, one line */
 	int64_t issued;
 };
-/* The newest certificate for this CSR whose notAfter is after now;
- * ACMERA_ERR_NOTFOUND otherwise (an expired one is never returned). */
+/* The newest certificate for this CSR whose notAfter is after now and that is
+ * not marked revoked; ACMERA_ERR_NOTFOUND otherwise (an expired or revoked one is
+ * never returned). */
 int store_cert_lookup(struct store *s, const char *csr_sha256, int64_t now,
 		      struct store_cert *out, struct acmera_errmsg *e);
-/* How many certificates were ever stored for this CSR (tests: no CSR twice). */
+/* How many certificates were ever stored for this CSR, revoked ones included
+ * (tests: no CSR twice). */
 int store_cert_count(struct store *s, const char *csr_sha256, int64_t *count,
 		     struct acmera_errmsg *e);
+/* Marks revoked every stored certificate whose chain_pem starts with exactly
+ * leaf_pem: one PEM block as PEM_write_bio_X509 writes it,
+ * "-----BEGIN CERTIFICATE-----\n...-----END CERTIFICATE-----\n" (anything else is
+ * ACMERA_ERR_INVAL). *marked gets how many stored certificates carry that leaf,
+ * all now revoked (ones marked before included); 0 is no error. A job whose
+ * certificates are all revoked is issued anew on its next store_job_submit. */
+int store_cert_mark_revoked(struct store *s, const char *leaf_pem, int64_t *marked,
+			    struct acmera_errmsg *e);
 void store_cert_free(struct store_cert *c);
 
 /* ---- DNS records published, so that a crash never leaves one behind ---- */

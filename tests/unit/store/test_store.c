@@ -16,10 +16,15 @@
 
 #include <cmocka.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <sqlite3.h>
 
 #define T0 1700000000
 #define DIR_URL "https://ca.test/dir"
+/* Two issuers' claim tokens. */
+#define OWNER_A "issuer-a.test:101:5f2c"
+#define OWNER_B "issuer-b.test:202:9e41"
 
 struct fx {
 	char dir[64];
@@ -95,6 +100,23 @@ static int64_t submit(struct store *s, int i, int64_t now, int *created)
 	return id;
 }
 
+/* Claims exactly one due job for owner and returns its id. */
+static int64_t claim_one(struct store *s, const char *owner, int64_t now, int64_t lease)
+{
+	struct store_job *jobs = NULL;
+	size_t n = 0;
+	int64_t id;
+	struct acmera_errmsg e = {{0}};
+
+	if (store_job_claim(s, owner, now, lease, 1, &jobs, &n, &e) != 0)
+		fail_msg("claim: %s", e.text);
+	assert_int_equal(n, 1);
+	assert_string_equal(jobs[0].owner, owner);
+	id = jobs[0].id;
+	store_jobs_free(jobs, n);
+	return id;
+}
+
 static void digest_of(int i, char hex[65])
 {
 	uint8_t der[32];
@@ -122,6 +144,18 @@ static int64_t pragma_int(const char *path, const char *sql_text, char *text, si
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return v;
+}
+
+/* Runs SQL on the file through a connection of its own. */
+static void exec_sql(const char *path, const char *sql_text)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	if (sqlite3_exec(db, sql_text, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql_text, msg);
+	sqlite3_close(db);
 }
 
 /* ---- open, migrations ---- */
@@ -210,6 +244,173 @@ static void store_migrate_from_empty_database(void **state)
 	sqlite3_close(db);
 	assert_int_equal(pragma_int(p, "PRAGMA user_version", NULL, 0), store_migrations_latest());
 	unlink(p);
+}
+
+/* Schema version 1 exactly as released (migrations.c step 1), to prove that an
+ * existing file moves to the newest version with its data. */
+static const char v1_schema[] =
+	"CREATE TABLE accounts ("
+	"  directory TEXT PRIMARY KEY,"
+	"  key_pem TEXT NOT NULL,"
+	"  kid TEXT,"
+	"  status TEXT"
+	");"
+	"CREATE TABLE authzs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  directory TEXT NOT NULL,"
+	"  domain TEXT NOT NULL,"
+	"  url TEXT,"
+	"  status TEXT NOT NULL,"
+	"  subdomains INTEGER NOT NULL DEFAULT 0 CHECK (subdomains IN (0, 1)),"
+	"  expires BIGINT NOT NULL DEFAULT 0,"
+	"  UNIQUE (directory, domain)"
+	");"
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  csr_sha256 TEXT NOT NULL UNIQUE,"
+	"  csr_der BLOB NOT NULL,"
+	"  names TEXT NOT NULL,"
+	"  state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2, 3)),"
+	"  order_url TEXT,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  not_before BIGINT NOT NULL DEFAULT 0,"
+	"  lease_until BIGINT NOT NULL DEFAULT 0,"
+	"  reason TEXT,"
+	"  created BIGINT NOT NULL,"
+	"  updated BIGINT NOT NULL"
+	");"
+	"CREATE INDEX jobs_by_state ON jobs (state, not_before);"
+	"CREATE TABLE certs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  csr_sha256 TEXT NOT NULL REFERENCES jobs (csr_sha256),"
+	"  chain_pem TEXT NOT NULL,"
+	"  not_after BIGINT NOT NULL,"
+	"  issuer TEXT,"
+	"  issued BIGINT NOT NULL"
+	");"
+	"CREATE INDEX certs_by_csr ON certs (csr_sha256, not_after);"
+	"CREATE TABLE dns_records ("
+	"  id INTEGER PRIMARY KEY,"
+	"  zone TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  value TEXT NOT NULL,"
+	"  created BIGINT NOT NULL"
+	");";
+
+/* A version-1 file as an older acmera left it: an account, a job an issuer held
+ * when it stopped, a finished job with its certificate, a DNS record. */
+static void write_v1_file(const char *path)
+{
+	static const char job_sql[] =
+		"INSERT INTO jobs (id, csr_sha256, csr_der, names, state, order_url, "
+		"lease_until, created, updated) "
+		"VALUES (?1, ?2, ?3, 'dev1.iot.example.com', ?4, ?5, ?6, ?7, ?7)";
+	static const char cert_sql[] =
+		"INSERT INTO certs (csr_sha256, chain_pem, not_after, issuer, issued) "
+		"VALUES (?1, 'V1CHAIN', ?2, 'CN=CA', ?3)";
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	uint8_t der[32];
+	char hex[65];
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, v1_schema, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "INSERT INTO accounts VALUES ('" DIR_URL "', 'KEY', "
+				      "'https://ca.test/acct/1', 'valid');"
+				      "INSERT INTO dns_records (zone, name, value, created) VALUES "
+				      "('example.com', '_acme-challenge.a.example.com', 'tok', 1);"
+				      "PRAGMA user_version = 1;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, job_sql, -1, &st, NULL), SQLITE_OK);
+	for (int i = 1; i <= 2; i++) {
+		fake_csr(i, der);
+		digest_of(i, hex);
+		sqlite3_bind_int(st, 1, i);
+		sqlite3_bind_text(st, 2, hex, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(st, 3, der, sizeof(der), SQLITE_TRANSIENT);
+		/* 1: ACTIVE with a lease until T0 + 60; 2: DONE. */
+		sqlite3_bind_int(st, 4, i == 1 ? JOB_ACTIVE : JOB_DONE);
+		sqlite3_bind_text(st, 5, "https://ca.test/order/1", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, i == 1 ? T0 + 60 : 0);
+		sqlite3_bind_int64(st, 7, T0 + i);
+		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_prepare_v2(db, cert_sql, -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, T0 + 86400);
+	sqlite3_bind_int64(st, 3, T0 + 2);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void store_migrates_version_1_file_keeping_data(void **state)
+{
+	struct fx *f = *state;
+	static const char *const sfx[] = {"", "-wal", "-shm"};
+	struct store_account a;
+	struct store_job j;
+	struct store_cert c;
+	struct store_dns_record *r = NULL;
+	size_t n = 0;
+	int created = -1;
+	char hex[65], p[160];
+
+	store_close(f->s);
+	f->s = NULL;
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", f->path, sfx[i]);
+		unlink(p);
+	}
+	write_v1_file(f->path);
+	assert_int_equal(pragma_int(f->path, "PRAGMA user_version", NULL, 0), 1);
+	reopen(f);
+	assert_true(store_migrations_latest() >= 2);
+	assert_int_equal(store_schema_version(f->s), store_migrations_latest());
+	assert_int_equal(pragma_int(f->path, "PRAGMA user_version", NULL, 0),
+			 store_migrations_latest());
+
+	assert_int_equal(store_account_get(f->s, DIR_URL, &a, NULL), 0);
+	assert_string_equal(a.key_pem, "KEY");
+	assert_string_equal(a.kid, "https://ca.test/acct/1");
+	store_account_free(&a);
+	assert_int_equal(store_dns_record_list(f->s, &r, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(r[0].value, "tok");
+	store_dns_records_free(r, n);
+
+	/* The old certificate is not revoked and still served; its job stays DONE. */
+	digest_of(2, hex);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0, &c, NULL), 0);
+	assert_string_equal(c.chain_pem, "V1CHAIN");
+	store_cert_free(&c);
+	assert_int_equal(pragma_int(f->path, "SELECT revoked FROM certs", NULL, 0), 0);
+	assert_int_equal(submit(f->s, 2, T0 + 10, &created), 2);
+	assert_int_equal(created, 0);
+	assert_int_equal(store_job_get(f->s, 2, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_DONE);
+	store_job_free(&j);
+
+	/* The job held by an old issuer has no owner: nobody new can finish it while
+	 * its lease runs, and it is taken over once the lease lapses. */
+	assert_int_equal(store_job_get(f->s, 1, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_ACTIVE);
+	assert_null(j.owner);
+	assert_string_equal(j.order_url, "https://ca.test/order/1");
+	assert_int_equal(j.created, T0 + 1);
+	store_job_free(&j);
+	assert_int_equal(store_job_complete(f->s, 1, OWNER_A, "X", T0 + 86400, NULL, NULL),
+			 ACMERA_ERR_NOTFOUND);
+	assert_int_equal(claim_one(f->s, OWNER_A, T0 + 61, 60), 1);
+	assert_int_equal(store_job_complete(f->s, 1, OWNER_A, "NEW", T0 + 86400, NULL, NULL), 0);
+	digest_of(1, hex);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0 + 61, &c, NULL), 0);
+	assert_string_equal(c.chain_pem, "NEW");
+	store_cert_free(&c);
 }
 
 static void store_refuses_schema_newer_than_build(void **state)
@@ -417,9 +618,11 @@ static void job_submit_resets_failed_job(void **state)
 	int created = -1;
 	int64_t id = submit(f->s, 1, T0, NULL);
 
-	assert_int_equal(store_job_defer(f->s, id, T0 + 60, "busy", NULL), 0);
-	assert_int_equal(store_job_set_order(f->s, id, "https://ca.test/order/1", NULL), 0);
-	assert_int_equal(store_job_fail(f->s, id, "rejected", NULL), 0);
+	assert_int_equal(store_job_defer(f->s, id, NULL, T0 + 60, "busy", NULL), 0);
+	assert_int_equal(claim_one(f->s, OWNER_A, T0 + 60, 60), id);
+	assert_int_equal(store_job_set_order(f->s, id, OWNER_A, "https://ca.test/order/1", NULL),
+			 0);
+	assert_int_equal(store_job_fail(f->s, id, OWNER_A, "rejected", NULL), 0);
 	assert_int_equal(submit(f->s, 1, T0 + 100, &created), id);
 	assert_int_equal(created, 0);
 	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
@@ -428,6 +631,7 @@ static void job_submit_resets_failed_job(void **state)
 	assert_null(j.reason);
 	assert_null(j.order_url);
 	assert_int_equal(j.not_before, T0 + 100);
+	assert_null(j.owner);
 	store_job_free(&j);
 }
 
@@ -438,7 +642,8 @@ static void job_submit_reissues_done_job_whose_cert_expired(void **state)
 	int created = -1;
 	int64_t id = submit(f->s, 1, T0, NULL);
 
-	assert_int_equal(store_job_complete(f->s, id, "PEM", T0 + 1000, "CN=CA", NULL), 0);
+	assert_int_equal(claim_one(f->s, OWNER_A, T0, 60), id);
+	assert_int_equal(store_job_complete(f->s, id, OWNER_A, "PEM", T0 + 1000, "CN=CA", NULL), 0);
 	/* Certificate still valid: join, stay DONE. */
 	assert_int_equal(submit(f->s, 1, T0 + 500, &created), id);
 	assert_int_equal(created, 0);
@@ -475,8 +680,8 @@ static void job_claim_respects_not_before_and_order(void **state)
 	int64_t b = submit(f->s, 2, T0 + 1, NULL);
 	int64_t c = submit(f->s, 3, T0 + 2, NULL);
 
-	assert_int_equal(store_job_defer(f->s, a, T0 + 100, "later", NULL), 0);
-	assert_int_equal(store_job_claim(f->s, T0 + 10, 600, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(store_job_defer(f->s, a, NULL, T0 + 100, "later", NULL), 0);
+	assert_int_equal(store_job_claim(f->s, OWNER_A, T0 + 10, 600, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(jobs[0].id, b);
 	assert_int_equal(jobs[1].id, c);
@@ -485,11 +690,11 @@ static void job_claim_respects_not_before_and_order(void **state)
 	assert_int_equal(jobs[1].csr_der_len, 32);
 	store_jobs_free(jobs, n);
 	/* Nothing else is due yet. */
-	assert_int_equal(store_job_claim(f->s, T0 + 50, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(store_job_claim(f->s, OWNER_A, T0 + 50, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 0);
 	assert_null(jobs);
 	/* a becomes due, with its attempt counted and reason kept. */
-	assert_int_equal(store_job_claim(f->s, T0 + 100, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(store_job_claim(f->s, OWNER_A, T0 + 100, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(jobs[0].id, a);
 	assert_int_equal(jobs[0].attempts, 1);
@@ -509,15 +714,15 @@ static void job_claim_takes_at_most_max_oldest_first(void **state)
 
 	for (int i = 0; i < 12; i++)
 		ids[i] = submit(f->s, i, T0 + age[i], NULL);
-	assert_int_equal(store_job_claim(f->s, T0 + 20, 60, 5, &jobs, &n, NULL), 0);
+	assert_int_equal(store_job_claim(f->s, OWNER_A, T0 + 20, 60, 5, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 5);
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(jobs[i].id, ids[oldest[i]]);
 	store_jobs_free(jobs, n);
-	assert_int_equal(store_job_claim(f->s, T0 + 20, 60, 0, &jobs, &n, NULL), 0);
+	assert_int_equal(store_job_claim(f->s, OWNER_A, T0 + 20, 60, 0, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 0);
 	assert_null(jobs);
-	assert_int_equal(store_job_claim(f->s, T0 + 20, 60, 100, &jobs, &n, NULL), 0);
+	assert_int_equal(store_job_claim(f->s, OWNER_B, T0 + 20, 60, 100, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 7);
 	store_jobs_free(jobs, n);
 }
@@ -529,21 +734,22 @@ static void job_claim_reclaims_expired_lease_only(void **state)
 	size_t n = 0;
 	int64_t id = submit(f->s, 1, T0, NULL);
 
-	assert_int_equal(store_job_claim(f->s, T0, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(store_job_claim(f->s, OWNER_A, T0, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 1);
 	store_jobs_free(jobs, n);
 	/* Lease held: nobody else gets it, up to and including lease_until. */
-	assert_int_equal(store_job_claim(f->s, T0 + 60, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(store_job_claim(f->s, OWNER_B, T0 + 60, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 0);
 	/* A renewed lease keeps it. */
-	assert_int_equal(store_job_renew_lease(f->s, id, T0 + 200, NULL), 0);
-	assert_int_equal(store_job_claim(f->s, T0 + 100, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(store_job_renew_lease(f->s, id, OWNER_A, T0 + 200, NULL), 0);
+	assert_int_equal(store_job_claim(f->s, OWNER_B, T0 + 100, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 0);
 	/* The issuer died: the lease lapses and another claims it. */
-	assert_int_equal(store_job_claim(f->s, T0 + 201, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(store_job_claim(f->s, OWNER_B, T0 + 201, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(jobs[0].id, id);
 	assert_int_equal(jobs[0].lease_until, T0 + 261);
+	assert_string_equal(jobs[0].owner, OWNER_B);
 	store_jobs_free(jobs, n);
 }
 
@@ -564,7 +770,8 @@ static void job_claim_two_handles_never_share_a_job(void **state)
 	assert_int_equal(store_open(f->path, &s2, NULL), 0);
 	for (int round = 0; total < 40 && round < 100; round++) {
 		struct store *s = round % 2 ? s2 : f->s;
-		assert_int_equal(store_job_claim(s, T0 + 100, 600, 3, &jobs, &n, NULL), 0);
+		const char *owner = round % 2 ? OWNER_B : OWNER_A;
+		assert_int_equal(store_job_claim(s, owner, T0 + 100, 600, 3, &jobs, &n, NULL), 0);
 		for (size_t i = 0; i < n; i++) {
 			int64_t k = jobs[i].id - first;
 			assert_true(k >= 0 && k < 40);
@@ -608,11 +815,13 @@ static void job_claim_concurrent_processes_never_share_a_job(void **state)
 			struct store_job *jobs = NULL;
 			size_t n = 0;
 			int bad = 0;
+			char owner[32];
+			snprintf(owner, sizeof(owner), "test:%d", (int)getpid());
 			close(fds[0]);
 			if (store_open(f->path, &s, NULL) != 0)
 				_exit(2);
 			do {
-				if (store_job_claim(s, T0 + 1, 600, 1, &jobs, &n, NULL) != 0) {
+				if (store_job_claim(s, owner, T0 + 1, 600, 1, &jobs, &n, NULL)) {
 					bad = 1;
 					break;
 				}
@@ -659,34 +868,40 @@ static void job_defer_fail_complete_move_states(void **state)
 	int64_t b = submit(f->s, 2, T0, NULL);
 	int64_t c3 = submit(f->s, 3, T0, NULL);
 
-	assert_int_equal(store_job_claim(f->s, T0, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(store_job_claim(f->s, OWNER_A, T0, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 3);
 	store_jobs_free(jobs, n);
 
-	assert_int_equal(store_job_defer(f->s, a, T0 + 30, "rate limited", NULL), 0);
-	assert_int_equal(store_job_defer(f->s, a, T0 + 90, "rate limited again", NULL), 0);
+	assert_int_equal(store_job_defer(f->s, a, OWNER_A, T0 + 30, "rate limited", NULL), 0);
+	assert_int_equal(claim_one(f->s, OWNER_A, T0 + 30, 60), a);
+	assert_int_equal(store_job_defer(f->s, a, OWNER_A, T0 + 90, "rate limited again", NULL),
+			 0);
 	assert_int_equal(store_job_get(f->s, a, &j, NULL), 0);
 	assert_int_equal(j.state, JOB_PENDING);
 	assert_int_equal(j.attempts, 2);
 	assert_int_equal(j.not_before, T0 + 90);
 	assert_int_equal(j.lease_until, 0);
 	assert_string_equal(j.reason, "rate limited again");
+	assert_null(j.owner);
 	store_job_free(&j);
 
-	assert_int_equal(store_job_fail(f->s, b, "CA refused", NULL), 0);
+	assert_int_equal(store_job_fail(f->s, b, OWNER_A, "CA refused", NULL), 0);
 	assert_int_equal(store_job_get(f->s, b, &j, NULL), 0);
 	assert_int_equal(j.state, JOB_FAILED);
 	assert_string_equal(j.reason, "CA refused");
+	assert_null(j.owner);
 	store_job_free(&j);
 
-	assert_int_equal(store_job_set_order(f->s, c3, "https://ca.test/order/3", NULL), 0);
-	assert_int_equal(store_job_complete(f->s, c3, "LEAF\nCHAIN\n", T0 + 86400, "CN=Test CA",
-					    NULL),
+	assert_int_equal(store_job_set_order(f->s, c3, OWNER_A, "https://ca.test/order/3", NULL),
+			 0);
+	assert_int_equal(store_job_complete(f->s, c3, OWNER_A, "LEAF\nCHAIN\n", T0 + 86400,
+					    "CN=Test CA", NULL),
 			 0);
 	assert_int_equal(store_job_get(f->s, c3, &j, NULL), 0);
 	assert_int_equal(j.state, JOB_DONE);
 	assert_int_equal(j.lease_until, 0);
 	assert_string_equal(j.order_url, "https://ca.test/order/3");
+	assert_null(j.owner);
 	store_job_free(&j);
 	digest_of(3, hex);
 	assert_int_equal(store_cert_lookup(f->s, hex, T0, &c, NULL), 0);
@@ -696,12 +911,16 @@ static void job_defer_fail_complete_move_states(void **state)
 	assert_int_equal(c.not_after, T0 + 86400);
 	store_cert_free(&c);
 
-	/* A late issuer cannot drag a finished job back. */
-	assert_int_equal(store_job_defer(f->s, c3, T0, "late", NULL), ACMERA_ERR_NOTFOUND);
-	assert_int_equal(store_job_fail(f->s, c3, "late", NULL), ACMERA_ERR_NOTFOUND);
-	assert_int_equal(store_job_renew_lease(f->s, a, T0 + 500, NULL), ACMERA_ERR_NOTFOUND);
-	assert_int_equal(store_job_complete(f->s, 9999, "X", T0, NULL, NULL), ACMERA_ERR_NOTFOUND);
-	assert_int_equal(store_job_set_order(f->s, 9999, "u", NULL), ACMERA_ERR_NOTFOUND);
+	/* A late issuer cannot drag a finished job back, not even by hand. */
+	assert_int_equal(store_job_defer(f->s, c3, OWNER_A, T0, "late", NULL), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_job_defer(f->s, c3, NULL, T0, "late", NULL), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_job_defer(f->s, b, NULL, T0, "late", NULL), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_job_fail(f->s, c3, OWNER_A, "late", NULL), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_job_renew_lease(f->s, a, OWNER_A, T0 + 500, NULL),
+			 ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_job_complete(f->s, 9999, OWNER_A, "X", T0, NULL, NULL),
+			 ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_job_set_order(f->s, 9999, OWNER_A, "u", NULL), ACMERA_ERR_NOTFOUND);
 
 	assert_int_equal(store_job_counts(f->s, counts, NULL), 0);
 	assert_int_equal(counts[JOB_PENDING], 1);
@@ -710,14 +929,224 @@ static void job_defer_fail_complete_move_states(void **state)
 	assert_int_equal(counts[JOB_FAILED], 1);
 }
 
+static void job_claim_records_owner_and_finishing_clears_it(void **state)
+{
+	struct fx *f = *state;
+	struct store_job j;
+	int64_t a = submit(f->s, 1, T0, NULL);
+	int64_t b = submit(f->s, 2, T0 + 1, NULL);
+	int64_t c = submit(f->s, 3, T0 + 2, NULL);
+
+	assert_int_equal(store_job_get(f->s, a, &j, NULL), 0);
+	assert_null(j.owner);
+	store_job_free(&j);
+	assert_int_equal(claim_one(f->s, OWNER_A, T0 + 10, 60), a);
+	assert_int_equal(store_job_get(f->s, a, &j, NULL), 0);
+	assert_string_equal(j.owner, OWNER_A);
+	store_job_free(&j);
+	assert_int_equal(store_job_defer(f->s, a, OWNER_A, T0 + 20, "later", NULL), 0);
+	assert_int_equal(store_job_get(f->s, a, &j, NULL), 0);
+	assert_null(j.owner);
+	store_job_free(&j);
+
+	assert_int_equal(claim_one(f->s, OWNER_B, T0 + 10, 60), b);
+	assert_int_equal(store_job_fail(f->s, b, OWNER_B, "refused", NULL), 0);
+	assert_int_equal(store_job_get(f->s, b, &j, NULL), 0);
+	assert_null(j.owner);
+	store_job_free(&j);
+
+	assert_int_equal(claim_one(f->s, OWNER_A, T0 + 10, 60), c);
+	assert_int_equal(store_job_complete(f->s, c, OWNER_A, "PEM", T0 + 1000, NULL, NULL), 0);
+	assert_int_equal(store_job_get(f->s, c, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_DONE);
+	assert_null(j.owner);
+	store_job_free(&j);
+}
+
+/* Everything an issuer may do to a job, tried by one that does not hold it. */
+static void assert_other_owner_changes_nothing(struct store *s, int64_t id, const char *who)
+{
+	struct acmera_errmsg e = {{0}};
+	char want[96];
+
+	snprintf(want, sizeof(want), "job %lld is no longer held by this issuer", (long long)id);
+	assert_int_equal(store_job_renew_lease(s, id, who, T0 + 9999, &e), ACMERA_ERR_NOTFOUND);
+	assert_string_equal(e.text, want);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(store_job_set_order(s, id, who, "https://ca.test/order/evil", &e),
+			 ACMERA_ERR_NOTFOUND);
+	assert_string_equal(e.text, want);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(store_job_defer(s, id, who, T0 + 9999, "stolen", &e),
+			 ACMERA_ERR_NOTFOUND);
+	assert_string_equal(e.text, want);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(store_job_fail(s, id, who, "stolen", &e), ACMERA_ERR_NOTFOUND);
+	assert_string_equal(e.text, want);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(store_job_complete(s, id, who, "STOLEN", T0 + 9999, "CN=X", &e),
+			 ACMERA_ERR_NOTFOUND);
+	assert_string_equal(e.text, want);
+}
+
+static void job_changes_by_another_owner_are_refused_and_change_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct store_job j;
+	struct store_cert c;
+	int64_t count = -1;
+	char hex[65];
+	int64_t id = submit(f->s, 1, T0, NULL);
+
+	digest_of(1, hex);
+	assert_int_equal(claim_one(f->s, OWNER_A, T0, 60), id);
+	assert_int_equal(store_job_set_order(f->s, id, OWNER_A, "https://ca.test/order/1", NULL),
+			 0);
+	assert_other_owner_changes_nothing(f->s, id, OWNER_B);
+	/* A token that merely starts like the holder's is another owner. */
+	assert_other_owner_changes_nothing(f->s, id, "issuer-a.test:101:5f2");
+
+	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_ACTIVE);
+	assert_string_equal(j.owner, OWNER_A);
+	assert_int_equal(j.lease_until, T0 + 60);
+	assert_string_equal(j.order_url, "https://ca.test/order/1");
+	assert_int_equal(j.attempts, 0);
+	assert_null(j.reason);
+	store_job_free(&j);
+	assert_int_equal(store_cert_count(f->s, hex, &count, NULL), 0);
+	assert_int_equal(count, 0);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0, &c, NULL), ACMERA_ERR_NOTFOUND);
+
+	/* The holder still can. */
+	assert_int_equal(store_job_renew_lease(f->s, id, OWNER_A, T0 + 120, NULL), 0);
+	assert_int_equal(store_job_complete(f->s, id, OWNER_A, "MINE", T0 + 5000, NULL, NULL), 0);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0, &c, NULL), 0);
+	assert_string_equal(c.chain_pem, "MINE");
+	store_cert_free(&c);
+}
+
+/* Two issuers on one file; A stalls past its lease, B takes the job over. A's
+ * late calls must neither store A's certificate nor disturb B's work. */
+static void job_two_issuers_one_lost_its_lease(void **state)
+{
+	struct fx *f = *state;
+	struct store *sb = NULL;
+	struct store_job j;
+	struct store_cert c;
+	int64_t count = -1;
+	int64_t counts[4];
+	char hex[65];
+	int64_t id = submit(f->s, 1, T0, NULL);
+
+	digest_of(1, hex);
+	assert_int_equal(store_open(f->path, &sb, NULL), 0);
+	assert_int_equal(claim_one(f->s, OWNER_A, T0, 60), id);
+	assert_int_equal(store_job_set_order(f->s, id, OWNER_A, "https://ca.test/order/a", NULL),
+			 0);
+	/* A's lease lapses unrenewed; B claims the job. */
+	assert_int_equal(claim_one(sb, OWNER_B, T0 + 61, 60), id);
+	assert_int_equal(store_job_set_order(sb, id, OWNER_B, "https://ca.test/order/b", NULL), 0);
+
+	/* A wakes up: every call is refused. */
+	assert_other_owner_changes_nothing(f->s, id, OWNER_A);
+	assert_int_equal(store_cert_count(f->s, hex, &count, NULL), 0);
+	assert_int_equal(count, 0);
+	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_ACTIVE);
+	assert_string_equal(j.owner, OWNER_B);
+	assert_int_equal(j.lease_until, T0 + 121);
+	assert_string_equal(j.order_url, "https://ca.test/order/b");
+	store_job_free(&j);
+
+	/* B finishes; A is still refused afterwards, and one certificate exists. */
+	assert_int_equal(store_job_complete(sb, id, OWNER_B, "FROM-B", T0 + 5000, "CN=CA", NULL),
+			 0);
+	assert_int_equal(store_job_complete(f->s, id, OWNER_A, "FROM-A", T0 + 5000, "CN=CA", NULL),
+			 ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_cert_count(f->s, hex, &count, NULL), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0 + 100, &c, NULL), 0);
+	assert_string_equal(c.chain_pem, "FROM-B");
+	store_cert_free(&c);
+	assert_int_equal(store_job_counts(f->s, counts, NULL), 0);
+	assert_int_equal(counts[JOB_DONE], 1);
+	assert_int_equal(counts[JOB_ACTIVE], 0);
+	store_close(sb);
+}
+
+static void job_defer_without_owner_puts_back_any_unfinished_job(void **state)
+{
+	struct fx *f = *state;
+	struct store_job j;
+	int64_t id = submit(f->s, 1, T0, NULL);
+
+	assert_int_equal(claim_one(f->s, OWNER_A, T0, 600), id);
+	assert_int_equal(store_job_defer(f->s, id, NULL, T0 + 5, "put back", NULL), 0);
+	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_PENDING);
+	assert_null(j.owner);
+	assert_int_equal(j.lease_until, 0);
+	assert_int_equal(j.not_before, T0 + 5);
+	assert_int_equal(j.attempts, 1);
+	store_job_free(&j);
+	/* The former holder has lost it. */
+	assert_int_equal(store_job_complete(f->s, id, OWNER_A, "X", T0 + 100, NULL, NULL),
+			 ACMERA_ERR_NOTFOUND);
+	/* Still pending: deferring by hand again works; by an "owner" it does not. */
+	assert_int_equal(store_job_defer(f->s, id, OWNER_A, T0 + 9, "x", NULL),
+			 ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_job_defer(f->s, id, NULL, T0 + 9, "again", NULL), 0);
+	assert_int_equal(store_job_defer(f->s, 9999, NULL, T0, "none", NULL), ACMERA_ERR_NOTFOUND);
+}
+
+static void job_owner_must_be_present_and_bounded(void **state)
+{
+	struct fx *f = *state;
+	struct store_job *jobs = (struct store_job *)1;
+	struct store_job j;
+	size_t n = 7;
+	char max[STORE_OWNER_MAX + 1], over[STORE_OWNER_MAX + 2];
+	int64_t id = submit(f->s, 1, T0, NULL);
+
+	memset(max, 'm', sizeof(max) - 1);
+	max[sizeof(max) - 1] = '\0';
+	memset(over, 'o', sizeof(over) - 1);
+	over[sizeof(over) - 1] = '\0';
+	assert_int_equal(store_job_claim(f->s, NULL, T0, 60, 1, &jobs, &n, NULL), ACMERA_ERR_INVAL);
+	assert_null(jobs);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_job_claim(f->s, "", T0, 60, 1, &jobs, &n, NULL), ACMERA_ERR_INVAL);
+	assert_int_equal(store_job_claim(f->s, over, T0, 60, 1, &jobs, &n, NULL),
+			 ACMERA_ERR_INVAL);
+	/* Refused claims took nothing. */
+	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_PENDING);
+	store_job_free(&j);
+
+	assert_int_equal(claim_one(f->s, max, T0, 60), id);
+	assert_int_equal(store_job_renew_lease(f->s, id, NULL, T0 + 90, NULL), ACMERA_ERR_INVAL);
+	assert_int_equal(store_job_set_order(f->s, id, NULL, "u", NULL), ACMERA_ERR_INVAL);
+	assert_int_equal(store_job_fail(f->s, id, NULL, "r", NULL), ACMERA_ERR_INVAL);
+	assert_int_equal(store_job_complete(f->s, id, NULL, "P", T0 + 90, NULL, NULL),
+			 ACMERA_ERR_INVAL);
+	assert_int_equal(store_job_defer(f->s, id, "", T0, "r", NULL), ACMERA_ERR_INVAL);
+	assert_int_equal(store_job_complete(f->s, id, over, "P", T0 + 90, NULL, NULL),
+			 ACMERA_ERR_INVAL);
+	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_ACTIVE);
+	assert_int_equal(j.lease_until, T0 + 60);
+	assert_null(j.order_url);
+	store_job_free(&j);
+	assert_int_equal(store_job_complete(f->s, id, max, "P", T0 + 90, NULL, NULL), 0);
+}
+
 /* ---- certificates ---- */
 
 static void cert_lookup_never_returns_expired_cert(void **state)
 {
 	struct fx *f = *state;
 	struct store_cert c;
-	struct store_job *jobs = NULL;
-	size_t n = 0;
 	int64_t count = -1;
 	char hex[65];
 	int64_t id = submit(f->s, 1, T0, NULL);
@@ -726,7 +1155,8 @@ static void cert_lookup_never_returns_expired_cert(void **state)
 	assert_int_equal(store_cert_lookup(f->s, hex, T0, &c, NULL), ACMERA_ERR_NOTFOUND);
 	assert_int_equal(store_cert_count(f->s, hex, &count, NULL), 0);
 	assert_int_equal(count, 0);
-	assert_int_equal(store_job_complete(f->s, id, "OLD", T0 + 100, "CN=CA", NULL), 0);
+	assert_int_equal(claim_one(f->s, OWNER_A, T0, 60), id);
+	assert_int_equal(store_job_complete(f->s, id, OWNER_A, "OLD", T0 + 100, "CN=CA", NULL), 0);
 	assert_int_equal(store_cert_lookup(f->s, hex, T0 + 99, &c, NULL), 0);
 	assert_string_equal(c.chain_pem, "OLD");
 	store_cert_free(&c);
@@ -735,16 +1165,17 @@ static void cert_lookup_never_returns_expired_cert(void **state)
 
 	/* Reissued after expiry: the new one is served. */
 	assert_int_equal(submit(f->s, 1, T0 + 200, NULL), id);
-	assert_int_equal(store_job_claim(f->s, T0 + 200, 60, 1, &jobs, &n, NULL), 0);
-	assert_int_equal(n, 1);
-	store_jobs_free(jobs, n);
-	assert_int_equal(store_job_complete(f->s, id, "NEW", T0 + 5000, NULL, NULL), 0);
+	assert_int_equal(claim_one(f->s, OWNER_B, T0 + 200, 60), id);
+	assert_int_equal(store_job_complete(f->s, id, OWNER_B, "NEW", T0 + 5000, NULL, NULL), 0);
 	assert_int_equal(store_cert_lookup(f->s, hex, T0 + 200, &c, NULL), 0);
 	assert_string_equal(c.chain_pem, "NEW");
 	assert_null(c.issuer);
 	store_cert_free(&c);
-	/* Of two valid certificates, the newest is served. */
-	assert_int_equal(store_job_complete(f->s, id, "NEWER", T0 + 4000, "CN=CA2", NULL), 0);
+	/* Of two valid certificates, the newest is served. The API makes a second
+	 * one only after revocation, so it is written behind the store's back. */
+	exec_sql(f->path, "INSERT INTO certs (csr_sha256, chain_pem, not_after, issuer, issued) "
+			  "SELECT csr_sha256, 'NEWER', 1700004000, 'CN=CA2', issued + 1 FROM certs "
+			  "WHERE chain_pem = 'NEW'");
 	assert_int_equal(store_cert_lookup(f->s, hex, T0 + 200, &c, NULL), 0);
 	assert_string_equal(c.chain_pem, "NEWER");
 	store_cert_free(&c);
@@ -753,6 +1184,172 @@ static void cert_lookup_never_returns_expired_cert(void **state)
 	digest_of(2, hex);
 	assert_int_equal(store_cert_count(f->s, hex, &count, NULL), 0);
 	assert_int_equal(count, 0);
+}
+
+/* A self-signed certificate in PEM as PEM_write_bio_X509 writes it. */
+static char *make_cert_pem(const char *cn, long serial)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509 *x = X509_new();
+	BIO *b = BIO_new(BIO_s_mem());
+	X509_NAME *name;
+	char *data = NULL, *pem;
+	long len;
+
+	assert_non_null(k);
+	assert_non_null(x);
+	assert_non_null(b);
+	name = X509_get_subject_name(x);
+	assert_true(X509_set_version(x, 2));
+	assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), serial));
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+	assert_true(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+					       (const unsigned char *)cn, -1, -1, 0));
+	assert_true(X509_set_issuer_name(x, name));
+	assert_true(X509_set_pubkey(x, k));
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	assert_true(PEM_write_bio_X509(b, x));
+	len = BIO_get_mem_data(b, &data);
+	assert_true(len > 0);
+	pem = strndup(data, (size_t)len);
+	assert_non_null(pem);
+	BIO_free(b);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return pem;
+}
+
+static char *concat(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *r = malloc(la + lb + 1);
+
+	assert_non_null(r);
+	memcpy(r, a, la);
+	memcpy(r + la, b, lb + 1);
+	return r;
+}
+
+/* Submits CSR i, claims it and completes it with chain. */
+static int64_t issue(struct store *s, int i, const char *chain)
+{
+	int64_t id = submit(s, i, T0, NULL);
+	struct acmera_errmsg e = {{0}};
+
+	assert_int_equal(claim_one(s, OWNER_A, T0, 60), id);
+	if (store_job_complete(s, id, OWNER_A, chain, T0 + 86400, "CN=CA", &e) != 0)
+		fail_msg("complete: %s", e.text);
+	return id;
+}
+
+static int served(struct store *s, int i)
+{
+	struct store_cert c;
+	char hex[65];
+	int rc;
+
+	digest_of(i, hex);
+	rc = store_cert_lookup(s, hex, T0, &c, NULL);
+	store_cert_free(&c);
+	return rc;
+}
+
+static void cert_mark_revoked_matches_exact_leaf_only(void **state)
+{
+	struct fx *f = *state;
+	char *leaf = make_cert_pem("dev1.iot.example.com", 1);
+	char *other = make_cert_pem("dev2.iot.example.com", 2);
+	char *ca = make_cert_pem("Test CA", 3);
+	char *chain = concat(leaf, ca);
+	char *other_chain = concat(other, ca);
+	/* A leaf whose PEM starts like leaf's but goes on: another certificate. */
+	size_t body = strlen(leaf) - strlen("-----END CERTIFICATE-----\n");
+	char *longer = malloc(strlen(leaf) + 6);
+	char *truncated = strndup(leaf, body);
+	int64_t marked = -1;
+
+	assert_non_null(longer);
+	assert_non_null(truncated);
+	memcpy(longer, leaf, body);
+	strcpy(longer + body, "QUJD\n-----END CERTIFICATE-----\n");
+	issue(f->s, 1, chain);
+	issue(f->s, 2, leaf);
+	issue(f->s, 3, other_chain);
+	issue(f->s, 4, longer);
+
+	/* The CA appears in chains, but is no leaf of any. */
+	assert_int_equal(store_cert_mark_revoked(f->s, ca, &marked, NULL), 0);
+	assert_int_equal(marked, 0);
+	/* Not one whole PEM block: refused, nothing marked. */
+	assert_int_equal(store_cert_mark_revoked(f->s, "", &marked, NULL), ACMERA_ERR_INVAL);
+	assert_int_equal(store_cert_mark_revoked(f->s, truncated, &marked, NULL),
+			 ACMERA_ERR_INVAL);
+	assert_int_equal(store_cert_mark_revoked(f->s, chain, &marked, NULL), ACMERA_ERR_INVAL);
+	assert_int_equal(store_cert_mark_revoked(f->s, NULL, &marked, NULL), ACMERA_ERR_INVAL);
+	assert_int_equal(marked, 0);
+	for (int i = 1; i <= 4; i++)
+		assert_int_equal(served(f->s, i), 0);
+
+	assert_int_equal(store_cert_mark_revoked(f->s, leaf, &marked, NULL), 0);
+	assert_int_equal(marked, 2);
+	assert_int_equal(served(f->s, 1), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(served(f->s, 2), ACMERA_ERR_NOTFOUND);
+	assert_int_equal(served(f->s, 3), 0);
+	assert_int_equal(served(f->s, 4), 0);
+	/* Again: the same two, already revoked. */
+	assert_int_equal(store_cert_mark_revoked(f->s, leaf, &marked, NULL), 0);
+	assert_int_equal(marked, 2);
+	free(leaf);
+	free(other);
+	free(ca);
+	free(chain);
+	free(other_chain);
+	free(longer);
+	free(truncated);
+}
+
+static void cert_revoked_is_not_served_and_submit_reissues(void **state)
+{
+	struct fx *f = *state;
+	struct store_job j;
+	struct store_cert c;
+	char *leaf = make_cert_pem("dev1.iot.example.com", 1);
+	char *leaf2 = make_cert_pem("dev1.iot.example.com", 2);
+	int64_t marked = 0, count = 0;
+	int created = -1;
+	char hex[65];
+	int64_t id = issue(f->s, 1, leaf);
+
+	digest_of(1, hex);
+	assert_int_equal(store_cert_mark_revoked(f->s, leaf, &marked, NULL), 0);
+	assert_int_equal(marked, 1);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0, &c, NULL), ACMERA_ERR_NOTFOUND);
+	assert_null(c.chain_pem);
+	/* Counted all the same: it was issued. */
+	assert_int_equal(store_cert_count(f->s, hex, &count, NULL), 0);
+	assert_int_equal(count, 1);
+
+	/* The device asks again: the DONE job is worked on anew. */
+	assert_int_equal(submit(f->s, 1, T0 + 10, &created), id);
+	assert_int_equal(created, 0);
+	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_PENDING);
+	store_job_free(&j);
+	assert_int_equal(claim_one(f->s, OWNER_B, T0 + 10, 60), id);
+	assert_int_equal(store_job_complete(f->s, id, OWNER_B, leaf2, T0 + 86400, NULL, NULL), 0);
+	assert_int_equal(store_cert_lookup(f->s, hex, T0 + 10, &c, NULL), 0);
+	assert_string_equal(c.chain_pem, leaf2);
+	store_cert_free(&c);
+	/* One revoked and one good certificate: the job stays DONE on a repeat. */
+	assert_int_equal(submit(f->s, 1, T0 + 20, &created), id);
+	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_DONE);
+	store_job_free(&j);
+	assert_int_equal(store_cert_count(f->s, hex, &count, NULL), 0);
+	assert_int_equal(count, 2);
+	free(leaf);
+	free(leaf2);
 }
 
 /* ---- DNS records ---- */
@@ -802,6 +1399,7 @@ int main(void)
 		T(store_reopen_keeps_data_and_version),
 		T(store_migrate_twice_is_a_no_op),
 		T(store_migrate_from_empty_database),
+		T(store_migrates_version_1_file_keeping_data),
 		T(store_refuses_schema_newer_than_build),
 		T(account_put_get_and_replace),
 		T(authz_exact_match_covers_case_insensitively),
@@ -821,7 +1419,14 @@ int main(void)
 		T(job_claim_two_handles_never_share_a_job),
 		T(job_claim_concurrent_processes_never_share_a_job),
 		T(job_defer_fail_complete_move_states),
+		T(job_claim_records_owner_and_finishing_clears_it),
+		T(job_changes_by_another_owner_are_refused_and_change_nothing),
+		T(job_two_issuers_one_lost_its_lease),
+		T(job_defer_without_owner_puts_back_any_unfinished_job),
+		T(job_owner_must_be_present_and_bounded),
 		T(cert_lookup_never_returns_expired_cert),
+		T(cert_mark_revoked_matches_exact_leaf_only),
+		T(cert_revoked_is_not_served_and_submit_reissues),
 		T(dns_records_add_list_remove),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
