@@ -187,7 +187,7 @@ static void rollover_undo(struct acme_client *c, EVP_PKEY *fresh, EVP_PKEY *old_
 	acme_client_set_key(c, old_key, kid);
 	if (rc)
 		log_event(LOG_LVL_ERROR, "acme.account",
-			  "action=rollover_undo kid=%s error=\"%s\"", kid, e.text);
+			  "action=rollover_undo kid=%s error=%s", kid, log_qv(e.text));
 	else
 		log_event(LOG_LVL_WARN, "acme.account", "action=rollover_undo kid=%s", kid);
 }

@@ -95,3 +95,11 @@ const char *log_quote(const char *v, char *buf, size_t len)
 	buf[o] = '\0';
 	return buf;
 }
+
+const char *log_qv(const char *v)
+{
+	static _Thread_local char ring[4][1024];
+	static _Thread_local unsigned next;
+	char *buf = ring[next++ % 4];
+	return log_quote(v, buf, sizeof(ring[0]));
+}

@@ -25,5 +25,8 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
 /* Quotes v for a key=value line when it holds spaces, quotes or '='; control
  * characters become '?'. Returns buf. */
 const char *log_quote(const char *v, char *buf, size_t len);
+/* log_quote into one of a few per-thread buffers (values up to 1 KiB), for use in
+ * a log_event argument list: log_event(..., "error=%s", log_qv(e.text)). */
+const char *log_qv(const char *v);
 
 #endif

@@ -64,7 +64,13 @@ static int apply(struct config *cfg, const struct override *o)
 	struct acmera_errmsg e = {{0}};
 	char *end = NULL;
 	switch (o->opt) {
-	case OPT_DIRECTORY: return config_set_str(&cfg->acme.directory, o->arg);
+	case OPT_DIRECTORY:
+		/* The same rule as the file's key: the account key never travels in clear. */
+		if (strncmp(o->arg, "https://", 8) != 0) {
+			fprintf(stderr, "acmera: --directory: '%s' is not an https:// URL\n", o->arg);
+			return -1;
+		}
+		return config_set_str(&cfg->acme.directory, o->arg);
 	case OPT_CA_BUNDLE: return config_set_str(&cfg->acme.ca_bundle, o->arg);
 	case OPT_DNS_SERVER: return config_set_str(&cfg->dns.server, o->arg);
 	case OPT_TSIG_KEYFILE: return config_set_str(&cfg->dns.tsig_keyfile, o->arg);
@@ -184,7 +190,9 @@ int cli_write_file(const char *path, const void *data, size_t len, int mode)
 	char tmp[4096];
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
 		return -1;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	/* O_EXCL|O_NOFOLLOW: never write through a link someone planted at the name. */
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -1;
 	const char *p = data;

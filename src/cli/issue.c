@@ -110,6 +110,37 @@ static char *output_path(const struct issue_args *a, const char *csr_path)
 	return path;
 }
 
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Two CSRs whose files share a name would write one certificate over the other:
+ * sorted output paths side by side show it. */
+static int duplicate_outputs(const struct issue_args *a)
+{
+	if (a->n_csrs < 2)
+		return 0;
+	char **paths = calloc(a->n_csrs, sizeof(*paths));
+	int dup = !paths;
+	for (size_t i = 0; paths && i < a->n_csrs; i++)
+		if (!(paths[i] = output_path(a, a->csr_paths[i])))
+			dup = 1;
+	if (!dup) {
+		qsort(paths, a->n_csrs, sizeof(*paths), cmp_str);
+		for (size_t i = 1; i < a->n_csrs && !dup; i++)
+			if (strcmp(paths[i - 1], paths[i]) == 0) {
+				fprintf(stderr, "acmera issue: two CSRs would both be written to %s\n",
+					paths[i]);
+				dup = 1;
+			}
+	}
+	for (size_t i = 0; paths && i < a->n_csrs; i++)
+		free(paths[i]);
+	free(paths);
+	return dup;
+}
+
 static int write_certificate(const struct issue_args *a, const char *path, const char *chain_pem)
 {
 	struct acmera_errmsg e = {{0}};
@@ -183,6 +214,8 @@ int cli_issue(int argc, char **argv)
 		fprintf(stderr, "acmera issue: %s: %s\n", a.out, strerror(errno));
 		goto out;
 	}
+	if (duplicate_outputs(&a))
+		goto out;
 	csrs = calloc(a.n_csrs, sizeof(*csrs));
 	ids = calloc(a.n_csrs, sizeof(*ids));
 	if (!csrs || !ids)

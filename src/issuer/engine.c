@@ -169,7 +169,7 @@ static void claim(struct engine *g)
 	struct acmera_errmsg e = {{0}};
 	if (store_job_claim(g->store, g->owner, (int64_t)time(NULL), g->cfg->issuer.lease, room,
 			    &jobs, &n, &e)) {
-		log_event(LOG_LVL_ERROR, "issuer.claim", "error=\"%s\"", e.text);
+		log_event(LOG_LVL_ERROR, "issuer.claim", "error=%s", log_qv(e.text));
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -304,7 +304,7 @@ static void recover_account(struct engine *g)
 	}
 	log_event(LOG_LVL_WARN, "acme.account", "action=re-register reason=accountDoesNotExist");
 	if (ensure_account(g, &e)) {
-		log_event(LOG_LVL_ERROR, "acme.account", "action=re-register error=\"%s\"", e.text);
+		log_event(LOG_LVL_ERROR, "acme.account", "action=re-register error=%s", log_qv(e.text));
 		g->account_retry_ms = engine_now_ms() + 5000;
 		return;
 	}
@@ -358,7 +358,7 @@ static int engine_setup(struct engine *g, struct acmera_errmsg *e)
 	/* Records left by a crash or an outage go before new ones are made. */
 	struct acmera_errmsg ce = {{0}};
 	if (publisher_cleanup(g->pub, &ce))
-		log_event(LOG_LVL_WARN, "dns.cleanup", "error=\"%s\"", ce.text);
+		log_event(LOG_LVL_WARN, "dns.cleanup", "error=%s", log_qv(ce.text));
 	return 0;
 }
 
@@ -388,7 +388,7 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 		goto out;
 	struct acmera_errmsg pe = {{0}};
 	if (preauth_ensure(&g, &pe))
-		log_event(LOG_LVL_WARN, "acme.preauthorize", "error=\"%s\"", pe.text);
+		log_event(LOG_LVL_WARN, "acme.preauthorize", "error=%s", log_qv(pe.text));
 	g.preauth_checked = (int64_t)time(NULL);
 
 	int64_t next_claim = 0, next_renew = engine_now_ms();
@@ -415,8 +415,8 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 		if (now >= next_claim && !g.account_lost) {
 			if (time(NULL) - g.preauth_checked > PREAUTH_RECHECK_S) {
 				if (preauth_ensure(&g, &pe))
-					log_event(LOG_LVL_WARN, "acme.preauthorize", "error=\"%s\"",
-						  pe.text);
+					log_event(LOG_LVL_WARN, "acme.preauthorize", "error=%s",
+						  log_qv(pe.text));
 				g.preauth_checked = (int64_t)time(NULL);
 			}
 			claim(&g);

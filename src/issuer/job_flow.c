@@ -137,16 +137,16 @@ void run_retry(struct job_run *r, int rc, const char *why, int new_order, int64_
 	if (permanent) {
 		store_job_fail(g->store, r->job.id, g->owner, why, &e);
 		g->stats->failed++;
-		log_event(LOG_LVL_ERROR, "job.failed", "job=%lld names=%s attempts=%d error=\"%s\"",
-			  (long long)r->job.id, r->job.names, attempts, why);
+		log_event(LOG_LVL_ERROR, "job.failed", "job=%lld names=%s attempts=%d error=%s",
+			  (long long)r->job.id, r->job.names, attempts, log_qv(why));
 	} else {
 		int64_t wait = retry_after >= 0 ? retry_after
 						: backoff_seconds(r->job.attempts, g->cfg->acme.poll_max);
 		store_job_defer(g->store, r->job.id, g->owner, (int64_t)time(NULL) + wait, why, &e);
 		g->stats->deferred++;
 		log_event(LOG_LVL_WARN, "job.deferred",
-			  "job=%lld names=%s attempt=%d retry_in=%llds error=\"%s\"",
-			  (long long)r->job.id, r->job.names, attempts, (long long)wait, why);
+			  "job=%lld names=%s attempt=%d retry_in=%llds error=%s",
+			  (long long)r->job.id, r->job.names, attempts, (long long)wait, log_qv(why));
 	}
 	run_end(r);
 }
@@ -261,8 +261,8 @@ static void on_certificate(void *arg, int rc, struct acme_response *resp,
 		return;
 	if (rc && r->fallback) {
 		/* An alternate that cannot be fetched leaves the default chain, which is good. */
-		log_event(LOG_LVL_WARN, "acme.alternate_chain", "job=%lld error=\"%s\" using=default",
-			  (long long)r->job.id, e ? e->text : "");
+		log_event(LOG_LVL_WARN, "acme.alternate_chain", "job=%lld error=%s using=default",
+			  (long long)r->job.id, log_qv(e ? e->text : ""));
 		acme_response_free(resp);
 		store_chain(r, r->fallback);
 		return;

@@ -84,8 +84,8 @@ out:
 	if (rec.id > 0) {
 		struct acmera_errmsg de = {{0}};
 		if (publisher_delete(g->pub, &rec, 1, &de))
-			log_event(LOG_LVL_WARN, "dns.delete_later", "record=%s error=\"%s\"", rec.name,
-				  de.text);
+			log_event(LOG_LVL_WARN, "dns.delete_later", "record=%s error=%s", rec.name,
+				  log_qv(de.text));
 	}
 	free(chal_url);
 	return rc;

@@ -128,8 +128,8 @@ static int send_zone(struct publisher *p, const char *zone, enum dns_update_op o
 		p->messages++;
 	}
 	if (rc)
-		log_event(LOG_LVL_ERROR, "dns.update", "op=%s zone=%s records=%zu error=\"%s\"", verb,
-			  zone, n, e ? e->text : "");
+		log_event(LOG_LVL_ERROR, "dns.update", "op=%s zone=%s records=%zu error=%s", verb,
+			  zone, n, log_qv(e ? e->text : ""));
 	else
 		log_event(LOG_LVL_INFO, "dns.update", "op=%s zone=%s records=%zu via=%s", verb,
 			  zone, n, p->cfg->dns.hook ? "hook" : "rfc2136");
