@@ -5,6 +5,7 @@
 #include "acme/account.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "issuer/dns_worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #define CLAIM_INTERVAL_MS 250
 #define DELETE_GATHER_MS 2000   /* gather deletions of a batch before one UPDATE */
 #define PREAUTH_RECHECK_S 3600
+#define DNS_POLL_MS 50          /* loop tick while the DNS worker has a batch */
 
 int engine_stopping(const struct engine *g)
 {
@@ -54,6 +56,7 @@ int engine_queue_publish(struct engine *g, struct job_run *r)
 	if (g->n_publish == 0)
 		g->publish_since_ms = engine_now_ms();
 	g->to_publish[g->n_publish++] = r;
+	r->pending++; /* reaped only once the batch is done with it */
 	return 0;
 }
 
@@ -95,58 +98,109 @@ static int runs_validating(struct engine *g)
 	return 0;
 }
 
+/* Hands the queued runs' records to the DNS worker as one batch; the runs wait in
+ * in_flight (still RUN_WAIT_PUBLISH) until publish_done. */
 static void flush_publish(struct engine *g)
 {
-	size_t n = 0;
-	struct acmera_errmsg e = {{0}};
-	for (size_t i = 0; i < g->n_publish; i++)
-		for (size_t k = 0; k < g->to_publish[i]->n_chals; k++)
-			n += g->to_publish[i]->chals[k].url != NULL;
+	size_t n = 0, kept = 0;
+	/* A run that ended meanwhile (lease lost) publishes nothing. */
+	for (size_t i = 0; i < g->n_publish; i++) {
+		struct job_run *r = g->to_publish[i];
+		if (r->state != RUN_WAIT_PUBLISH) {
+			r->pending--;
+			continue;
+		}
+		g->to_publish[kept++] = r;
+		for (size_t k = 0; k < r->n_chals; k++)
+			n += r->chals[k].url != NULL;
+	}
+	g->n_publish = kept;
+	if (kept == 0)
+		return;
 	struct pub_record *recs = calloc(n ? n : 1, sizeof(*recs));
-	int rc = recs ? 0 : acmera_fail(&e, ACMERA_ERR_NOMEM, "out of memory");
+	if (!recs) {
+		for (size_t i = 0; i < kept; i++) {
+			g->to_publish[i]->pending--;
+			run_retry(g->to_publish[i], ACMERA_ERR_AGAIN, "out of memory", 0, -1);
+		}
+		g->n_publish = 0;
+		return;
+	}
 	size_t k = 0;
-	for (size_t i = 0; rc == 0 && i < g->n_publish; i++)
+	for (size_t i = 0; i < kept; i++)
 		for (size_t j = 0; j < g->to_publish[i]->n_chals; j++)
 			if (g->to_publish[i]->chals[j].url)
 				recs[k++] = g->to_publish[i]->chals[j].rec;
-	if (rc == 0)
-		rc = publisher_add(g->pub, recs, n, &e);
+	/* The queue becomes the batch; new runs queue in the other array. */
+	struct job_run **t = g->in_flight;
+	size_t tcap = g->cap_in_flight;
+	g->in_flight = g->to_publish;
+	g->cap_in_flight = g->cap_publish;
+	g->n_in_flight = kept;
+	g->to_publish = t;
+	g->cap_publish = tcap;
+	g->n_publish = 0;
+	g->last_batch_add = 1;
+	dns_worker_submit(g->dns, DNS_BATCH_ADD, recs, n);
+}
+
+/* Applies an add batch's outcome to its runs, as the blocking code did in place. */
+static void publish_done(struct engine *g, struct dns_batch *b)
+{
 	/* Copy back zone and store ids; mark published even on failure, because a
 	 * timed-out UPDATE may still have been applied. */
-	k = 0;
-	for (size_t i = 0; recs && i < g->n_publish; i++) {
-		struct job_run *r = g->to_publish[i];
-		for (size_t j = 0; j < r->n_chals; j++) {
+	size_t k = 0;
+	for (size_t i = 0; i < g->n_in_flight; i++) {
+		struct job_run *r = g->in_flight[i];
+		for (size_t j = 0; j < r->n_chals && k < b->n; j++) {
 			if (!r->chals[j].url)
 				continue;
-			r->chals[j].rec = recs[k++];
+			r->chals[j].rec = b->recs[k++];
 			r->chals[j].published = r->chals[j].rec.id > 0;
 		}
 	}
-	free(recs);
-	size_t count = g->n_publish;
-	g->n_publish = 0;
+	size_t count = g->n_in_flight;
+	g->n_in_flight = 0;
 	for (size_t i = 0; i < count; i++) {
-		struct job_run *r = g->to_publish[i];
-		if (rc)
-			run_retry(r, rc == ACMERA_ERR_INVAL ? ACMERA_ERR_INVAL : ACMERA_ERR_AGAIN, e.text,
-				  0, -1);
+		struct job_run *r = g->in_flight[i];
+		r->pending--;
+		if (r->state == RUN_ENDED)
+			engine_queue_delete(g, r); /* ended while its records went out */
+		else if (b->rc)
+			run_retry(r, b->rc == ACMERA_ERR_INVAL ? ACMERA_ERR_INVAL : ACMERA_ERR_AGAIN,
+				  b->err.text, 0, -1);
 		else
 			run_published(r);
 	}
 }
 
+/* Hands every record queued for deletion to the DNS worker as one batch. */
 static void flush_delete(struct engine *g)
 {
-	struct acmera_errmsg e = {{0}};
-	int rc = publisher_delete(g->pub, g->to_delete, g->n_delete, &e);
+	struct pub_record *recs = g->to_delete;
+	size_t n = g->n_delete;
+	g->to_delete = NULL;
+	g->n_delete = g->cap_delete = 0;
+	g->last_batch_add = 0;
+	dns_worker_submit(g->dns, DNS_BATCH_DELETE, recs, n);
+}
+
+static void delete_done(struct engine *g, struct dns_batch *b)
+{
 	/* Keep only what was not deleted (its store id is still set). */
 	size_t kept = 0;
-	for (size_t i = 0; i < g->n_delete; i++)
-		if (g->to_delete[i].id > 0)
-			g->to_delete[kept++] = g->to_delete[i];
-	g->n_delete = kept;
-	if (rc && kept) {
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->recs[i].id <= 0)
+			continue;
+		if (grow((void **)&g->to_delete, &g->cap_delete, g->n_delete + 1,
+			 sizeof(*g->to_delete)))
+			continue; /* the store still lists it: cleaned at the next start */
+		if (g->n_delete == 0)
+			g->delete_since_ms = engine_now_ms();
+		g->to_delete[g->n_delete++] = b->recs[i];
+		kept++;
+	}
+	if (b->rc && kept) {
 		g->delete_failures++;
 		int64_t wait = 1000LL << (g->delete_failures < 6 ? g->delete_failures : 6);
 		g->delete_retry_ms = engine_now_ms() + wait;
@@ -154,6 +208,55 @@ static void flush_delete(struct engine *g)
 			  (long long)wait);
 	} else {
 		g->delete_failures = 0;
+	}
+}
+
+/* Applies the worker's result once its batch is done; wait_ms as in
+ * dns_worker_collect. */
+static void collect_batch(struct engine *g, int wait_ms)
+{
+	struct dns_batch b;
+	if (!dns_worker_collect(g->dns, wait_ms, &b))
+		return;
+	if (b.op == DNS_BATCH_ADD)
+		publish_done(g, &b);
+	else
+		delete_done(g, &b);
+	free(b.recs);
+}
+
+/* Starts the next DNS batch when the worker is free: adds first, but a due
+ * deletion goes next after an add, so that a steady stream of new records never
+ * holds old ones in DNS. */
+static void dns_dispatch(struct engine *g, int64_t now)
+{
+	if (dns_worker_busy(g->dns))
+		return;
+	int add_due = g->n_publish &&
+		      (!runs_gathering(g) || now - g->publish_since_ms >= g->cfg->issuer.batch_wait);
+	int delete_due = g->n_delete && now >= g->delete_retry_ms &&
+			 (!runs_validating(g) || now - g->delete_since_ms >= DELETE_GATHER_MS);
+	if (add_due && !(delete_due && g->last_batch_add))
+		flush_publish(g);
+	else if (delete_due)
+		flush_delete(g);
+}
+
+/* At the end of the run: the batch in flight finishes (bounded by the DNS
+ * timeouts) and every record known to be out gets one last deletion. */
+static void dns_drain(struct engine *g)
+{
+	if (dns_worker_busy(g->dns)) {
+		log_event(LOG_LVL_INFO, "dns.wait", "reason=\"batch in progress\"");
+		collect_batch(g, -1);
+	}
+	/* Queued runs never got their records out. */
+	for (size_t i = 0; i < g->n_publish; i++)
+		g->to_publish[i]->pending--;
+	g->n_publish = 0;
+	if (g->n_delete) {
+		flush_delete(g);
+		collect_batch(g, -1);
 	}
 }
 
@@ -167,8 +270,16 @@ static void claim(struct engine *g)
 	struct store_job *jobs = NULL;
 	size_t n = 0;
 	struct acmera_errmsg e = {{0}};
-	if (store_job_claim(g->store, g->owner, (int64_t)time(NULL), g->cfg->issuer.lease, room,
-			    &jobs, &n, &e)) {
+	const struct issuer_opts *o = g->opts;
+	int64_t now = (int64_t)time(NULL);
+	/* Watching given jobs (`acmera issue`): leave the others of a shared store to
+	 * the issuers that serve them. */
+	int rc = o->n_watch > 0
+			 ? store_job_claim_ids(g->store, g->owner, o->watch, o->n_watch, now,
+					       g->cfg->issuer.lease, room, &jobs, &n, &e)
+			 : store_job_claim(g->store, g->owner, now, g->cfg->issuer.lease, room,
+					   &jobs, &n, &e);
+	if (rc) {
 		log_event(LOG_LVL_ERROR, "issuer.claim", "error=%s", log_qv(e.text));
 		return;
 	}
@@ -359,7 +470,7 @@ static int engine_setup(struct engine *g, struct acmera_errmsg *e)
 	struct acmera_errmsg ce = {{0}};
 	if (publisher_cleanup(g->pub, &ce))
 		log_event(LOG_LVL_WARN, "dns.cleanup", "error=%s", log_qv(ce.text));
-	return 0;
+	return dns_worker_start(cfg, &g->dns, e);
 }
 
 static void engine_teardown(struct engine *g)
@@ -372,7 +483,10 @@ static void engine_teardown(struct engine *g)
 		g->runs = r->next;
 		run_free(r);
 	}
+	dns_worker_stop(g->dns);
+	g->dns = NULL;
 	free(g->to_publish);
+	free(g->in_flight);
 	free(g->to_delete);
 	publisher_free(g->pub);
 	EVP_PKEY_free(g->account_key);
@@ -422,28 +536,25 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 			claim(&g);
 			next_claim = now + CLAIM_INTERVAL_MS;
 		}
-		if (g.n_publish &&
-		    (!runs_gathering(&g) ||
-		     now - g.publish_since_ms >= o->cfg->issuer.batch_wait))
-			flush_publish(&g);
-		if (g.n_delete && now >= g.delete_retry_ms &&
-		    (!runs_validating(&g) || now - g.delete_since_ms >= DELETE_GATHER_MS))
-			flush_delete(&g);
+		/* DNS work runs on the worker: the loop only hands batches over and
+		 * takes their results, and goes on driving ACME meanwhile. */
+		collect_batch(&g, 0);
+		dns_dispatch(&g, now);
 		if (now >= next_renew) {
 			renew_leases(&g);
 			next_renew = now + renew_every;
 		}
 		reap(&g);
-		acme_client_step(g.acme, g.n_runs ? 50 : CLAIM_INTERVAL_MS);
+		acme_client_step(g.acme, g.n_runs || dns_worker_busy(g.dns) ? DNS_POLL_MS
+									  : CLAIM_INTERVAL_MS);
 	}
 	/* Last chance to remove records; what stays is listed in the store. */
-	if (g.n_delete)
-		flush_delete(&g);
+	dns_drain(&g);
 out:
 	if (g.acme)
 		g.stats->acme_requests = acme_client_requests(g.acme);
 	if (g.pub)
-		g.stats->dns_messages = publisher_messages(g.pub);
+		g.stats->dns_messages = publisher_messages(g.pub) + dns_worker_messages(g.dns);
 	engine_teardown(&g);
 	return rc;
 }

@@ -55,12 +55,17 @@ struct job_run {
 	struct job_run *next;
 };
 
+struct dns_worker;
+
 struct engine {
 	char owner[STORE_OWNER_MAX + 1]; /* claim token: host:pid:random */
 	const struct config *cfg;
 	struct store *store;
 	struct acme_client *acme;
+	/* The loop's publisher: zones of names (on_authz) and pre-authorization. The
+	 * batches go to the worker's own publisher, on its thread. */
 	struct publisher *pub;
+	struct dns_worker *dns;
 	EVP_PKEY *account_key;
 	int subdomains;          /* CA advertises RFC 9444 */
 	int have_new_authz;      /* CA offers pre-authorization */
@@ -69,7 +74,9 @@ struct engine {
 	int64_t account_retry_ms; /* next try to register it again */
 	struct job_run *runs;
 	size_t n_runs;
-	/* Records waiting for the next batch UPDATE (add) and for deletion. */
+	/* Records waiting for the next batch UPDATE (add) and for deletion. A run in
+	 * to_publish or in_flight counts one in its pending (kept until the batch is
+	 * done with it). */
 	struct job_run **to_publish;
 	size_t n_publish, cap_publish;
 	int64_t publish_since_ms;
@@ -77,6 +84,10 @@ struct engine {
 	size_t n_delete, cap_delete;
 	int64_t delete_since_ms, delete_retry_ms;
 	int delete_failures;
+	/* The runs whose records the DNS worker is adding now, in record order. */
+	struct job_run **in_flight;
+	size_t n_in_flight, cap_in_flight;
+	int last_batch_add;      /* the last batch handed over was an add */
 	struct issuer_stats *stats;
 	const struct issuer_opts *opts;
 };
@@ -95,7 +106,8 @@ void run_published(struct job_run *r);
 void run_retry(struct job_run *r, int rc, const char *why, int new_order, int64_t retry_after);
 void run_free(struct job_run *r);
 
-/* engine.c: queues r's challenge records for the next UPDATE. */
+/* engine.c: queues r's challenge records for the next UPDATE (r->pending is
+ * held until the batch is done with r). */
 int engine_queue_publish(struct engine *g, struct job_run *r);
 /* Queues r's published records for deletion. */
 void engine_queue_delete(struct engine *g, struct job_run *r);

@@ -14,6 +14,18 @@
 #include <time.h>
 
 #define HOOK_TIMEOUT_MS 60000
+/* Zones found by SOA lookup, remembered so that the issuer's loop asks once for a
+ * run of sibling names (dev1.iot.example.com, dev2.iot.example.com, ...). Bounded
+ * in count, and in time so that a changed delegation is seen again. */
+#define ZONE_CACHE_SIZE 64
+#define ZONE_CACHE_TTL_S 300
+
+struct zone_cache_entry {
+	char key[256];  /* an identifier (exact) or the parent of one (suffix) */
+	char zone[256];
+	int exact;
+	int64_t until;  /* monotonic seconds; 0 = empty */
+};
 
 struct publisher {
 	const struct config *cfg;
@@ -22,6 +34,8 @@ struct publisher {
 	struct tsig_key key;
 	int have_server;
 	uint64_t messages;
+	struct zone_cache_entry zones[ZONE_CACHE_SIZE];
+	size_t zone_next;
 };
 
 int publisher_new(const struct config *cfg, struct store *s, struct publisher **out,
@@ -82,6 +96,69 @@ void publisher_free(struct publisher *p)
 
 uint64_t publisher_messages(const struct publisher *p) { return p->messages; }
 
+/* Seconds on the monotonic clock: a step of the wall clock never stretches the
+ * cache's lifetime. */
+static int64_t mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* 1 when name is zone or below it (case-insensitive). */
+static int at_or_below(const char *name, const char *zone)
+{
+	size_t n = strlen(name), z = strlen(zone);
+	if (n == z)
+		return strcasecmp(name, zone) == 0;
+	return n > z && name[n - z - 1] == '.' && strcasecmp(name + n - z, zone) == 0;
+}
+
+/* The zone of identifier from an earlier lookup of it, or of a sibling: a name
+ * whose parent lies inside a zone is taken to be in that zone too (devices are
+ * leaves; a zone cut at each of them would be unusual). */
+static int zone_cached(struct publisher *p, const char *identifier, char *zone, size_t len)
+{
+	const char *parent = strchr(identifier, '.');
+	int64_t now = mono_s();
+	parent = parent ? parent + 1 : NULL;
+	for (size_t i = 0; i < ZONE_CACHE_SIZE; i++) {
+		const struct zone_cache_entry *c = &p->zones[i];
+		if (c->until <= now)
+			continue;
+		const char *want = c->exact ? identifier : parent;
+		if (want && strcasecmp(c->key, want) == 0 &&
+		    (size_t)snprintf(zone, len, "%s", c->zone) < len)
+			return 1;
+	}
+	return 0;
+}
+
+static void zone_remember(struct publisher *p, const char *identifier, const char *zone)
+{
+	const char *parent = strchr(identifier, '.');
+	parent = parent ? parent + 1 : NULL;
+	/* Keyed by the parent only when the parent is inside the zone: the apex's own
+	 * parent says nothing about other names. */
+	int exact = !parent || !at_or_below(parent, zone);
+	const char *key = exact ? identifier : parent;
+	struct zone_cache_entry *slot = NULL;
+	if (strlen(key) >= sizeof(slot->key) || strlen(zone) >= sizeof(slot->zone))
+		return;
+	for (size_t i = 0; i < ZONE_CACHE_SIZE && !slot; i++)
+		if (p->zones[i].until && p->zones[i].exact == exact &&
+		    strcasecmp(p->zones[i].key, key) == 0)
+			slot = &p->zones[i];
+	if (!slot) {
+		slot = &p->zones[p->zone_next];
+		p->zone_next = (p->zone_next + 1) % ZONE_CACHE_SIZE;
+	}
+	snprintf(slot->key, sizeof(slot->key), "%s", key);
+	snprintf(slot->zone, sizeof(slot->zone), "%s", zone);
+	slot->exact = exact;
+	slot->until = mono_s() + ZONE_CACHE_TTL_S;
+}
+
 int publisher_zone_of(struct publisher *p, const char *identifier, char *zone, size_t len,
 		      struct acmera_errmsg *e)
 {
@@ -98,11 +175,14 @@ int publisher_zone_of(struct publisher *p, const char *identifier, char *zone, s
 	if (!p->have_server)
 		return acmera_fail(e, ACMERA_ERR_CONFIG,
 				   "no zone configured for %s and no DNS server to ask", identifier);
+	if (zone_cached(p, identifier, zone, len))
+		return 0;
 	char owner[300];
 	snprintf(owner, sizeof(owner), "_acme-challenge.%s", identifier);
 	int rc = dns_zone_find_soa(&p->server, owner, zone, len, e);
 	if (rc)
 		return acmera_fail_wrap(e, rc, "zone of %s", identifier);
+	zone_remember(p, identifier, zone);
 	return 0;
 }
 

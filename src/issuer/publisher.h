@@ -27,9 +27,15 @@ int publisher_new(const struct config *cfg, struct store *s, struct publisher **
 void publisher_free(struct publisher *p);
 
 /* The zone that will hold the record for identifier, or an error when the name is
- * outside the configured zones (nothing is sent then). */
+ * outside the configured zones (nothing is sent then). With no zone configured it
+ * asks dns.server by SOA lookup (blocking) and remembers the answer for 5 minutes,
+ * for the identifier and for its siblings (names with the same parent inside that
+ * zone), 64 answers at most. */
 int publisher_zone_of(struct publisher *p, const char *identifier, char *zone, size_t len,
 		      struct acmera_errmsg *e);
+
+/* A publisher and its store handle are used by one thread at a time (the issuer
+ * has one on its loop and one in its DNS worker, see dns_worker.h). */
 
 /* Publishes n records: one UPDATE per zone, then (dns.propagation_check) waits until
  * the zone's servers show them. */

@@ -45,6 +45,7 @@ enum q {
 	Q_JOB_STATE,
 	Q_JOB_RESET,
 	Q_JOB_CLAIM,
+	Q_JOB_CLAIM_IDS,
 	Q_JOB_GET,
 	Q_JOB_GET_DIGEST,
 	Q_JOB_SET_ORDER,
@@ -96,6 +97,12 @@ static const char *const sql[Q_COUNT] = {
 			"WHERE id IN (SELECT id FROM jobs WHERE "
 			"(state = 0 AND not_before <= ?1) OR (state = 1 AND lease_until < ?1) "
 			"ORDER BY created, id LIMIT ?3) RETURNING " JOB_COLS,
+	/* The same, among the ids of a JSON array (?5): one bound value however many. */
+	[Q_JOB_CLAIM_IDS] = "UPDATE jobs SET state = 1, lease_until = ?2, owner = ?4, updated = ?1 "
+			    "WHERE id IN (SELECT id FROM jobs WHERE "
+			    "id IN (SELECT value FROM json_each(?5)) AND "
+			    "((state = 0 AND not_before <= ?1) OR (state = 1 AND lease_until < ?1)) "
+			    "ORDER BY created, id LIMIT ?3) RETURNING " JOB_COLS,
 	[Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
 	[Q_JOB_GET_DIGEST] = "SELECT " JOB_COLS " FROM jobs WHERE csr_sha256 = ?1",
 	/* Changes by an issuer apply only to a job it still holds (?9, OWNER_PARAM). */
@@ -322,11 +329,15 @@ int store_open(const char *path, struct store **out, struct acmera_errmsg *e)
 	if (!path || !*path)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no path");
 	/* Create it ourselves so that it never exists with a wider mode. SQLite gives
-	 * the -wal and -shm files the mode of the database file. */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-	if (fd < 0)
+	 * the -wal and -shm files the mode of the database file. Only when it is new:
+	 * closing a descriptor of a file drops every POSIX lock this process holds on
+	 * it, those of a handle already open here (another thread's) included, and then
+	 * another process may take the WAL from under that handle. */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0 && errno != EEXIST)
 		return acmera_fail(e, ACMERA_ERR_IO, "store: %s: %s", path, strerror(errno));
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return nomem(e);
@@ -765,29 +776,23 @@ static int cmp_job(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-int store_job_claim(struct store *s, const char *owner, int64_t now, int64_t lease, size_t max,
-		    struct store_job **jobs, size_t *n, struct acmera_errmsg *e)
+/* Runs a claim statement (Q_JOB_CLAIM, or Q_JOB_CLAIM_IDS with ids_json) for
+ * store_job_claim and store_job_claim_ids; arguments already checked. */
+static int claim_rows(struct store *s, enum q q, const char *owner, const char *ids_json,
+		      int64_t now, int64_t lease, size_t max, struct store_job **jobs, size_t *n,
+		      struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st = NULL;
 	struct store_job *arr = NULL;
 	size_t cnt = 0, cap = 0;
 	int rc, r;
 
-	*jobs = NULL;
-	*n = 0;
-	rc = check_owner(owner, e);
-	if (rc < 0)
-		return rc;
-	if (lease < 0)
-		return acmera_fail(e, ACMERA_ERR_INVAL, "store: negative lease");
-	if (max == 0)
-		return 0;
 	/* The transaction makes select-and-mark one step for every process, and lets a
 	 * failure below (e.g. memory) undo the marking rather than strand the jobs. */
 	rc = tx_begin(s, e);
 	if (rc < 0)
 		return rc;
-	st = prep(s, Q_JOB_CLAIM, e);
+	st = prep(s, q, e);
 	if (!st) {
 		rc = ACMERA_ERR_STORE;
 		goto out;
@@ -795,7 +800,7 @@ int store_job_claim(struct store *s, const char *owner, int64_t now, int64_t lea
 	if (sqlite3_bind_int64(st, 1, now) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, add_sat(now, lease)) ||
 	    sqlite3_bind_int64(st, 3, max > INT64_MAX ? INT64_MAX : (int64_t)max) ||
-	    bind_text(st, 4, owner)) {
+	    bind_text(st, 4, owner) || (ids_json && bind_text(st, 5, ids_json))) {
 		rc = db_fail(s, e, "job claim");
 		goto out;
 	}
@@ -841,6 +846,59 @@ out:
 		tx_rollback(s);
 		store_jobs_free(arr, cnt);
 	}
+	return rc;
+}
+
+int store_job_claim(struct store *s, const char *owner, int64_t now, int64_t lease, size_t max,
+		    struct store_job **jobs, size_t *n, struct acmera_errmsg *e)
+{
+	int rc;
+
+	*jobs = NULL;
+	*n = 0;
+	rc = check_owner(owner, e);
+	if (rc < 0)
+		return rc;
+	if (lease < 0)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "store: negative lease");
+	if (max == 0)
+		return 0;
+	return claim_rows(s, Q_JOB_CLAIM, owner, NULL, now, lease, max, jobs, n, e);
+}
+
+int store_job_claim_ids(struct store *s, const char *owner, const int64_t *ids, size_t n_ids,
+			int64_t now, int64_t lease, size_t max, struct store_job **jobs, size_t *n,
+			struct acmera_errmsg *e)
+{
+	char *json = NULL, *p;
+	size_t len;
+	int rc;
+
+	*jobs = NULL;
+	*n = 0;
+	rc = check_owner(owner, e);
+	if (rc < 0)
+		return rc;
+	if (lease < 0)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "store: negative lease");
+	if (n_ids > STORE_CLAIM_IDS_MAX || (n_ids > 0 && !ids))
+		return acmera_fail(e, ACMERA_ERR_INVAL, "store: claim takes 0 to %d job ids",
+				   STORE_CLAIM_IDS_MAX);
+	if (max == 0 || n_ids == 0)
+		return 0;
+	/* "[id,id,...]": at most 20 digits and a sign per id, one separator each. */
+	len = n_ids * 22 + 3;
+	json = malloc(len);
+	if (!json)
+		return nomem(e);
+	p = json;
+	*p++ = '[';
+	for (size_t i = 0; i < n_ids; i++)
+		p += snprintf(p, (size_t)(json + len - p), "%s%" PRId64, i ? "," : "", ids[i]);
+	*p++ = ']';
+	*p = '\0';
+	rc = claim_rows(s, Q_JOB_CLAIM_IDS, owner, json, now, lease, max, jobs, n, e);
+	free(json);
 	return rc;
 }
 

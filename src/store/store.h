@@ -102,6 +102,15 @@ int store_job_submit(struct store *s, const uint8_t *csr_der, size_t len, const 
  * stated, is ACMERA_ERR_INVAL. */
 int store_job_claim(struct store *s, const char *owner, int64_t now, int64_t lease, size_t max,
 		    struct store_job **jobs, size_t *n, struct acmera_errmsg *e);
+/* Most ids store_job_claim_ids takes at once. */
+#define STORE_CLAIM_IDS_MAX 1000000
+/* The same as store_job_claim, among the jobs whose id is one of ids (n_ids up to
+ * STORE_CLAIM_IDS_MAX; ids that name no job, or a job not due, are passed over):
+ * an issuer that works for given jobs only (`acmera issue`) leaves the others of a
+ * shared store alone. n_ids == 0 claims nothing. */
+int store_job_claim_ids(struct store *s, const char *owner, const int64_t *ids, size_t n_ids,
+			int64_t now, int64_t lease, size_t max, struct store_job **jobs, size_t *n,
+			struct acmera_errmsg *e);
 int store_job_get(struct store *s, int64_t id, struct store_job *out, struct acmera_errmsg *e);
 int store_job_get_by_digest(struct store *s, const char *csr_sha256, struct store_job *out,
 			    struct acmera_errmsg *e);

@@ -416,4 +416,48 @@ if check "parallel: without --parallel 1, 3 CSRs issue" \
 		fail "parallel: by default the 3 jobs run at once" "at most $n at once"
 fi
 
+# ---- DNS work off the issuer's loop ----
+# The hook sleeps 4 s before each add and reads the lease of the active jobs from the
+# store just before and just after. With lease = 3 the loop renews leases every second:
+# when the DNS work runs on a worker thread the lease moves on during the sleep (by 3 or
+# 4 s; at least 2 even with renewals a second late), while a loop blocked in the hook (as
+# it was before the worker) renews nothing until the hook returns: the lease stays put.
+SLOW_DB=$TEST_TMP/slow.db
+LEASES=$TEST_TMP/slow.leases
+: >"$LEASES"
+cat >"$TEST_TMP/hook-slow.sh" <<HOOKEOF
+#!/bin/sh
+lease() {
+	sqlite3 -cmd '.timeout 2000' '$SLOW_DB' \
+		'SELECT COALESCE(MAX(lease_until), 0) FROM jobs WHERE state = 1'
+}
+if [ "\$1" = add ]; then
+	before=\$(lease)
+	sleep 4
+	echo "\$before \$(lease)" >>'$LEASES'
+fi
+exec '$HOOK' "\$@"
+HOOKEOF
+chmod 700 "$TEST_TMP/hook-slow.sh"
+ACMERA_STATE=$SLOW_DB hook_config "$TEST_TMP/slow.conf" "$TEST_TMP/hook-slow.sh" \
+	"[issuer]" "lease = 3"
+csr p256 slow1 "slow1.$ZONE" "slow1.$ZONE"
+csr p256 slow2 "slow2.$ZONE" "slow2.$ZONE"
+if check "dns worker: 2 CSRs issue through a hook that sleeps 4 s per add" \
+	issue slow --config "$TEST_TMP/slow.conf" --timeout 120 --csr "$CSRS/slow1.csr" \
+	--csr "$CSRS/slow2.csr" --out "$OUT/slow"; then
+	check "dns worker: the certificates verify" \
+		verify_issued "$OUT/slow/slow2.pem" "$CSRS/slow2.csr"
+fi
+if [ "$(wc -l <"$LEASES")" -ge 2 ] &&
+	awk '$1 <= 0 || $2 - $1 < 2 { bad = 1 } END { exit bad }' "$LEASES"; then
+	ok "dns worker: leases renewed while the hook slept (before/after: $(tr '\n' ' ' <"$LEASES"))"
+else
+	fail "dns worker: leases renewed while the hook slept" \
+		"lease_until before and after each sleeping add: $(cat "$LEASES")"
+fi
+for n in slow1 slow2; do
+	no_txt_left "dns worker: no TXT left at _acme-challenge.$n.$ZONE" "_acme-challenge.$n.$ZONE"
+done
+
 finish

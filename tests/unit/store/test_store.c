@@ -181,6 +181,81 @@ static void store_open_creates_private_wal_file_at_latest_version(void **state)
 	assert_int_equal(sb.st_mode & 0777, 0600);
 }
 
+/* The reader of lease_seen_elsewhere: this program run again as
+ * "test_store --lease-of PATH ID", printing lease_until of job ID. */
+static int print_lease(const char *path, const char *id)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = 1;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+	    sqlite3_busy_timeout(db, 2000) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT lease_until FROM jobs WHERE id = ?1", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_bind_int64(st, 1, strtoll(id, NULL, 10)) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		printf("%lld\n", (long long)sqlite3_column_int64(st, 0));
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db); /* as the last connection it would checkpoint and drop the WAL */
+	return rc;
+}
+
+/* lease_until of job id as another process sees it: a new program image (a forked
+ * child would share this one's SQLite lock bookkeeping), closing its connection
+ * after the read. */
+static int64_t lease_seen_elsewhere(const char *path, int64_t id)
+{
+	char ids[32], buf[64] = {0};
+	int fds[2], status = 0;
+	ssize_t got;
+	pid_t pid;
+
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		execl("/proc/self/exe", "test_store", "--lease-of", path, ids, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	got = read(fds[0], buf, sizeof(buf) - 1);
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(got > 0);
+	return strtoll(buf, NULL, 10);
+}
+
+/* The issuer opens a second handle for its DNS worker thread: opening it must not
+ * drop the first handle's file locks, or another process that closes its
+ * connection takes the WAL away and the first handle's later commits are lost to
+ * everyone else. */
+static void store_second_handle_keeps_commits_visible_to_other_processes(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	int64_t rid = 0;
+	int64_t id = submit(f->s, 1, T0, NULL);
+
+	assert_int_equal(claim_one(f->s, OWNER_A, T0, 60), id);
+	assert_int_equal(store_open(f->path, &s2, NULL), 0);
+	assert_int_equal(store_dns_record_add(s2, "example.com", "_acme-challenge.example.com",
+					      "v", T0, &rid, NULL),
+			 0);
+	for (int64_t i = 1; i <= 3; i++) {
+		assert_int_equal(store_job_renew_lease(f->s, id, OWNER_A, T0 + 100 * i, NULL), 0);
+		assert_int_equal(lease_seen_elsewhere(f->path, id), T0 + 100 * i);
+	}
+	store_close(s2);
+}
+
 static void store_open_fails_in_missing_directory(void **state)
 {
 	struct fx *f = *state;
@@ -1141,6 +1216,213 @@ static void job_owner_must_be_present_and_bounded(void **state)
 	assert_int_equal(store_job_complete(f->s, id, max, "P", T0 + 90, NULL, NULL), 0);
 }
 
+/* ---- claims restricted to given jobs (acmera issue on a shared store) ---- */
+
+static void job_claim_ids_takes_only_listed_due_jobs(void **state)
+{
+	struct fx *f = *state;
+	struct store_job *jobs = NULL, j;
+	size_t n = 0;
+	int64_t id[5];
+
+	for (int i = 0; i < 5; i++)
+		id[i] = submit(f->s, i, T0 + i, NULL);
+	/* Listed out of age order, with an id that names no job. */
+	const int64_t want[] = {id[3], 987654, id[1]};
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, want, 3, T0 + 10, 60, 10, &jobs, &n,
+					     NULL),
+			 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(jobs[0].id, id[1]);
+	assert_int_equal(jobs[1].id, id[3]);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(jobs[i].state, JOB_ACTIVE);
+		assert_int_equal(jobs[i].lease_until, T0 + 70);
+		assert_string_equal(jobs[i].owner, OWNER_A);
+		assert_int_equal(jobs[i].csr_der_len, 32);
+	}
+	store_jobs_free(jobs, n);
+	/* The jobs not listed were left alone. */
+	for (int i = 0; i < 5; i += 2) {
+		assert_int_equal(store_job_get(f->s, id[i], &j, NULL), 0);
+		assert_int_equal(j.state, JOB_PENDING);
+		assert_null(j.owner);
+		store_job_free(&j);
+	}
+	/* Claimed ones are not claimed twice; an unrestricted claim takes the rest. */
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_B, want, 3, T0 + 10, 60, 10, &jobs, &n,
+					     NULL),
+			 0);
+	assert_int_equal(n, 0);
+	assert_null(jobs);
+	assert_int_equal(store_job_claim(f->s, OWNER_B, T0 + 10, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 3);
+	store_jobs_free(jobs, n);
+}
+
+static void job_claim_ids_respects_not_before_and_leases(void **state)
+{
+	struct fx *f = *state;
+	struct store_job *jobs = NULL;
+	size_t n = 0;
+	int64_t a = submit(f->s, 1, T0, NULL);
+	int64_t b = submit(f->s, 2, T0, NULL);
+	const int64_t both[] = {a, b};
+
+	assert_int_equal(store_job_defer(f->s, a, NULL, T0 + 100, "later", NULL), 0);
+	assert_int_equal(claim_one(f->s, OWNER_B, T0, 60), b);
+	/* a is not due yet and b's lease is held (up to and including lease_until). */
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, both, 2, T0 + 60, 60, 10, &jobs, &n,
+					     NULL),
+			 0);
+	assert_int_equal(n, 0);
+	/* b's holder died: its lease lapses and the listed job is taken over. */
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, both, 2, T0 + 61, 60, 10, &jobs, &n,
+					     NULL),
+			 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0].id, b);
+	assert_string_equal(jobs[0].owner, OWNER_A);
+	assert_int_equal(jobs[0].lease_until, T0 + 121);
+	store_jobs_free(jobs, n);
+	assert_int_equal(store_job_renew_lease(f->s, b, OWNER_B, T0 + 500, NULL),
+			 ACMERA_ERR_NOTFOUND);
+	/* a once due. */
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, both, 2, T0 + 100, 60, 10, &jobs, &n,
+					     NULL),
+			 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(jobs[0].id, a);
+	assert_int_equal(jobs[0].attempts, 1);
+	store_jobs_free(jobs, n);
+}
+
+static void job_claim_ids_takes_at_most_max_oldest_first(void **state)
+{
+	struct fx *f = *state;
+	static const int age[8] = {5, 3, 7, 0, 6, 4, 1, 2};
+	struct store_job *jobs = NULL;
+	size_t n = 0;
+	int64_t id[8];
+
+	for (int i = 0; i < 8; i++)
+		id[i] = submit(f->s, i, T0 + age[i], NULL);
+	/* Listed: 0 (age 5), 2 (7), 3 (0), 5 (4), 7 (2); oldest three are 3, 7, 5. */
+	const int64_t listed[] = {id[0], id[2], id[3], id[5], id[7]};
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, listed, 5, T0 + 20, 60, 3, &jobs, &n,
+					     NULL),
+			 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(jobs[0].id, id[3]);
+	assert_int_equal(jobs[1].id, id[7]);
+	assert_int_equal(jobs[2].id, id[5]);
+	store_jobs_free(jobs, n);
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, listed, 5, T0 + 20, 60, 0, &jobs, &n,
+					     NULL),
+			 0);
+	assert_int_equal(n, 0);
+	assert_null(jobs);
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, listed, 5, T0 + 20, 60, 10, &jobs, &n,
+					     NULL),
+			 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(jobs[0].id, id[0]);
+	assert_int_equal(jobs[1].id, id[2]);
+	store_jobs_free(jobs, n);
+}
+
+static void job_claim_ids_handles_ten_thousand_ids(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 10000 };
+	struct store_job *jobs = NULL;
+	size_t n = 0;
+	int64_t *ids = calloc(N, sizeof(*ids));
+	int64_t a = submit(f->s, 1, T0, NULL);
+	int64_t b = submit(f->s, 2, T0, NULL);
+	int64_t c = submit(f->s, 3, T0, NULL);
+
+	assert_non_null(ids);
+	/* Mostly ids of no job, extreme values among them; two real ones at the ends. */
+	for (int i = 0; i < N; i++)
+		ids[i] = 1000000 + i;
+	ids[0] = c;
+	ids[1] = INT64_MIN;
+	ids[2] = INT64_MAX;
+	ids[3] = -1;
+	ids[N - 1] = a;
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, ids, N, T0, 60, N, &jobs, &n, NULL), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(jobs[0].id, a);
+	assert_int_equal(jobs[1].id, c);
+	store_jobs_free(jobs, n);
+	/* b was never listed. */
+	assert_int_equal(claim_one(f->s, OWNER_B, T0, 60), b);
+	free(ids);
+}
+
+static void job_claim_ids_rejects_bad_arguments_and_claims_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct store_job *jobs = (struct store_job *)1, j;
+	size_t n = 7;
+	char over[STORE_OWNER_MAX + 2];
+	int64_t id = submit(f->s, 1, T0, NULL);
+
+	memset(over, 'o', sizeof(over) - 1);
+	over[sizeof(over) - 1] = '\0';
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, &id, 0, T0, 60, 10, &jobs, &n, NULL), 0);
+	assert_null(jobs);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, NULL, 1, T0, 60, 10, &jobs, &n, NULL),
+			 ACMERA_ERR_INVAL);
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, &id, STORE_CLAIM_IDS_MAX + 1, T0, 60,
+					     10, &jobs, &n, NULL),
+			 ACMERA_ERR_INVAL);
+	assert_int_equal(store_job_claim_ids(f->s, NULL, &id, 1, T0, 60, 10, &jobs, &n, NULL),
+			 ACMERA_ERR_INVAL);
+	assert_int_equal(store_job_claim_ids(f->s, over, &id, 1, T0, 60, 10, &jobs, &n, NULL),
+			 ACMERA_ERR_INVAL);
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, &id, 1, T0, -1, 10, &jobs, &n, NULL),
+			 ACMERA_ERR_INVAL);
+	assert_null(jobs);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_PENDING);
+	store_job_free(&j);
+}
+
+static void job_claim_ids_two_handles_never_share_a_job(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	struct store_job *jobs = NULL;
+	size_t n = 0, total = 0;
+	int64_t ids[20];
+	int seen[20] = {0};
+
+	for (int i = 0; i < 20; i++)
+		ids[i] = submit(f->s, i, T0 + i, NULL);
+	assert_int_equal(store_open(f->path, &s2, NULL), 0);
+	for (int round = 0; total < 20 && round < 50; round++) {
+		struct store *s = round % 2 ? s2 : f->s;
+		const char *owner = round % 2 ? OWNER_B : OWNER_A;
+		assert_int_equal(store_job_claim_ids(s, owner, ids, 20, T0 + 100, 600, 3, &jobs, &n,
+						     NULL),
+				 0);
+		for (size_t i = 0; i < n; i++) {
+			int64_t k = jobs[i].id - ids[0];
+			assert_true(k >= 0 && k < 20);
+			assert_int_equal(seen[k], 0);
+			seen[k] = 1;
+		}
+		total += n;
+		store_jobs_free(jobs, n);
+	}
+	assert_int_equal(total, 20);
+	store_close(s2);
+}
+
 /* ---- certificates ---- */
 
 static void cert_lookup_never_returns_expired_cert(void **state)
@@ -1391,11 +1673,14 @@ static void dns_records_add_list_remove(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 4 && strcmp(argv[1], "--lease-of") == 0)
+		return print_lease(argv[2], argv[3]);
 	const struct CMUnitTest tests[] = {
 		T(store_open_creates_private_wal_file_at_latest_version),
 		T(store_open_fails_in_missing_directory),
+		T(store_second_handle_keeps_commits_visible_to_other_processes),
 		T(store_reopen_keeps_data_and_version),
 		T(store_migrate_twice_is_a_no_op),
 		T(store_migrate_from_empty_database),
@@ -1424,6 +1709,12 @@ int main(void)
 		T(job_two_issuers_one_lost_its_lease),
 		T(job_defer_without_owner_puts_back_any_unfinished_job),
 		T(job_owner_must_be_present_and_bounded),
+		T(job_claim_ids_takes_only_listed_due_jobs),
+		T(job_claim_ids_respects_not_before_and_leases),
+		T(job_claim_ids_takes_at_most_max_oldest_first),
+		T(job_claim_ids_handles_ten_thousand_ids),
+		T(job_claim_ids_rejects_bad_arguments_and_claims_nothing),
+		T(job_claim_ids_two_handles_never_share_a_job),
 		T(cert_lookup_never_returns_expired_cert),
 		T(cert_mark_revoked_matches_exact_leaf_only),
 		T(cert_revoked_is_not_served_and_submit_reissues),
