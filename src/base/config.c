@@ -18,8 +18,9 @@
 
 #define CONFIG_MAX_FILE (1024 * 1024) /* a config file is small; refuse anything big */
 
-enum section { SEC_ACME, SEC_DNS, SEC_ISSUER, SEC_STORE, SEC_LOG };
-static const char *const section_names[] = {"acme", "dns", "issuer", "store", "log"};
+enum section { SEC_ACME, SEC_DNS, SEC_ISSUER, SEC_STORE, SEC_LOG, SEC_EST, SEC_PROFILE };
+static const char *const section_names[] = {"acme", "dns", "issuer", "store", "log", "est",
+					    "profile"};
 #define N_SECTIONS (sizeof(section_names) / sizeof(section_names[0]))
 
 enum key_type {
@@ -80,8 +81,35 @@ static const struct key keys[] = {
 	STR(SEC_STORE, "path", store.path),
 	CHOICE(SEC_LOG, "level", log.level, log_levels),
 	CHOICE(SEC_LOG, "destination", log.destination, log_dests),
+	STR(SEC_EST, "listen", est.listen),
+	STR(SEC_EST, "cert", est.cert),
+	STR(SEC_EST, "key", est.key),
+	INT(SEC_EST, "workers", est.workers, 1, 64),
+	INT(SEC_EST, "wait", est.wait, 0, 60000),
+	INT(SEC_EST, "retry_after", est.retry_after, 1, 86400),
+	INT(SEC_EST, "max_body", est.max_body, 1024, 1048576),
+	INT(SEC_EST, "max_connections", est.max_connections, 1, 1000000),
+	INT(SEC_EST, "handshake_timeout", est.handshake_timeout, 100, 600000),
+	INT(SEC_EST, "header_timeout", est.header_timeout, 100, 600000),
+	INT(SEC_EST, "idle_timeout", est.idle_timeout, 100, 3600000),
+	STR(SEC_EST, "passwd_file", est.passwd_file),
+	STR(SEC_EST, "client_ca", est.client_ca),
+	STR(SEC_EST, "ca_chain", est.ca_chain),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* Keys of [profile "LABEL"] sections, relative to struct config_profile. */
+static const char *const auth_choices[] = {"cert", "basic", "cert,basic", "basic,cert", NULL};
+#define PF(f) offsetof(struct config_profile, f)
+static const struct key profile_keys[] = {
+	{SEC_PROFILE, "name_template", KEY_STR, PF(name_template), 0, 0, 0, NULL},
+	{SEC_PROFILE, "trust_anchors", KEY_STR, PF(trust_anchors), 0, 0, 0, NULL},
+	{SEC_PROFILE, "auth", KEY_CHOICE, PF(auth), 0, 0, 0, auth_choices},
+	{SEC_PROFILE, "key_types", KEY_STR, PF(key_types), 0, 0, 0, NULL},
+	{SEC_PROFILE, "rsa_min_bits", KEY_INT, PF(rsa_min_bits), 0, 2048, 16384, NULL},
+	{SEC_PROFILE, "channel_binding", KEY_BOOL, PF(channel_binding), 0, 0, 1, NULL},
+};
+#define N_PROFILE_KEYS (sizeof(profile_keys) / sizeof(profile_keys[0]))
 
 struct parse {
 	struct config *c;
@@ -91,6 +119,7 @@ struct parse {
 	int fail_line;       /* first line we failed on, 0 for none */
 	int fail_rc;
 	int seen[N_KEYS];    /* line where a single-valued key was set */
+	int pseen[CONFIG_MAX_PROFILES][N_PROFILE_KEYS];
 	struct acmera_errmsg *e;
 };
 
@@ -120,6 +149,20 @@ static int is_name_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	       c == '-' || c == '_' || c == '.';
+}
+
+/* The quoted part of `profile "LABEL"` between p and close: plain label characters. */
+static int profile_label_ok(const char *p, const char *close)
+{
+	const char *q = memchr(p, '"', (size_t)(close - p));
+	if (!q)
+		return 0;
+	size_t n = 0;
+	for (q++; q < close && *q != '"'; q++, n++)
+		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+		      (*q >= '0' && *q <= '9') || *q == '-' || *q == '_'))
+			return 0;
+	return n >= 1 && n <= 63;
 }
 
 /* Checks a header line "[name]" or `[name "sub"]` (git-config style; in sub, \"
@@ -159,11 +202,18 @@ static int check_section(struct parse *ps, const char *line)
 			return fail_at(ps, ACMERA_ERR_CONFIG, "text after section header [%.*s]",
 				       (int)(close - s), s);
 	char name[64];
-	if (!has_sub && name_len < sizeof(name)) {
+	if (name_len < sizeof(name)) {
 		memcpy(name, s, name_len);
 		name[name_len] = '\0';
-		if (section_find(name) >= 0)
+		int sec = section_find(name);
+		/* Only [profile "LABEL"] has (and needs) a subsection. */
+		if (sec >= 0 && has_sub == (sec == SEC_PROFILE)) {
+			if (sec == SEC_PROFILE && !profile_label_ok(s + name_len, close))
+				return fail_at(ps, ACMERA_ERR_CONFIG,
+					       "[%.*s]: a label is 1 to 63 letters, digits, '-' or '_'",
+					       (int)(close - s), s);
 			return 0;
+		}
 	}
 	return fail_at(ps, ACMERA_ERR_CONFIG, "unknown section [%.*s]", (int)(close - s), s);
 malformed:
@@ -267,9 +317,10 @@ static int is_choice(const char *v, const char *const *choices)
 	return 0;
 }
 
-static int set_value(struct parse *ps, const struct key *k, const char *sec, const char *value)
+static int set_value(struct parse *ps, const struct key *k, void *base, const char *sec,
+		     const char *value)
 {
-	void *field = (char *)ps->c + k->off;
+	void *field = (char *)base + k->off;
 	const char *name = k->name;
 	int rc;
 
@@ -321,6 +372,24 @@ static int set_value(struct parse *ps, const struct key *k, const char *sec, con
 	return 0;
 }
 
+static int key_types_valid(const char *v)
+{
+	static const char *const kinds[] = {"p256", "p384", "ed25519", "rsa", NULL};
+	char buf[128];
+	if (strlen(v) >= sizeof(buf))
+		return 0;
+	strcpy(buf, v);
+	char *save = NULL;
+	int n = 0;
+	for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save), n++)
+		if (!is_choice(t, kinds))
+			return 0;
+	return n > 0;
+}
+
+static int on_profile_value(struct parse *ps, const char *section, const char *name,
+			    const char *value);
+
 /* inih's handler: 1 to go on, 0 on error. */
 static int on_value(void *user, const char *section, const char *name, const char *value)
 {
@@ -329,6 +398,8 @@ static int on_value(void *user, const char *section, const char *name, const cha
 		fail_at(ps, ACMERA_ERR_CONFIG, "key '%s' outside any section", name);
 		return 0;
 	}
+	if (strncmp(section, "profile", 7) == 0 && (section[7] == ' ' || section[7] == '\t'))
+		return on_profile_value(ps, section, name, value);
 	int sec = section_find(section);
 	if (sec < 0) { /* check_section already refused it; kept for safety */
 		fail_at(ps, ACMERA_ERR_CONFIG, "unknown section [%s]", section);
@@ -352,9 +423,88 @@ static int on_value(void *user, const char *section, const char *name, const cha
 		fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: empty value", section, name);
 		return 0;
 	}
-	if (set_value(ps, k, section, value) != 0)
+	if (set_value(ps, k, ps->c, section, value) != 0)
 		return 0;
 	ps->seen[ki] = ps->lineno;
+	return 1;
+}
+
+/* A label is what appears in /.well-known/est/LABEL/: letters, digits, '-', '_'. */
+static int is_label(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > 63)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+		      (v[i] >= '0' && v[i] <= '9') || v[i] == '-' || v[i] == '_'))
+			return 0;
+	return 1;
+}
+
+/* [profile "LABEL"] keys: the profile is created at its first key. */
+static int on_profile_value(struct parse *ps, const char *section, const char *name,
+			    const char *value)
+{
+	/* section is `profile "LABEL"` as written; escapes are not allowed in labels. */
+	const char *q = strchr(section, '"');
+	const char *q2 = q ? strchr(q + 1, '"') : NULL;
+	char label[64];
+	if (!q || !q2 || (size_t)(q2 - q - 1) >= sizeof(label)) {
+		fail_at(ps, ACMERA_ERR_CONFIG, "[%s]: malformed profile label", section);
+		return 0;
+	}
+	memcpy(label, q + 1, (size_t)(q2 - q - 1));
+	label[q2 - q - 1] = '\0';
+	if (!is_label(label)) {
+		fail_at(ps, ACMERA_ERR_CONFIG,
+			"[%s]: a label is 1 to 63 letters, digits, '-' or '_'", section);
+		return 0;
+	}
+	size_t pi = 0;
+	while (pi < ps->c->n_profiles && strcmp(ps->c->profiles[pi].label, label) != 0)
+		pi++;
+	if (pi == ps->c->n_profiles) {
+		if (pi == CONFIG_MAX_PROFILES) {
+			fail_at(ps, ACMERA_ERR_CONFIG, "more than %d profiles", CONFIG_MAX_PROFILES);
+			return 0;
+		}
+		struct config_profile *p = &ps->c->profiles[pi];
+		p->rsa_min_bits = 2048;
+		if (config_set_str(&p->label, label) || config_set_str(&p->auth, "cert,basic") ||
+		    config_set_str(&p->key_types, "p256,p384,rsa")) {
+			fail_at(ps, ACMERA_ERR_NOMEM, "out of memory");
+			return 0;
+		}
+		ps->c->n_profiles++;
+	}
+	const struct key *k = NULL;
+	for (size_t i = 0; i < N_PROFILE_KEYS && !k; i++)
+		if (strcmp(profile_keys[i].name, name) == 0)
+			k = &profile_keys[i];
+	if (!k) {
+		fail_at(ps, ACMERA_ERR_CONFIG, "unknown key '%s' in section [%s]", name, section);
+		return 0;
+	}
+	size_t ki = (size_t)(k - profile_keys);
+	if (ps->pseen[pi][ki]) {
+		fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: given twice (first on line %d)", section,
+			name, ps->pseen[pi][ki]);
+		return 0;
+	}
+	if (!value || value[0] == '\0') {
+		fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: empty value", section, name);
+		return 0;
+	}
+	if (strcmp(name, "key_types") == 0 && !key_types_valid(value)) {
+		fail_at(ps, ACMERA_ERR_CONFIG,
+			"[%s] key_types: '%s' is not a comma list of p256, p384, ed25519, rsa",
+			section, value);
+		return 0;
+	}
+	if (set_value(ps, k, &ps->c->profiles[pi], section, value) != 0)
+		return 0;
+	ps->pseen[pi][ki] = ps->lineno;
 	return 1;
 }
 
@@ -433,7 +583,16 @@ int config_init(struct config *c)
 	c->issuer.lease = 60;
 	c->issuer.batch_wait = 200;
 	c->issuer.max_attempts = 10;
+	c->est.workers = 1;
+	c->est.wait = 2000;
+	c->est.retry_after = 5;
+	c->est.max_body = 65536;
+	c->est.max_connections = 1000;
+	c->est.handshake_timeout = 10000;
+	c->est.header_timeout = 10000;
+	c->est.idle_timeout = 60000;
 	if (config_set_str(&c->acme.account_key_type, "p256") ||
+	    config_set_str(&c->est.listen, "127.0.0.1:8443") ||
 	    config_set_str(&c->store.path, "acmera.db") || config_set_str(&c->log.level, "info") ||
 	    config_set_str(&c->log.destination, "stderr")) {
 		config_free(c);
@@ -476,11 +635,29 @@ void config_free(struct config *c)
 		&c->acme.contact,    &c->acme.eab_kid,          &c->acme.eab_hmac_key_file,
 		&c->acme.alternate_chain, &c->dns.server,       &c->dns.tsig_keyfile,
 		&c->dns.hook,        &c->store.path,            &c->log.level,
-		&c->log.destination,
+		&c->log.destination, &c->est.listen,        &c->est.cert,
+		&c->est.key,         &c->est.passwd_file,       &c->est.client_ca,
+		&c->est.ca_chain,
 	};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
 	free_list(c->acme.preauthorize, c->acme.n_preauthorize);
 	free_list(c->dns.zones, c->dns.n_zones);
+	for (size_t i = 0; i < c->n_profiles && i < CONFIG_MAX_PROFILES; i++) {
+		struct config_profile *p = &c->profiles[i];
+		free(p->label);
+		free(p->name_template);
+		free(p->trust_anchors);
+		free(p->auth);
+		free(p->key_types);
+	}
 	memset(c, 0, sizeof(*c));
+}
+
+const struct config_profile *config_profile_find(const struct config *c, const char *label)
+{
+	for (size_t i = 0; i < c->n_profiles; i++)
+		if (strcmp(c->profiles[i].label, label) == 0)
+			return &c->profiles[i];
+	return NULL;
 }

@@ -9,6 +9,12 @@
  *   [issuer] parallel, lease, batch_wait, max_attempts
  *   [store]  path
  *   [log]    level, destination
+ *   [est]    listen, cert, key, workers, wait, retry_after, max_body,
+ *            max_connections, handshake_timeout, header_timeout, idle_timeout,
+ *            passwd_file, client_ca, ca_chain
+ *   [profile "LABEL"]  name_template, trust_anchors, auth, key_types,
+ *            rsa_min_bits, channel_binding (LABEL "default" serves the
+ *            unlabelled /.well-known/est/ paths; others /.well-known/est/LABEL/)
  *
  * An unknown section or key, a bad value or a missing file is an error that names
  * the file, the line and the key. Command-line flags override the file: set the
@@ -21,6 +27,18 @@
 #include <stddef.h>
 
 #define CONFIG_MAX_LIST 64
+#define CONFIG_MAX_PROFILES 32
+
+/* An EST profile: the policy of one label. */
+struct config_profile {
+	char *label;          /* from the section header */
+	char *name_template;  /* e.g. "{serialNumber}.iot.example.com" */
+	char *trust_anchors;  /* PEM bundle of IDevID issuers accepted for this profile */
+	char *auth;           /* "cert", "basic" or "cert,basic" (default) */
+	char *key_types;      /* comma list of p256, p384, ed25519, rsa (default "p256,p384,rsa") */
+	int rsa_min_bits;     /* default 2048 */
+	int channel_binding;  /* 0/1: challengePassword must carry the TLS channel binding */
+};
 
 struct config {
 	struct {
@@ -60,7 +78,27 @@ struct config {
 		char *level;              /* debug, info (default), warn, error */
 		char *destination;        /* stderr (default) or syslog */
 	} log;
+	struct {
+		char *listen;             /* default "127.0.0.1:8443" */
+		char *cert, *key;         /* the RA's TLS certificate chain and key (PEM) */
+		int workers;              /* event loops, default 1 */
+		int wait;                 /* ms to wait for the issuer before 202, default 2000 */
+		int retry_after;          /* seconds in Retry-After of a 202, default 5 */
+		int max_body;             /* bytes, default 65536 */
+		int max_connections;      /* per worker, default 1000 */
+		int handshake_timeout;    /* ms, default 10000 */
+		int header_timeout;       /* ms, default 10000 */
+		int idle_timeout;         /* ms, default 60000 */
+		char *passwd_file;        /* HTTP Basic users (acmera passwd) */
+		char *client_ca;          /* PEM bundle the TLS layer verifies client certs with */
+		char *ca_chain;           /* PEM chain for /cacerts until one is learnt */
+	} est;
+	struct config_profile profiles[CONFIG_MAX_PROFILES];
+	size_t n_profiles;
 };
+
+/* The profile of label ("default" for no label), or NULL. */
+const struct config_profile *config_profile_find(const struct config *c, const char *label);
 
 /* Fills defaults (heap strings). Returns 0 or ACMERA_ERR_NOMEM. */
 int config_init(struct config *c);

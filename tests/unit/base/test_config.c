@@ -308,19 +308,52 @@ static void unknown_section_is_named_even_without_keys(void **state)
 	expect_error(f, "[DNS]\n", 1, "unknown section [DNS]");
 }
 
-static void subsectioned_section_is_unknown_for_now(void **state)
+static void subsection_only_for_profiles(void **state)
 {
 	struct fixture *f = *state;
 	expect_error(f, "[acme]\n[acme \"staging\"]\ntimeout = 5\n", 2,
 		     "unknown section [acme \"staging\"]");
+	expect_error(f, "[profile]\nauth = cert\n", 1, "unknown section [profile]");
 	expect_error(f, "[profile \"iot \\\"x\\\"\"]\n", 1,
-		     "unknown section [profile \"iot \\\"x\\\"\"]");
+		     "[profile \"iot \\\"x\\\"\"]: a label is 1 to 63 letters, digits, '-' or '_'");
+	expect_error(f, "[profile \"iot\"]\ncolour = red\n", 2,
+		     "unknown key 'colour' in section [profile \"iot\"]");
+	expect_error(f, "[profile \"iot\"]\nkey_types = p256,dsa\n", 2,
+		     "[profile \"iot\"] key_types: 'p256,dsa' is not a comma list of p256, p384, "
+		     "ed25519, rsa");
+	expect_error(f, "[profile \"iot\"]\nauth = cert\n[profile \"iot\"]\nauth = basic\n", 4,
+		     "[profile \"iot\"] auth: given twice (first on line 2)");
 	expect_error(f, "[acme \"x]\n", 1, "malformed section header [acme \"x]");
 	expect_error(f, "[acme x]\n", 1, "malformed section header [acme x]");
 	expect_error(f, "[acme \"x\" y]\n", 1, "malformed section header [acme \"x\" y]");
 	expect_error(f, "[]\n", 1, "malformed section header []");
 	expect_error(f, "[acme\n", 1, "malformed section header: no ']'");
 	expect_error(f, "[acme] x\n", 1, "text after section header [acme]");
+}
+
+static void profiles_and_est_are_read(void **state)
+{
+	struct fixture *f = *state;
+	int rc = load_text(f, "[est]\nlisten = 127.0.0.1:9443\nwait = 500\n"
+		      "[profile \"default\"]\nname_template = {user}.dev.example.test\n"
+		      "[profile \"iot\"]\nname_template = {serialNumber}.iot.example.test\n"
+		      "auth = cert\nkey_types = p256, ed25519\nchannel_binding = yes\n");
+	assert_int_equal(rc, 0);
+	assert_string_equal(f->c.est.listen, "127.0.0.1:9443");
+	assert_int_equal(f->c.est.wait, 500);
+	assert_int_equal(f->c.est.retry_after, 5);
+	assert_int_equal(f->c.n_profiles, 2);
+	const struct config_profile *p = config_profile_find(&f->c, "iot");
+	assert_non_null(p);
+	assert_string_equal(p->name_template, "{serialNumber}.iot.example.test");
+	assert_string_equal(p->auth, "cert");
+	assert_string_equal(p->key_types, "p256, ed25519");
+	assert_int_equal(p->channel_binding, 1);
+	assert_int_equal(p->rsa_min_bits, 2048);
+	p = config_profile_find(&f->c, "default");
+	assert_non_null(p);
+	assert_string_equal(p->auth, "cert,basic");
+	assert_null(config_profile_find(&f->c, "other"));
 }
 
 static void key_outside_section_is_refused(void **state)
@@ -451,7 +484,8 @@ int main(void)
 		T(bad_boolean_is_refused),
 		T(bad_choice_url_and_domain_are_refused),
 		T(unknown_section_is_named_even_without_keys),
-		T(subsectioned_section_is_unknown_for_now),
+		T(subsection_only_for_profiles),
+		T(profiles_and_est_are_read),
 		T(key_outside_section_is_refused),
 		T(repeated_single_key_is_refused),
 		T(empty_value_is_refused),
