@@ -58,6 +58,8 @@ enum q {
 	Q_CERT_INSERT,
 	Q_CERT_VALID,
 	Q_CERT_LOOKUP,
+	Q_CERT_BY_LEAF,
+	Q_CERT_NEWEST,
 	Q_CERT_COUNT,
 	Q_CERT_REVOKE,
 	Q_DNS_ADD,
@@ -130,6 +132,11 @@ static const char *const sql[Q_COUNT] = {
 	[Q_CERT_LOOKUP] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
 			  "WHERE csr_sha256 = ?1 AND not_after > ?2 AND revoked = 0 "
 			  "ORDER BY issued DESC, id DESC LIMIT 1",
+	[Q_CERT_BY_LEAF] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
+			   "WHERE substr(chain_pem, 1, length(?1)) = ?1 AND not_after > ?2 "
+			   "AND revoked = 0 ORDER BY issued DESC, id DESC LIMIT 1",
+	[Q_CERT_NEWEST] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
+			  "WHERE not_after > ?1 AND revoked = 0 ORDER BY issued DESC, id DESC LIMIT 1",
 	[Q_CERT_COUNT] = "SELECT COUNT(*) FROM certs WHERE csr_sha256 = ?1",
 	/* A prefix compare, not LIKE/GLOB: PEM text has no wildcards to escape then.
 	 * Rows already revoked are rewritten too, so that the count covers them. */
@@ -1178,11 +1185,32 @@ void store_jobs_free(struct store_job *jobs, size_t n)
 
 /* ---- certificates ---- */
 
+static int check_leaf_pem(const char *pem, struct acmera_errmsg *e);
+
+/* Reads the one row a cert query returns into out. */
+static int cert_row(struct store *s, sqlite3_stmt *st, struct store_cert *out,
+		    struct acmera_errmsg *e)
+{
+	int rc = 0;
+	int r = sqlite3_step(st);
+	if (r == SQLITE_DONE)
+		return acmera_fail(e, ACMERA_ERR_NOTFOUND, "store: no valid certificate");
+	if (r != SQLITE_ROW)
+		return db_fail(s, e, "cert lookup");
+	if (col_hex(st, 0, out->csr_sha256) < 0)
+		return acmera_fail(e, ACMERA_ERR_STORE, "store: malformed cert row");
+	if (col_str(st, 1, &out->chain_pem) || col_str(st, 3, &out->issuer))
+		return nomem(e);
+	out->not_after = sqlite3_column_int64(st, 2);
+	out->issued = sqlite3_column_int64(st, 4);
+	return rc;
+}
+
 int store_cert_lookup(struct store *s, const char *csr_sha256, int64_t now,
 		      struct store_cert *out, struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
-	int rc = 0, r;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (!csr_sha256)
@@ -1190,30 +1218,55 @@ int store_cert_lookup(struct store *s, const char *csr_sha256, int64_t now,
 	st = prep(s, Q_CERT_LOOKUP, e);
 	if (!st)
 		return ACMERA_ERR_STORE;
-	if (bind_text(st, 1, csr_sha256) != SQLITE_OK || sqlite3_bind_int64(st, 2, now)) {
+	if (bind_text(st, 1, csr_sha256) != SQLITE_OK || sqlite3_bind_int64(st, 2, now))
 		rc = db_fail(s, e, "cert lookup");
-		goto out;
-	}
-	r = sqlite3_step(st);
-	if (r == SQLITE_DONE) {
-		rc = acmera_fail(e, ACMERA_ERR_NOTFOUND, "store: no valid certificate");
-		goto out;
-	}
-	if (r != SQLITE_ROW) {
+	else
+		rc = cert_row(s, st, out, e);
+	done(st);
+	if (rc < 0)
+		store_cert_free(out);
+	return rc;
+}
+
+int store_cert_find_leaf(struct store *s, const char *leaf_pem, int64_t now,
+			 struct store_cert *out, struct acmera_errmsg *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!leaf_pem)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no leaf certificate");
+	rc = check_leaf_pem(leaf_pem, e);
+	if (rc < 0)
+		return rc;
+	st = prep(s, Q_CERT_BY_LEAF, e);
+	if (!st)
+		return ACMERA_ERR_STORE;
+	if (bind_text(st, 1, leaf_pem) != SQLITE_OK || sqlite3_bind_int64(st, 2, now))
 		rc = db_fail(s, e, "cert lookup");
-		goto out;
-	}
-	if (col_hex(st, 0, out->csr_sha256) < 0) {
-		rc = acmera_fail(e, ACMERA_ERR_STORE, "store: malformed cert row");
-		goto out;
-	}
-	if (col_str(st, 1, &out->chain_pem) || col_str(st, 3, &out->issuer)) {
-		rc = nomem(e);
-		goto out;
-	}
-	out->not_after = sqlite3_column_int64(st, 2);
-	out->issued = sqlite3_column_int64(st, 4);
-out:
+	else
+		rc = cert_row(s, st, out, e);
+	done(st);
+	if (rc < 0)
+		store_cert_free(out);
+	return rc;
+}
+
+int store_cert_newest(struct store *s, int64_t now, struct store_cert *out,
+		      struct acmera_errmsg *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	st = prep(s, Q_CERT_NEWEST, e);
+	if (!st)
+		return ACMERA_ERR_STORE;
+	if (sqlite3_bind_int64(st, 1, now) != SQLITE_OK)
+		rc = db_fail(s, e, "cert lookup");
+	else
+		rc = cert_row(s, st, out, e);
 	done(st);
 	if (rc < 0)
 		store_cert_free(out);

@@ -151,6 +151,15 @@ struct store_cert {
  * never returned). */
 int store_cert_lookup(struct store *s, const char *csr_sha256, int64_t now,
 		      struct store_cert *out, struct acmera_errmsg *e);
+/* The valid, unrevoked certificate whose chain starts with leaf_pem (one PEM
+ * block as PEM_write_bio_X509 writes it): how the EST server recognises a
+ * certificate acmera issued when a device re-enrolls with it. */
+int store_cert_find_leaf(struct store *s, const char *leaf_pem, int64_t now,
+			 struct store_cert *out, struct acmera_errmsg *e);
+/* The newest valid, unrevoked certificate of any CSR: its chain tells the CA
+ * certificates for /cacerts. ACMERA_ERR_NOTFOUND before the first. */
+int store_cert_newest(struct store *s, int64_t now, struct store_cert *out,
+		      struct acmera_errmsg *e);
 /* How many certificates were ever stored for this CSR, revoked ones included
  * (tests: no CSR twice). */
 int store_cert_count(struct store *s, const char *csr_sha256, int64_t *count,
