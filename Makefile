@@ -3,7 +3,7 @@ BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 
-.PHONY: all deps build demo test unit integration asan fuzz bench clean
+.PHONY: all deps build demo demo-issue test unit integration asan fuzz bench clean
 
 all: build
 
@@ -18,6 +18,9 @@ build: deps $(BUILD)/build.ninja
 
 demo: build
 	scripts/demo
+
+demo-issue: build
+	scripts/demo-issue
 
 test: deps
 	tests/run-all

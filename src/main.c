@@ -11,9 +11,12 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
+	{"serve", cli_serve, "serve EST and issue the certificates through the ACME CA"},
 	{"issue", cli_issue, "obtain certificates for CSRs from the ACME CA"},
 	{"account", cli_account, "show, create, roll over or deactivate the ACME account"},
 	{"revoke", cli_revoke, "revoke a certificate"},
+	{"enroll", cli_enroll, "obtain a device certificate from an EST server (RFC 7030)"},
+	{"passwd", cli_passwd, "set a password of an EST HTTP Basic user"},
 };
 
 static void usage(FILE *f)

@@ -6,5 +6,8 @@
 int cli_issue(int argc, char **argv);
 int cli_account(int argc, char **argv);
 int cli_revoke(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_enroll(int argc, char **argv);
+int cli_passwd(int argc, char **argv);
 
 #endif

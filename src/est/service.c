@@ -1,0 +1,666 @@
+/* The EST service: routing, authentication, profile policy, and the enrollment
+ * wait. See service.h. */
+#include "est/service.h"
+
+#include "base/b64.h"
+#include "base/log.h"
+#include "dns/zone.h"
+#include "est/auth.h"
+#include "est/body.h"
+#include "est/csrattrs.h"
+#include "est/policy.h"
+#include "pki/cert.h"
+#include "pki/csr.h"
+#include "store/store.h"
+
+#include <event2/event.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define EST_PREFIX "/.well-known/est/"
+#define WAIT_TICK_MS 50
+#define MAX_NAME 254
+
+struct est_profile {
+	const struct config_profile *cfg;
+	struct est_policy policy;
+	struct est_trust *trust; /* IDevID anchors, or NULL */
+	int allow_cert, allow_basic;
+	enum est_key_kind key;   /* what /csrattrs asks for */
+};
+
+struct est_service {
+	const struct config *cfg;
+	struct est_profile profiles[CONFIG_MAX_PROFILES];
+	size_t n_profiles;
+	struct est_passwd *passwd;
+	STACK_OF(X509) *ca_chain; /* configured /cacerts answer, or NULL */
+};
+
+/* SQLite handles belong to one thread: each worker opens its own. */
+static _Thread_local struct store *worker_store;
+
+static struct store *store_of(const struct est_service *s, struct acmera_errmsg *e)
+{
+	if (!worker_store && store_open(s->cfg->store.path, &worker_store, e))
+		return NULL;
+	return worker_store;
+}
+
+/* ---- set-up ---- */
+
+static int has_token(const char *list, const char *tok)
+{
+	size_t n = strlen(tok);
+	for (const char *p = list; p && *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t len = strcspn(p, ", ");
+		if (len == n && strncmp(p, tok, n) == 0)
+			return 1;
+		p += len;
+	}
+	return 0;
+}
+
+static int profile_load(struct est_profile *p, const struct config_profile *c,
+			struct acmera_errmsg *e)
+{
+	p->cfg = c;
+	if (!c->name_template)
+		return acmera_fail(e, ACMERA_ERR_CONFIG, "[profile \"%s\"]: no name_template",
+				   c->label);
+	p->policy.name_template = c->name_template;
+	p->policy.allow_p256 = has_token(c->key_types, "p256");
+	p->policy.allow_p384 = has_token(c->key_types, "p384");
+	p->policy.allow_ed25519 = has_token(c->key_types, "ed25519");
+	p->policy.rsa_min_bits = has_token(c->key_types, "rsa") ? c->rsa_min_bits : 0;
+	p->policy.require_channel_binding = c->channel_binding;
+	p->allow_cert = has_token(c->auth, "cert");
+	p->allow_basic = has_token(c->auth, "basic");
+	p->key = p->policy.allow_p256 ? EST_KEY_EC_P256
+		 : p->policy.allow_p384 ? EST_KEY_EC_P384
+		 : p->policy.rsa_min_bits ? EST_KEY_RSA
+					  : EST_KEY_ED25519;
+	if (p->allow_cert && c->trust_anchors) {
+		int rc = est_trust_load(c->trust_anchors, &p->trust, e);
+		if (rc)
+			return acmera_fail_wrap(e, rc, "[profile \"%s\"] trust_anchors", c->label);
+	}
+	return 0;
+}
+
+static int load_chain(const char *path, STACK_OF(X509) **out, struct acmera_errmsg *e)
+{
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t len = 0;
+	if (!f)
+		return acmera_fail(e, ACMERA_ERR_IO, "%s: cannot open", path);
+	text = malloc(1 << 20);
+	if (text)
+		len = fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	if (!text)
+		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
+	text[len] = '\0';
+	int rc = chain_parse_pem(text, len, out, e);
+	free(text);
+	return rc ? acmera_fail_wrap(e, rc, "%s", path) : 0;
+}
+
+int est_service_new(const struct config *cfg, struct est_service **out, struct acmera_errmsg *e)
+{
+	struct est_service *s = calloc(1, sizeof(*s));
+	int rc = 0;
+	if (!s)
+		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
+	s->cfg = cfg;
+	if (cfg->n_profiles == 0) {
+		rc = acmera_fail(e, ACMERA_ERR_CONFIG,
+				 "no EST profile: add a [profile \"default\"] section");
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->n_profiles; i++) {
+		rc = profile_load(&s->profiles[i], &cfg->profiles[i], e);
+		if (rc)
+			goto fail;
+		s->n_profiles++;
+	}
+	if (cfg->est.passwd_file) {
+		rc = est_passwd_load(cfg->est.passwd_file, &s->passwd, e);
+		if (rc)
+			goto fail;
+	}
+	if (cfg->est.ca_chain) {
+		rc = load_chain(cfg->est.ca_chain, &s->ca_chain, e);
+		if (rc)
+			goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	est_service_free(s);
+	return rc;
+}
+
+void est_service_free(struct est_service *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_profiles; i++)
+		est_trust_free(s->profiles[i].trust);
+	est_passwd_free(s->passwd);
+	if (s->ca_chain)
+		sk_X509_pop_free(s->ca_chain, X509_free);
+	free(s);
+}
+
+/* ---- answers ---- */
+
+static void reply_text(struct http_request *req, int status, const char *text)
+{
+	char body[700];
+	int n = snprintf(body, sizeof(body), "%s\n", text);
+	http_reply(req, status, "text/plain; charset=utf-8", body,
+		   n < 0 ? 0 : (size_t)n >= sizeof(body) ? sizeof(body) - 1 : (size_t)n, NULL);
+}
+
+static void reply_retry(struct http_request *req, int status, int seconds, const char *text)
+{
+	char ra[16], body[700];
+	snprintf(ra, sizeof(ra), "%d", seconds);
+	const char *headers[] = {"Retry-After", ra, NULL};
+	int n = snprintf(body, sizeof(body), "%s\n", text);
+	http_reply(req, status, "text/plain; charset=utf-8", body,
+		   n < 0 ? 0 : (size_t)n >= sizeof(body) ? sizeof(body) - 1 : (size_t)n, headers);
+}
+
+static void reply_chain(struct http_request *req, STACK_OF(X509) *chain)
+{
+	struct acmera_errmsg e = {{0}};
+	char *body = NULL;
+	size_t len = 0;
+	if (est_body_pkcs7(chain, &body, &len, &e)) {
+		reply_text(req, 500, e.text);
+		return;
+	}
+	http_reply(req, 200, EST_CT_PKCS7, body, len, NULL);
+	free(body);
+}
+
+static void reply_chain_pem(struct http_request *req, const char *pem)
+{
+	struct acmera_errmsg e = {{0}};
+	STACK_OF(X509) *chain = NULL;
+	if (chain_parse_pem(pem, strlen(pem), &chain, &e)) {
+		reply_text(req, 500, e.text);
+		return;
+	}
+	reply_chain(req, chain);
+	sk_X509_pop_free(chain, X509_free);
+}
+
+static void log_request(struct http_request *req, const char *label, const char *op, int status,
+			const char *name, const char *why)
+{
+	log_event(status >= 400 ? LOG_LVL_WARN : LOG_LVL_INFO, "est.request",
+		  "peer=%s label=%s op=%s status=%d name=%s reason=%s", http_request_peer(req), label,
+		  op, status, name && *name ? name : "-", log_qv(why ? why : ""));
+}
+
+/* ---- authentication ---- */
+
+/* Fills id from the TLS client certificate (verified against the profile's
+ * anchors) or HTTP Basic. Returns 0, or answers 401 and returns -1. */
+static int authenticate(struct est_service *s, const struct est_profile *p,
+			struct http_request *req, struct est_identity *id, const char *label,
+			const char *op)
+{
+	struct acmera_errmsg e = {{0}};
+	memset(id, 0, sizeof(*id));
+	int verified = 0;
+	STACK_OF(X509) *chain = http_request_peer_chain(req, &verified);
+	if (p->allow_cert && chain && sk_X509_num(chain) > 0 && p->trust &&
+	    est_trust_verify(p->trust, chain, &e) == 0) {
+		est_identity_from_cert(sk_X509_value(chain, 0), id);
+		id->by_certificate = 1;
+		return 0;
+	}
+	const char *authz = http_request_header(req, "Authorization");
+	if (p->allow_basic && s->passwd && authz) {
+		if (est_passwd_check(s->passwd, authz, id->user, sizeof(id->user), &e) == 0)
+			return 0;
+	} else if (chain && p->allow_cert && !e.text[0]) {
+		snprintf(e.text, sizeof(e.text), "client certificate not accepted for this profile");
+	}
+	const char *headers[] = {"WWW-Authenticate", "Basic realm=\"acmera EST\"", NULL};
+	const char *why = e.text[0] ? e.text : "authentication required";
+	char body[600];
+	int n = snprintf(body, sizeof(body), "%s\n", why);
+	http_reply(req, 401, "text/plain; charset=utf-8", body, n > 0 ? (size_t)n : 0, headers);
+	log_request(req, label, op, 401, NULL, why);
+	return -1;
+}
+
+/* ---- operations ---- */
+
+static void op_cacerts(struct est_service *s, struct http_request *req, const char *label)
+{
+	struct acmera_errmsg e = {{0}};
+	if (s->ca_chain) {
+		reply_chain(req, s->ca_chain);
+		log_request(req, label, "cacerts", 200, NULL, "configured chain");
+		return;
+	}
+	/* Learnt from the newest certificate issued: its chain minus the leaf. */
+	struct store *st = store_of(s, &e);
+	struct store_cert c = {0};
+	STACK_OF(X509) *chain = NULL;
+	if (!st || store_cert_newest(st, (int64_t)time(NULL), &c, &e) ||
+	    chain_parse_pem(c.chain_pem, strlen(c.chain_pem), &chain, &e) ||
+	    sk_X509_num(chain) < 2) {
+		reply_retry(req, 503, s->cfg->est.retry_after,
+			    "no CA certificates known yet: configure est ca_chain, or enroll once");
+		log_request(req, label, "cacerts", 503, NULL, e.text);
+		if (chain)
+			sk_X509_pop_free(chain, X509_free);
+		store_cert_free(&c);
+		return;
+	}
+	X509_free(sk_X509_shift(chain));
+	reply_chain(req, chain);
+	log_request(req, label, "cacerts", 200, NULL, "learnt chain");
+	sk_X509_pop_free(chain, X509_free);
+	store_cert_free(&c);
+}
+
+static void op_csrattrs(struct est_service *s, const struct est_profile *p,
+			struct http_request *req, const char *label)
+{
+	struct est_identity id;
+	struct acmera_errmsg e = {{0}};
+	char name[MAX_NAME];
+	uint8_t *der = NULL;
+	size_t len = 0;
+	if (authenticate(s, p, req, &id, label, "csrattrs"))
+		return;
+	if (est_policy_name(&p->policy, &id, name, sizeof(name), &e)) {
+		reply_text(req, 403, e.text);
+		log_request(req, label, "csrattrs", 403, NULL, e.text);
+		return;
+	}
+	const char *names[] = {name};
+	struct est_csrattrs_in in = {.subject_cn = name, .dns_names = names, .n_dns_names = 1,
+				     .key = p->key, .rsa_bits = p->policy.rsa_min_bits};
+	char *b64 = NULL;
+	if (est_csrattrs_build(&in, &der, &len, &e) || !(b64 = b64_encode(der, len, 64))) {
+		reply_text(req, 500, e.text[0] ? e.text : "out of memory");
+		free(der);
+		return;
+	}
+	http_reply(req, 200, EST_CT_CSRATTRS, b64, strlen(b64), NULL);
+	log_request(req, label, "csrattrs", 200, name, NULL);
+	free(b64);
+	free(der);
+}
+
+/* An enrollment waiting for the issuer. */
+struct wait {
+	struct est_service *s;
+	struct http_request *req;
+	struct event *timer;
+	int64_t job;
+	char digest[65];
+	char label[64];
+	char op[16];
+	char name[MAX_NAME];
+	int64_t deadline_ms;
+	int gone;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void wait_free(struct wait *w)
+{
+	if (w->timer)
+		event_free(w->timer);
+	free(w);
+}
+
+static void wait_gone(void *arg)
+{
+	struct wait *w = arg;
+	/* The client left: the job goes on; the timer's next tick frees w. */
+	w->gone = 1;
+}
+
+/* 1 when the wait ended (answered). Before answering, the request forgets w:
+ * after the answer, the connection may close at any time. */
+static int wait_check(struct wait *w)
+{
+	struct acmera_errmsg e = {{0}};
+	struct store *st = store_of(w->s, &e);
+	struct store_cert c = {0};
+	if (!st) {
+		http_request_on_gone(w->req, NULL, NULL);
+		reply_retry(w->req, 503, w->s->cfg->est.retry_after, e.text);
+		log_request(w->req, w->label, w->op, 503, w->name, e.text);
+		return 1;
+	}
+	if (store_cert_lookup(st, w->digest, (int64_t)time(NULL), &c, NULL) == 0) {
+		http_request_on_gone(w->req, NULL, NULL);
+		reply_chain_pem(w->req, c.chain_pem);
+		log_request(w->req, w->label, w->op, 200, w->name, "issued");
+		store_cert_free(&c);
+		return 1;
+	}
+	struct store_job j = {0};
+	if (store_job_get(st, w->job, &j, NULL) == 0 && j.state == JOB_FAILED) {
+		char why[600];
+		snprintf(why, sizeof(why), "the CA did not issue: %s", j.reason ? j.reason : "");
+		http_request_on_gone(w->req, NULL, NULL);
+		reply_retry(w->req, 503, w->s->cfg->est.retry_after, why);
+		log_request(w->req, w->label, w->op, 503, w->name, why);
+		store_job_free(&j);
+		return 1;
+	}
+	store_job_free(&j);
+	if (mono_ms() >= w->deadline_ms) {
+		http_request_on_gone(w->req, NULL, NULL);
+		reply_retry(w->req, 202, w->s->cfg->est.retry_after,
+			    "the certificate is being issued; retry after the indicated time");
+		log_request(w->req, w->label, w->op, 202, w->name, "pending");
+		return 1;
+	}
+	return 0;
+}
+
+static void wait_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct wait *w = arg;
+	(void)fd;
+	(void)what;
+	if (w->gone || wait_check(w)) {
+		wait_free(w);
+		return;
+	}
+	struct timeval tv = {0, WAIT_TICK_MS * 1000};
+	evtimer_add(w->timer, &tv);
+}
+
+/* Records the job once (repeats join it) and answers now, or later from the
+ * worker's loop: 200 with the certificate, or 202 after est.wait. */
+static void enroll_job(struct est_service *s, struct http_request *req, const char *label,
+		       const char *op, const struct csr_info *csr, const char *name)
+{
+	struct acmera_errmsg e = {{0}};
+	struct store *st = store_of(s, &e);
+	struct store_cert c = {0};
+	int64_t now = (int64_t)time(NULL);
+	if (!st) {
+		reply_retry(req, 503, s->cfg->est.retry_after, e.text);
+		log_request(req, label, op, 503, name, e.text);
+		return;
+	}
+	if (store_cert_lookup(st, csr->sha256_hex, now, &c, NULL) == 0) {
+		reply_chain_pem(req, c.chain_pem);
+		log_request(req, label, op, 200, name, "from the store");
+		store_cert_free(&c);
+		return;
+	}
+	char *names = csr_names_joined(csr);
+	int64_t job = 0;
+	int created = 0;
+	if (!names || store_job_submit(st, csr->der, csr->der_len, names, now, &job, &created, &e)) {
+		free(names);
+		reply_retry(req, 503, s->cfg->est.retry_after, e.text[0] ? e.text : "out of memory");
+		log_request(req, label, op, 503, name, e.text);
+		return;
+	}
+	free(names);
+	log_event(LOG_LVL_INFO, "job.submitted", "job=%lld csr=%s names=%s joined=%s via=est",
+		  (long long)job, csr->sha256_hex, name, created ? "no" : "yes");
+	struct wait *w = calloc(1, sizeof(*w));
+	if (!w) {
+		reply_retry(req, 202, s->cfg->est.retry_after, "the certificate is being issued");
+		return;
+	}
+	w->s = s;
+	w->req = req;
+	w->job = job;
+	memcpy(w->digest, csr->sha256_hex, sizeof(w->digest));
+	snprintf(w->label, sizeof(w->label), "%s", label);
+	snprintf(w->op, sizeof(w->op), "%s", op);
+	snprintf(w->name, sizeof(w->name), "%s", name);
+	w->deadline_ms = mono_ms() + s->cfg->est.wait;
+	w->timer = evtimer_new(http_request_base(req), wait_tick, w);
+	if (!w->timer) {
+		free(w);
+		reply_retry(req, 202, s->cfg->est.retry_after, "the certificate is being issued");
+		return;
+	}
+	http_request_on_gone(req, wait_gone, w);
+	struct timeval tv = {0, WAIT_TICK_MS * 1000};
+	evtimer_add(w->timer, &tv);
+}
+
+/* Decodes and parses the body as a CSR; answers 415/400 itself on failure. */
+static int read_csr(struct http_request *req, const char *label, const char *op,
+		    struct csr_info *csr)
+{
+	struct acmera_errmsg e = {{0}};
+	const char *ct = http_request_header(req, "Content-Type");
+	if (!ct || !est_content_type_is(ct, EST_CT_PKCS10)) {
+		char why[300];
+		snprintf(why, sizeof(why), "Content-Type must be %s, not %s", EST_CT_PKCS10,
+			 ct ? ct : "(none)");
+		reply_text(req, 415, why);
+		log_request(req, label, op, 415, NULL, why);
+		return -1;
+	}
+	size_t len = 0, der_len = 0;
+	const uint8_t *body = http_request_body(req, &len);
+	uint8_t *der = NULL;
+	int rc = est_body_decode(body, len, &der, &der_len, &e);
+	if (rc == 0)
+		rc = csr_parse_der(der, der_len, csr, &e);
+	free(der);
+	if (rc) {
+		char why[600];
+		snprintf(why, sizeof(why), "bad CSR: %s", e.text);
+		reply_text(req, 400, why);
+		log_request(req, label, op, 400, NULL, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* The names must lie in the zones acmera may publish in: refused here, before
+ * any ACME traffic, rather than failing at the CA. */
+static int name_in_zones(const struct est_service *s, const char *name, struct acmera_errmsg *e)
+{
+	const struct config *c = s->cfg;
+	if (c->dns.n_zones == 0)
+		return 0;
+	if (dns_zone_for_name(name, (const char *const *)c->dns.zones, c->dns.n_zones))
+		return 0;
+	return acmera_fail(e, ACMERA_ERR_REFUSED, "%s is outside the zones this RA serves", name);
+}
+
+static void op_simpleenroll(struct est_service *s, const struct est_profile *p,
+			    struct http_request *req, const char *label)
+{
+	struct est_identity id;
+	struct acmera_errmsg e = {{0}};
+	struct csr_info csr = {0};
+	char name[MAX_NAME];
+	size_t blen = 0;
+	const uint8_t *binding = NULL;
+	if (authenticate(s, p, req, &id, label, "simpleenroll"))
+		return;
+	if (read_csr(req, label, "simpleenroll", &csr))
+		return;
+	const char *bt = NULL;
+	if (p->policy.require_channel_binding)
+		binding = http_request_channel_binding(req, &blen, &bt);
+	if (est_policy_name(&p->policy, &id, name, sizeof(name), &e) ||
+	    est_policy_check_csr(&p->policy, &csr, name, binding, blen, &e) ||
+	    name_in_zones(s, name, &e)) {
+		reply_text(req, 403, e.text);
+		log_request(req, label, "simpleenroll", 403, name, e.text);
+		csr_info_free(&csr);
+		return;
+	}
+	enroll_job(s, req, label, "simpleenroll", &csr, name);
+	csr_info_free(&csr);
+}
+
+/* Re-enrollment: the client authenticates with a certificate acmera issued and
+ * still valid; the new CSR keeps its subject and names (RFC 7030 4.2.2). */
+static void op_simplereenroll(struct est_service *s, const struct est_profile *p,
+			      struct http_request *req, const char *label)
+{
+	struct acmera_errmsg e = {{0}};
+	struct csr_info csr = {0};
+	struct store_cert cur = {0};
+	char **names = NULL;
+	size_t n = 0;
+	char *leaf_pem = NULL;
+	int verified = 0;
+	STACK_OF(X509) *chain = http_request_peer_chain(req, &verified);
+	X509 *leaf = chain && sk_X509_num(chain) > 0 ? sk_X509_value(chain, 0) : NULL;
+	struct store *st = store_of(s, &e);
+	if (leaf) {
+		STACK_OF(X509) *one = sk_X509_new_null();
+		if (one && sk_X509_push(one, leaf) == 1)
+			leaf_pem = chain_to_pem(one);
+		sk_X509_free(one);
+	}
+	if (!leaf || !leaf_pem || !st ||
+	    store_cert_find_leaf(st, leaf_pem, (int64_t)time(NULL), &cur, &e) != 0) {
+		const char *headers[] = {"WWW-Authenticate", "Basic realm=\"acmera EST\"", NULL};
+		const char *why = leaf ? "the client certificate is not a valid certificate issued "
+					 "by this RA"
+				       : "re-enrollment needs the current certificate as TLS client "
+					 "certificate";
+		http_reply(req, 401, "text/plain; charset=utf-8", why, strlen(why), headers);
+		log_request(req, label, "simplereenroll", 401, NULL, why);
+		goto out;
+	}
+	if (read_csr(req, label, "simplereenroll", &csr))
+		goto out;
+	char *cur_subject = cert_subject_line(leaf);
+	int same_subject = cur_subject && csr.subject && strcmp(cur_subject, csr.subject) == 0;
+	free(cur_subject);
+	int same_names = cert_dns_names(leaf, &names, &n) == 0 && n == csr.n_names;
+	for (size_t i = 0; same_names && i < n; i++) {
+		size_t j = 0;
+		while (j < csr.n_names && strcasecmp(names[i], csr.names[j]) != 0)
+			j++;
+		same_names = j < csr.n_names;
+	}
+	if (!same_subject || !same_names) {
+		const char *why = "the CSR must keep the subject and names of the current certificate";
+		reply_text(req, 403, why);
+		log_request(req, label, "simplereenroll", 403, NULL, why);
+		goto out;
+	}
+	/* The key policy still applies to the new key. */
+	struct est_policy keys_only = p->policy;
+	keys_only.require_channel_binding = 0;
+	if (csr.n_names != 1 ||
+	    est_policy_check_csr(&keys_only, &csr, csr.names[0], NULL, 0, &e)) {
+		reply_text(req, 403, e.text[0] ? e.text : "re-enrollment is for one name");
+		log_request(req, label, "simplereenroll", 403, NULL, e.text);
+		goto out;
+	}
+	enroll_job(s, req, label, "simplereenroll", &csr, csr.names[0]);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(leaf_pem);
+	store_cert_free(&cur);
+	csr_info_free(&csr);
+}
+
+/* ---- routing ---- */
+
+static const struct est_profile *profile_for(const struct est_service *s, const char *label)
+{
+	for (size_t i = 0; i < s->n_profiles; i++)
+		if (strcmp(s->profiles[i].cfg->label, label) == 0)
+			return &s->profiles[i];
+	return NULL;
+}
+
+void est_service_handle(struct http_request *req, void *arg)
+{
+	struct est_service *s = arg;
+	const char *path = http_request_path(req);
+	const char *method = http_request_method(req);
+	char label[64] = "default", op[32] = "";
+	if (!path || strncmp(path, EST_PREFIX, strlen(EST_PREFIX)) != 0) {
+		reply_text(req, 404, "not an EST path: try /.well-known/est/cacerts");
+		return;
+	}
+	const char *rest = path + strlen(EST_PREFIX);
+	const char *slash = strchr(rest, '/');
+	if (slash) {
+		size_t ll = (size_t)(slash - rest);
+		if (ll == 0 || ll >= sizeof(label) || strchr(slash + 1, '/') ||
+		    strlen(slash + 1) >= sizeof(op)) {
+			reply_text(req, 404, "no such EST resource");
+			return;
+		}
+		memcpy(label, rest, ll);
+		label[ll] = '\0';
+		snprintf(op, sizeof(op), "%s", slash + 1);
+	} else if (strlen(rest) < sizeof(op)) {
+		snprintf(op, sizeof(op), "%s", rest);
+	}
+	const struct est_profile *p = profile_for(s, label);
+	if (!p) {
+		reply_text(req, 404, "no such EST label");
+		log_request(req, label, op, 404, NULL, "unknown label");
+		return;
+	}
+	int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
+	int wants_get = strcmp(op, "cacerts") == 0 || strcmp(op, "csrattrs") == 0;
+	int known = wants_get || strcmp(op, "simpleenroll") == 0 ||
+		    strcmp(op, "simplereenroll") == 0 || strcmp(op, "serverkeygen") == 0;
+	if (!known) {
+		reply_text(req, 404, "no such EST operation");
+		log_request(req, label, op, 404, NULL, "unknown operation");
+		return;
+	}
+	if ((wants_get && !is_get) || (!wants_get && !is_post)) {
+		const char *headers[] = {"Allow", wants_get ? "GET" : "POST", NULL};
+		http_reply(req, 405, "text/plain; charset=utf-8", "method not allowed\n", 19,
+			   headers);
+		log_request(req, label, op, 405, NULL, method);
+		return;
+	}
+	if (strcmp(op, "cacerts") == 0)
+		op_cacerts(s, req, label);
+	else if (strcmp(op, "csrattrs") == 0)
+		op_csrattrs(s, p, req, label);
+	else if (strcmp(op, "simpleenroll") == 0)
+		op_simpleenroll(s, p, req, label);
+	else if (strcmp(op, "simplereenroll") == 0)
+		op_simplereenroll(s, p, req, label);
+	else {
+		reply_text(req, 501, "serverkeygen is not offered by this RA yet");
+		log_request(req, label, op, 501, NULL, "serverkeygen not built");
+	}
+}
