@@ -40,7 +40,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	if (!conn_alive(c))
 		return;
 	log_event(LOG_LVL_DEBUG, "http.timeout", "phase=%s",
-		  c->state == CONN_HANDSHAKE ? "handshake" : "request");
+	          c->state == CONN_HANDSHAKE ? "handshake" : "request");
 	/* evhttp frees the connection from this call; c lives until the finalizer. */
 	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
 }
@@ -84,8 +84,7 @@ void conn_enter(struct conn *c, enum conn_state st)
 	else if (st == CONN_HEAD)
 		evtimer_add(c->deadline, &s->header_tv);
 	if (!c->dead && c->bev)
-		bufferevent_set_timeouts(c->bev, st == CONN_IDLE ? &s->idle_tv : NULL,
-					 &s->idle_tv);
+		bufferevent_set_timeouts(c->bev, st == CONN_IDLE ? &s->idle_tv : NULL, &s->idle_tv);
 }
 
 void conn_handshake_start(struct conn *c, const SSL *ssl)
@@ -159,12 +158,12 @@ struct bufferevent *conn_bev_new(struct event_base *base, void *arg)
 		goto fail;
 	/* From here c belongs to ssl. */
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
+	                                     BEV_OPT_CLOSE_ON_FREE);
 	if (!bev) {
 		/* Depending on where it failed, libevent may have freed ssl (and c)
 		 * already: a leak here is better than a double free. */
 		log_event(LOG_LVL_ERROR, "http.accept", "error=%s",
-			  log_qv("cannot create a TLS bufferevent"));
+		          log_qv("cannot create a TLS bufferevent"));
 		return NULL;
 	}
 	c->bev = bev;

@@ -32,10 +32,10 @@ struct worker {
 	struct event *resume;            /* ends the pause after an accept error */
 	pthread_t thread;
 	int started;
-	int nconn;          /* live connections, until their SSL is freed */
-	int accepting;      /* the listener is enabled */
-	int accept_paused;  /* after an accept error (EMFILE and the like) */
-	int stopping;       /* being freed: never enable the listener again */
+	int nconn;         /* live connections, until their SSL is freed */
+	int accepting;     /* the listener is enabled */
+	int accept_paused; /* after an accept error (EMFILE and the like) */
+	int stopping;      /* being freed: never enable the listener again */
 };
 
 struct http_server {
@@ -64,14 +64,14 @@ enum conn_state { CONN_HANDSHAKE, CONN_HEAD, CONN_BUSY, CONN_IDLE };
 struct conn {
 	struct worker *w;
 	struct bufferevent *bev;
-	struct event *deadline;        /* absolute limit of HANDSHAKE and HEAD */
-	struct event *closed;          /* watches closed_fd while BUSY, or NULL */
-	int closed_fd;                 /* a dup of the socket for that watch, or -1 */
-	struct http_request *pending;  /* the request the handler holds, if any */
+	struct event *deadline;       /* absolute limit of HANDSHAKE and HEAD */
+	struct event *closed;         /* watches closed_fd while BUSY, or NULL */
+	int closed_fd;                /* a dup of the socket for that watch, or -1 */
+	struct http_request *pending; /* the request the handler holds, if any */
 	enum conn_state state;
-	int counted;                   /* counted in w->nconn */
-	int dead;                      /* evhttp freed the connection */
-	int verify_failed;             /* a client certificate check failed */
+	int counted;       /* counted in w->nconn */
+	int dead;          /* evhttp freed the connection */
+	int verify_failed; /* a client certificate check failed */
 	int nodelay_set;
 };
 
@@ -82,7 +82,7 @@ void worker_update_accepting(struct worker *w);
  * "[::1]:8443", ":8443"); port_override >= 0 replaces the port of spec (the
  * second and later workers join the first one's port). */
 int http_listen_open(const char *spec, int port_override, int *fd, uint16_t *port,
-		     struct acmera_errmsg *e);
+                     struct acmera_errmsg *e);
 
 /* tls.c */
 int http_tls_ctx_new(const struct http_server_opts *o, SSL_CTX **out, struct acmera_errmsg *e);
@@ -92,8 +92,7 @@ int http_tls_conn_index(void);
  * with X509_free), or NULL without a client certificate. */
 STACK_OF(X509) *http_tls_peer_chain(SSL *ssl, const struct conn *c, int *verified);
 /* Fills buf (at least 32 bytes) with the connection's channel binding. */
-int http_tls_channel_binding(SSL *ssl, uint8_t *buf, size_t cap, size_t *len,
-			     const char **type);
+int http_tls_channel_binding(SSL *ssl, uint8_t *buf, size_t cap, size_t *len, const char **type);
 
 /* conn.c */
 struct bufferevent *conn_bev_new(struct event_base *base, void *arg);

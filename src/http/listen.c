@@ -28,8 +28,8 @@ static int parse_port(const char *s, uint16_t *port)
 
 /* spec into an address; an empty host means every address (IPv6 socket that also
  * takes IPv4, see open_socket). Numeric hosts only: no DNS at start. */
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len,
-			int *any, struct acmera_errmsg *e)
+static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len, int *any,
+                        struct acmera_errmsg *e)
 {
 	char host[INET6_ADDRSTRLEN + 1];
 	const char *port;
@@ -41,16 +41,16 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t
 		const char *close = strchr(spec, ']');
 		if (!close || close[1] != ':')
 			return acmera_fail(e, ACMERA_ERR_CONFIG,
-					   "listen '%.80s': expected [IPv6]:PORT", spec);
+			                   "listen '%.80s': expected [IPv6]:PORT", spec);
 		hlen = (size_t)(close - spec - 1);
 		port = close + 2;
 		spec++;
 	} else {
 		const char *colon = strrchr(spec, ':');
 		if (!colon || memchr(spec, ':', (size_t)(colon - spec)))
-			return acmera_fail(e, ACMERA_ERR_CONFIG,
-					   "listen '%.80s': expected HOST:PORT, [IPv6]:PORT or :PORT",
-					   spec);
+			return acmera_fail(
+			    e, ACMERA_ERR_CONFIG,
+			    "listen '%.80s': expected HOST:PORT, [IPv6]:PORT or :PORT", spec);
 		hlen = (size_t)(colon - spec);
 		port = colon + 1;
 	}
@@ -82,7 +82,7 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t
 		return 0;
 	}
 	return acmera_fail(e, ACMERA_ERR_CONFIG, "listen '%.80s': '%s' is not an IP address", spec,
-			   host);
+	                   host);
 }
 
 static int open_socket(const struct sockaddr_storage *ss, socklen_t len, int any)
@@ -105,7 +105,7 @@ static int open_socket(const struct sockaddr_storage *ss, socklen_t len, int any
 }
 
 int http_listen_open(const char *spec, int port_override, int *fd_out, uint16_t *port,
-		     struct acmera_errmsg *e)
+                     struct acmera_errmsg *e)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -142,7 +142,7 @@ int http_listen_open(const char *spec, int port_override, int *fd_out, uint16_t 
 		return acmera_fail(e, ACMERA_ERR_IO, "listen '%.80s': %s", spec, strerror(err));
 	}
 	*port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-						  : ((struct sockaddr_in *)&bound)->sin_port);
+	                                          : ((struct sockaddr_in *)&bound)->sin_port);
 	*fd_out = fd;
 	return 0;
 }

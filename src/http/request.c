@@ -252,14 +252,13 @@ STACK_OF(X509) *http_request_peer_chain(const struct http_request *r, int *verif
 	return r->chain;
 }
 
-const uint8_t *http_request_channel_binding(struct http_request *r, size_t *len,
-					    const char **type)
+const uint8_t *http_request_channel_binding(struct http_request *r, size_t *len, const char **type)
 {
 	if (!r->binding_done && r->conn && !r->conn->dead) {
 		SSL *ssl = bufferevent_openssl_get_ssl(r->conn->bev);
 		r->binding_done = 1;
 		if (!ssl || http_tls_channel_binding(ssl, r->binding, sizeof(r->binding),
-						     &r->binding_len, &r->binding_type))
+		                                     &r->binding_len, &r->binding_type))
 			r->binding_len = 0;
 	}
 	*len = r->binding_len;
@@ -305,15 +304,15 @@ static void add_header(struct evkeyvalq *h, const char *name, const char *value)
 {
 	if (!header_ok(name, value)) {
 		log_event(LOG_LVL_WARN, "http.reply", "error=%s name=%s",
-			  log_qv("header dropped: bad name or value"), log_qv(name ? name : ""));
+		          log_qv("header dropped: bad name or value"), log_qv(name ? name : ""));
 		return;
 	}
 	evhttp_remove_header(h, name);
 	evhttp_add_header(h, name, value);
 }
 
-void http_reply(struct http_request *r, int status, const char *content_type,
-		const void *body, size_t len, const char *const *headers)
+void http_reply(struct http_request *r, int status, const char *content_type, const void *body,
+                size_t len, const char *const *headers)
 {
 	struct conn *c = r->conn;
 	if (r->gone || !r->evreq || !c) {

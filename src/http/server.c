@@ -41,8 +41,8 @@ static void ms_to_tv(int ms, struct timeval *tv)
 
 void worker_update_accepting(struct worker *w)
 {
-	int want = w->listener && !w->stopping && !w->accept_paused &&
-		   w->nconn < w->srv->max_connections;
+	int want =
+	    w->listener && !w->stopping && !w->accept_paused && w->nconn < w->srv->max_connections;
 	if (want == w->accepting || !w->listener)
 		return;
 	if (want)
@@ -71,7 +71,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 	(void)lev;
 	(void)arg;
 	log_event(LOG_LVL_WARN, "http.accept", "error=%s connections=%d",
-		  log_qv(evutil_socket_error_to_string(err)), w ? w->nconn : -1);
+	          log_qv(evutil_socket_error_to_string(err)), w ? w->nconn : -1);
 	if (!w)
 		return;
 	w->accept_paused = 1;
@@ -99,7 +99,7 @@ static void *worker_main(void *arg)
 }
 
 static int worker_init(struct http_server *s, struct worker *w, const struct http_server_opts *o,
-		       int index, size_t max_body, size_t max_headers, struct acmera_errmsg *e)
+                       int index, size_t max_body, size_t max_headers, struct acmera_errmsg *e)
 {
 	struct timeval tick;
 	int fd = -1;
@@ -116,7 +116,7 @@ static int worker_init(struct http_server *s, struct worker *w, const struct htt
 	evhttp_set_max_body_size(w->http, (ev_ssize_t)max_body);
 	evhttp_set_max_headers_size(w->http, (ev_ssize_t)max_headers);
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
 	/* No Content-Type unless the handler names one. */
 	evhttp_set_default_content_type(w->http, NULL);
 
@@ -126,7 +126,7 @@ static int worker_init(struct http_server *s, struct worker *w, const struct htt
 	if (!bound) {
 		close(fd);
 		return acmera_fail(e, ACMERA_ERR_IO, "listen '%.80s': cannot watch the socket",
-				   o->listen);
+		                   o->listen);
 	}
 	if (index == 0)
 		s->port = port;
@@ -163,7 +163,7 @@ static int check_ms(const char *what, int v, int def, int *out, struct acmera_er
 }
 
 int http_server_new(const struct http_server_opts *o, http_handler h, void *arg,
-		    struct http_server **out, struct acmera_errmsg *e)
+                    struct http_server **out, struct acmera_errmsg *e)
 {
 	struct http_server *s = NULL;
 	int hs = 0, head = 0, idle = 0, rc;
@@ -178,7 +178,7 @@ int http_server_new(const struct http_server_opts *o, http_handler h, void *arg,
 	if (o->max_body > MAX_SIZE || o->max_headers > MAX_SIZE)
 		return acmera_fail(e, ACMERA_ERR_CONFIG, "max_body and max_headers: at most 1 GiB");
 	if ((rc = check_ms("handshake_timeout", o->handshake_timeout_ms, DEFAULT_HANDSHAKE_MS, &hs,
-			   e)) ||
+	                   e)) ||
 	    (rc = check_ms("header_timeout", o->header_timeout_ms, DEFAULT_HEADER_MS, &head, e)) ||
 	    (rc = check_ms("idle_timeout", o->idle_timeout_ms, DEFAULT_IDLE_MS, &idle, e)))
 		return rc;
@@ -201,8 +201,8 @@ int http_server_new(const struct http_server_opts *o, http_handler h, void *arg,
 	}
 	for (int i = 0; i < s->nworkers; i++) {
 		rc = worker_init(s, &s->workers[i], o, i,
-				 o->max_body ? o->max_body : DEFAULT_MAX_BODY,
-				 o->max_headers ? o->max_headers : DEFAULT_MAX_HEADERS, e);
+		                 o->max_body ? o->max_body : DEFAULT_MAX_BODY,
+		                 o->max_headers ? o->max_headers : DEFAULT_MAX_HEADERS, e);
 		if (rc)
 			goto out;
 	}
@@ -229,7 +229,7 @@ int http_server_run(struct http_server *s)
 		struct worker *w = &s->workers[n];
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			log_event(LOG_LVL_ERROR, "http.run", "error=%s",
-				  log_qv("cannot start a worker thread"));
+			          log_qv("cannot start a worker thread"));
 			atomic_store(&s->stop, 1);
 			rc = ACMERA_ERR_NOMEM;
 			break;

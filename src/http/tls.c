@@ -17,7 +17,7 @@ static pthread_once_t conn_index_once = PTHREAD_ONCE_INIT;
 
 /* OpenSSL calls this for each SSL when it is freed: the conn goes with it. */
 static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-			 void *argp)
+                         void *argp)
 {
 	(void)parent;
 	(void)ad;
@@ -83,7 +83,7 @@ static void info_cb(const SSL *ssl, int where, int ret)
 /* HTTP/1.1 when the client offers it; otherwise no ALPN at all (clients that
  * offer only h2 get a plain answer rather than an alert). */
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-		   const unsigned char *in, unsigned int inlen, void *arg)
+                   const unsigned char *in, unsigned int inlen, void *arg)
 {
 	static const unsigned char http11[] = "http/1.1";
 	(void)ssl;
@@ -130,19 +130,19 @@ static int load_key(SSL_CTX *ctx, const char *path, struct acmera_errmsg *e)
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-				 "key %s: mode %03o lets others read it; chmod 600 it", path,
-				 (unsigned)(st.st_mode & 0777));
+		                 "key %s: mode %03o lets others read it; chmod 600 it", path,
+		                 (unsigned)(st.st_mode & 0777));
 		goto out;
 	}
 	pkey = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
 	if (!pkey) {
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG, "key %s: %s", path,
-				 ssl_error(err, sizeof(err)));
+		                 ssl_error(err, sizeof(err)));
 		goto out;
 	}
 	if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1)
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG, "key %s: %s", path,
-				 ssl_error(err, sizeof(err)));
+		                 ssl_error(err, sizeof(err)));
 out:
 	EVP_PKEY_free(pkey);
 	fclose(f);
@@ -160,13 +160,13 @@ static int load_client_ca(SSL_CTX *ctx, const char *path, struct acmera_errmsg *
 	if (X509_STORE_load_file(store, path) != 1) {
 		X509_STORE_free(store);
 		return acmera_fail(e, ACMERA_ERR_CONFIG, "client CA file %s: %s", path,
-				   ssl_error(err, sizeof(err)));
+		                   ssl_error(err, sizeof(err)));
 	}
 	SSL_CTX_set0_verify_cert_store(ctx, store);
 	STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(path);
 	if (!names)
 		return acmera_fail(e, ACMERA_ERR_CONFIG, "client CA file %s: no certificate in it",
-				   path);
+		                   path);
 	SSL_CTX_set_client_CA_list(ctx, names);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
 	SSL_CTX_set_verify_depth(ctx, 8);
@@ -185,11 +185,12 @@ int http_tls_ctx_new(const struct http_server_opts *o, SSL_CTX **out, struct acm
 		return acmera_fail(e, ACMERA_ERR_CONFIG, "the server needs a certificate and key");
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx)
-		return acmera_fail(e, ACMERA_ERR_NOMEM, "SSL_CTX_new: %s", ssl_error(err, sizeof(err)));
+		return acmera_fail(e, ACMERA_ERR_NOMEM, "SSL_CTX_new: %s",
+		                   ssl_error(err, sizeof(err)));
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-					 SSL_OP_NO_COMPRESSION);
+	                             SSL_OP_NO_COMPRESSION);
 	/* Idle keep-alive connections should not hold 2 x 16 KiB of TLS buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
@@ -198,7 +199,7 @@ int http_tls_ctx_new(const struct http_server_opts *o, SSL_CTX **out, struct acm
 
 	if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG, "certificate %s: %s", o->cert_file,
-				 ssl_error(err, sizeof(err)));
+		                 ssl_error(err, sizeof(err)));
 		goto out;
 	}
 	if ((rc = load_key(ctx, o->key_file, e)))
@@ -240,8 +241,7 @@ STACK_OF(X509) *http_tls_peer_chain(SSL *ssl, const struct conn *c, int *verifie
 	return sk;
 }
 
-int http_tls_channel_binding(SSL *ssl, uint8_t *buf, size_t cap, size_t *len,
-			     const char **type)
+int http_tls_channel_binding(SSL *ssl, uint8_t *buf, size_t cap, size_t *len, const char **type)
 {
 	static const char label[] = "EXPORTER-Channel-Binding";
 	if (cap < 32)
@@ -249,7 +249,7 @@ int http_tls_channel_binding(SSL *ssl, uint8_t *buf, size_t cap, size_t *len,
 	if (SSL_version(ssl) == TLS1_3_VERSION) {
 		/* RFC 9266: 32 bytes, no context. */
 		if (SSL_export_keying_material(ssl, buf, 32, label, sizeof(label) - 1, NULL, 0,
-					       0) != 1)
+		                               0) != 1)
 			return -1;
 		*len = 32;
 		*type = "tls-exporter";
@@ -262,7 +262,7 @@ int http_tls_channel_binding(SSL *ssl, uint8_t *buf, size_t cap, size_t *len,
 	/* RFC 5929: the first Finished of the latest handshake, the client's in a
 	 * full handshake and the server's own in a resumed one. */
 	size_t n = SSL_session_reused(ssl) ? SSL_get_finished(ssl, buf, cap)
-					   : SSL_get_peer_finished(ssl, buf, cap);
+	                                   : SSL_get_peer_finished(ssl, buf, cap);
 	if (n == 0 || n > cap)
 		return -1;
 	*len = n;

@@ -42,15 +42,14 @@ static void echo_get(struct http_request *r)
 	static const char *const names[] = {"Host", "User-Agent", "X-Test", "Content-Type"};
 	char out[4096];
 	int n = snprintf(out, sizeof(out), "method=%s\npath=%s\npeer=%s\nthread=%ld\n",
-			 http_request_method(r), http_request_path(r), http_request_peer(r),
-			 (long)syscall(SYS_gettid));
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && n > 0 &&
-			   (size_t)n < sizeof(out);
+	                 http_request_method(r), http_request_path(r), http_request_peer(r),
+	                 (long)syscall(SYS_gettid));
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && n > 0 && (size_t)n < sizeof(out);
 	     i++) {
 		const char *v = http_request_header(r, names[i]);
 		if (v)
 			n += snprintf(out + n, sizeof(out) - (size_t)n, "header %s: %.200s\n",
-				      names[i], v);
+			              names[i], v);
 	}
 	reply_text(r, 200, out);
 }
@@ -62,9 +61,9 @@ static void cert(struct http_request *r)
 	STACK_OF(X509) *chain = http_request_peer_chain(r, &verified);
 	if (chain && sk_X509_num(chain) > 0)
 		X509_NAME_oneline(X509_get_subject_name(sk_X509_value(chain, 0)), subject,
-				  sizeof(subject));
+		                  sizeof(subject));
 	snprintf(out, sizeof(out), "subject=%s verified=%d chain=%d\n", subject, verified,
-		 chain ? sk_X509_num(chain) : 0);
+	         chain ? sk_X509_num(chain) : 0);
 	reply_text(r, 200, out);
 }
 
@@ -160,18 +159,18 @@ static int num(const char *s)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"cert", required_argument, NULL, 'c'},
-		{"key", required_argument, NULL, 'k'},
-		{"client-ca", required_argument, NULL, 'a'},
-		{"workers", required_argument, NULL, 'w'},
-		{"max-conn", required_argument, NULL, 'm'},
-		{"max-body", required_argument, NULL, 'b'},
-		{"max-headers", required_argument, NULL, 'H'},
-		{"hs-timeout", required_argument, NULL, 's'},
-		{"header-timeout", required_argument, NULL, 'r'},
-		{"idle-timeout", required_argument, NULL, 'i'},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"cert", required_argument, NULL, 'c'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"client-ca", required_argument, NULL, 'a'},
+	    {"workers", required_argument, NULL, 'w'},
+	    {"max-conn", required_argument, NULL, 'm'},
+	    {"max-body", required_argument, NULL, 'b'},
+	    {"max-headers", required_argument, NULL, 'H'},
+	    {"hs-timeout", required_argument, NULL, 's'},
+	    {"header-timeout", required_argument, NULL, 'r'},
+	    {"idle-timeout", required_argument, NULL, 'i'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct http_server_opts o = {.listen = "127.0.0.1:0"};
 	struct acmera_errmsg e = {{0}};
@@ -179,18 +178,41 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'l': o.listen = optarg; break;
-		case 'c': o.cert_file = optarg; break;
-		case 'k': o.key_file = optarg; break;
-		case 'a': o.client_ca_file = optarg; break;
-		case 'w': o.workers = num(optarg); break;
-		case 'm': o.max_connections = num(optarg); break;
-		case 'b': o.max_body = (size_t)num(optarg); break;
-		case 'H': o.max_headers = (size_t)num(optarg); break;
-		case 's': o.handshake_timeout_ms = num(optarg); break;
-		case 'r': o.header_timeout_ms = num(optarg); break;
-		case 'i': o.idle_timeout_ms = num(optarg); break;
-		default: return 2;
+		case 'l':
+			o.listen = optarg;
+			break;
+		case 'c':
+			o.cert_file = optarg;
+			break;
+		case 'k':
+			o.key_file = optarg;
+			break;
+		case 'a':
+			o.client_ca_file = optarg;
+			break;
+		case 'w':
+			o.workers = num(optarg);
+			break;
+		case 'm':
+			o.max_connections = num(optarg);
+			break;
+		case 'b':
+			o.max_body = (size_t)num(optarg);
+			break;
+		case 'H':
+			o.max_headers = (size_t)num(optarg);
+			break;
+		case 's':
+			o.handshake_timeout_ms = num(optarg);
+			break;
+		case 'r':
+			o.header_timeout_ms = num(optarg);
+			break;
+		case 'i':
+			o.idle_timeout_ms = num(optarg);
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (http_server_new(&o, handle, NULL, &server, &e)) {

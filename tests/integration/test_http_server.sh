@@ -228,7 +228,8 @@ check_fails "http: TLS 1.1 is refused" \
 
 # ---- keep-alive ----
 out=$("${CURL[@]}" -v "$URL/echo" "$URL/echo" 2>&1)
-if grep -q 'Re-using existing connection' <<<"$out" && [ "$(grep -c '^< HTTP/1.1 200' <<<"$out")" = 2 ]; then
+if grep -q 'Re-using existing connection' <<<"$out" &&
+	[ "$(grep -c '^< HTTP/1.1 200' <<<"$out")" = 2 ]; then
 	ok "http: keep-alive: two requests on one connection"
 else
 	fail "http: keep-alive: two requests on one connection" "$(grep -E '^[<*]' <<<"$out" | tail -n 20)"
@@ -265,7 +266,8 @@ raw_status "http: a method outside GET/POST/HEAD/PUT/DELETE gets 501" 501 \
 	'OPTIONS /echo HTTP/1.1\r\nHost: x\r\n\r\n'
 raw_status "http: a path hiding a NUL byte (%00) gets 400" 400 \
 	'GET /ec%00ho HTTP/1.1\r\nHost: x\r\n\r\n'
-out=$(probe raw "$MAIN_PORT" 'GET /e%63ho?q=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' 2>&1)
+out=$(probe raw "$MAIN_PORT" \
+	'GET /e%63ho?q=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' 2>&1)
 grep -q '^path=/echo' <<<"$out" && ok "http: the handler sees the decoded path without its query" ||
 	fail "http: the handler sees the decoded path without its query" "$out"
 
@@ -310,8 +312,9 @@ if [ "$out" = later ] && [ "$dt" -ge 300 ]; then
 else
 	fail "http: an answer given later from a timer arrives" "after $dt ms: $out"
 fi
-out=$(probe raw "$MAIN_PORT" \
-	'GET /later HTTP/1.1\r\nHost: x\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' 2>&1)
+PIPELINED='GET /later HTTP/1.1\r\nHost: x\r\n\r\n'
+PIPELINED+='GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+out=$(probe raw "$MAIN_PORT" "$PIPELINED" 2>&1)
 if [ "$(grep -c '^HTTP/1.1 200' <<<"$out")" = 2 ] &&
 	[ "$(grep -E '^(later|method=GET)$' <<<"$out" | tr '\n' ' ')" = "later method=GET " ]; then
 	ok "http: a request pipelined behind a deferred one is answered after it"
@@ -380,7 +383,7 @@ closes_in "http: a client that connects and sends nothing is dropped at the hand
 	800 2500 silent "$PORT"
 closes_in "http: a handshake dripping a byte every 100 ms is still dropped at its deadline" \
 	800 2500 drip "$PORT"
-closes_in "http: a connection that sends no request after the handshake is dropped at the head timeout" \
+closes_in "http: no request after the handshake: dropped at the head timeout" \
 	1800 3500 handshaked "$PORT"
 closes_in "http: a request head dripping a line every 400 ms is dropped at the head deadline" \
 	1800 3500 slowhead "$PORT"
