@@ -9,6 +9,7 @@
 #include "est/body.h"
 #include "est/csrattrs.h"
 #include "est/policy.h"
+#include "est/serverkeygen.h"
 #include "pki/cert.h"
 #include "pki/csr.h"
 #include "store/store.h"
@@ -39,6 +40,7 @@ struct est_service {
 	size_t n_profiles;
 	struct est_passwd *passwd;
 	STACK_OF(X509) *ca_chain; /* configured /cacerts answer, or NULL */
+	struct est_keygen_cache *keygen;
 };
 
 /* SQLite handles belong to one thread: each worker opens its own. */
@@ -141,6 +143,9 @@ int est_service_new(const struct config *cfg, struct est_service **out, struct a
 		if (rc)
 			goto fail;
 	}
+	rc = est_keygen_cache_new(&s->keygen, e);
+	if (rc)
+		goto fail;
 	*out = s;
 	return 0;
 fail:
@@ -157,6 +162,7 @@ void est_service_free(struct est_service *s)
 	est_passwd_free(s->passwd);
 	if (s->ca_chain)
 		sk_X509_pop_free(s->ca_chain, X509_free);
+	est_keygen_cache_free(s->keygen);
 	free(s);
 }
 
@@ -321,6 +327,10 @@ struct wait {
 	char name[MAX_NAME];
 	int64_t deadline_ms;
 	int gone;
+	/* serverkeygen: the key made for the device, sent with the certificate. */
+	uint8_t *key_der;
+	size_t key_len;
+	char key_digest[65]; /* the device's request, to forget the key once sent */
 };
 
 static int64_t mono_ms(void)
@@ -334,7 +344,39 @@ static void wait_free(struct wait *w)
 {
 	if (w->timer)
 		event_free(w->timer);
+	if (w->key_der) {
+		OPENSSL_cleanse(w->key_der, w->key_len);
+		free(w->key_der);
+	}
 	free(w);
+}
+
+/* The certificate, alone (PKCS#7) or with the key made for serverkeygen. */
+static void reply_issued(struct est_service *s, struct http_request *req, const char *pem,
+			 const uint8_t *key, size_t key_len, const char *key_digest)
+{
+	struct acmera_errmsg e = {{0}};
+	STACK_OF(X509) *chain = NULL;
+	char *body = NULL, *ct = NULL;
+	size_t len = 0;
+	if (!key) {
+		reply_chain_pem(req, pem);
+		return;
+	}
+	if (chain_parse_pem(pem, strlen(pem), &chain, &e) ||
+	    est_serverkeygen_body(key, key_len, chain, &body, &len, &ct, &e)) {
+		reply_text(req, 500, e.text);
+	} else {
+		http_reply(req, 200, ct, body, len, NULL);
+		est_keygen_forget(s->keygen, key_digest);
+	}
+	if (body) {
+		OPENSSL_cleanse(body, len);
+		free(body);
+	}
+	free(ct);
+	if (chain)
+		sk_X509_pop_free(chain, X509_free);
 }
 
 static void wait_gone(void *arg)
@@ -359,7 +401,7 @@ static int wait_check(struct wait *w)
 	}
 	if (store_cert_lookup(st, w->digest, (int64_t)time(NULL), &c, NULL) == 0) {
 		http_request_on_gone(w->req, NULL, NULL);
-		reply_chain_pem(w->req, c.chain_pem);
+		reply_issued(w->s, w->req, c.chain_pem, w->key_der, w->key_len, w->key_digest);
 		log_request(w->req, w->label, w->op, 200, w->name, "issued");
 		store_cert_free(&c);
 		return 1;
@@ -400,8 +442,21 @@ static void wait_tick(evutil_socket_t fd, short what, void *arg)
 
 /* Records the job once (repeats join it) and answers now, or later from the
  * worker's loop: 200 with the certificate, or 202 after est.wait. */
+/* Wipes and frees a key made for serverkeygen that will not be sent. */
+static void drop_key(uint8_t *key, size_t len)
+{
+	if (key) {
+		OPENSSL_cleanse(key, len);
+		free(key);
+	}
+}
+
+/* Records the job once (repeats join it) and answers now, or later from the
+ * worker's loop: 200 with the certificate, or 202 after est.wait. key_der (a key
+ * made for serverkeygen, or NULL) is taken over. */
 static void enroll_job(struct est_service *s, struct http_request *req, const char *label,
-		       const char *op, const struct csr_info *csr, const char *name)
+		       const char *op, const struct csr_info *csr, const char *name,
+		       uint8_t *key_der, size_t key_len, const char *key_digest)
 {
 	struct acmera_errmsg e = {{0}};
 	struct store *st = store_of(s, &e);
@@ -410,12 +465,14 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 	if (!st) {
 		reply_retry(req, 503, s->cfg->est.retry_after, e.text);
 		log_request(req, label, op, 503, name, e.text);
+		drop_key(key_der, key_len);
 		return;
 	}
 	if (store_cert_lookup(st, csr->sha256_hex, now, &c, NULL) == 0) {
-		reply_chain_pem(req, c.chain_pem);
+		reply_issued(s, req, c.chain_pem, key_der, key_len, key_digest);
 		log_request(req, label, op, 200, name, "from the store");
 		store_cert_free(&c);
+		drop_key(key_der, key_len);
 		return;
 	}
 	char *names = csr_names_joined(csr);
@@ -425,6 +482,7 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 		free(names);
 		reply_retry(req, 503, s->cfg->est.retry_after, e.text[0] ? e.text : "out of memory");
 		log_request(req, label, op, 503, name, e.text);
+		drop_key(key_der, key_len);
 		return;
 	}
 	free(names);
@@ -433,6 +491,7 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 	struct wait *w = calloc(1, sizeof(*w));
 	if (!w) {
 		reply_retry(req, 202, s->cfg->est.retry_after, "the certificate is being issued");
+		drop_key(key_der, key_len);
 		return;
 	}
 	w->s = s;
@@ -443,9 +502,13 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 	snprintf(w->op, sizeof(w->op), "%s", op);
 	snprintf(w->name, sizeof(w->name), "%s", name);
 	w->deadline_ms = mono_ms() + s->cfg->est.wait;
+	w->key_der = key_der; /* the wait owns it from here */
+	w->key_len = key_len;
+	if (key_digest)
+		snprintf(w->key_digest, sizeof(w->key_digest), "%s", key_digest);
 	w->timer = evtimer_new(http_request_base(req), wait_tick, w);
 	if (!w->timer) {
-		free(w);
+		wait_free(w);
 		reply_retry(req, 202, s->cfg->est.retry_after, "the certificate is being issued");
 		return;
 	}
@@ -521,7 +584,7 @@ static void op_simpleenroll(struct est_service *s, const struct est_profile *p,
 		csr_info_free(&csr);
 		return;
 	}
-	enroll_job(s, req, label, "simpleenroll", &csr, name);
+	enroll_job(s, req, label, "simpleenroll", &csr, name, NULL, 0, NULL);
 	csr_info_free(&csr);
 }
 
@@ -584,7 +647,7 @@ static void op_simplereenroll(struct est_service *s, const struct est_profile *p
 		log_request(req, label, "simplereenroll", 403, NULL, e.text);
 		goto out;
 	}
-	enroll_job(s, req, label, "simplereenroll", &csr, csr.names[0]);
+	enroll_job(s, req, label, "simplereenroll", &csr, csr.names[0], NULL, 0, NULL);
 out:
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
@@ -592,6 +655,49 @@ out:
 	free(leaf_pem);
 	store_cert_free(&cur);
 	csr_info_free(&csr);
+}
+
+/* The RA makes the key (RFC 7030 4.4): the device's CSR authenticates the request
+ * and must ask for its assigned name; the RA's own CSR for the new key goes to the
+ * CA; the answer carries key and certificate (RFC 8951 4). */
+static void op_serverkeygen(struct est_service *s, const struct est_profile *p,
+			    struct http_request *req, const char *label)
+{
+	struct est_identity id;
+	struct acmera_errmsg e = {{0}};
+	struct csr_info dev = {0}, ours = {0};
+	char name[MAX_NAME];
+	uint8_t *csr_der = NULL, *key_der = NULL;
+	size_t csr_len = 0, key_len = 0, blen = 0;
+	const uint8_t *binding = NULL;
+	const char *bt = NULL;
+	if (authenticate(s, p, req, &id, label, "serverkeygen"))
+		return;
+	if (read_csr(req, label, "serverkeygen", &dev))
+		return;
+	if (p->policy.require_channel_binding)
+		binding = http_request_channel_binding(req, &blen, &bt);
+	if (est_policy_name(&p->policy, &id, name, sizeof(name), &e) ||
+	    est_policy_check_csr(&p->policy, &dev, name, binding, blen, &e) ||
+	    name_in_zones(s, name, &e)) {
+		reply_text(req, 403, e.text);
+		log_request(req, label, "serverkeygen", 403, name, e.text);
+		goto out;
+	}
+	struct est_key_spec spec = {.kind = p->key, .rsa_bits = p->policy.rsa_min_bits};
+	if (est_keygen_get(s->keygen, dev.sha256_hex, &spec, name, &csr_der, &csr_len, &key_der,
+			   &key_len, &e) ||
+	    csr_parse_der(csr_der, csr_len, &ours, &e)) {
+		reply_retry(req, 503, s->cfg->est.retry_after, e.text);
+		log_request(req, label, "serverkeygen", 503, name, e.text);
+		drop_key(key_der, key_len);
+		goto out;
+	}
+	enroll_job(s, req, label, "serverkeygen", &ours, name, key_der, key_len, dev.sha256_hex);
+out:
+	free(csr_der);
+	csr_info_free(&ours);
+	csr_info_free(&dev);
 }
 
 /* ---- routing ---- */
@@ -659,8 +765,6 @@ void est_service_handle(struct http_request *req, void *arg)
 		op_simpleenroll(s, p, req, label);
 	else if (strcmp(op, "simplereenroll") == 0)
 		op_simplereenroll(s, p, req, label);
-	else {
-		reply_text(req, 501, "serverkeygen is not offered by this RA yet");
-		log_request(req, label, op, 501, NULL, "serverkeygen not built");
-	}
+	else
+		op_serverkeygen(s, p, req, label);
 }
