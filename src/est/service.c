@@ -211,12 +211,22 @@ static void reply_chain_pem(struct http_request *req, const char *pem)
 	sk_X509_pop_free(chain, X509_free);
 }
 
+/* The peer of the request being handled on this worker, copied when it arrives:
+ * http_reply frees the request, and most log lines follow the reply. */
+static _Thread_local char current_peer[80];
+
+static void set_current_peer(const char *peer)
+{
+	snprintf(current_peer, sizeof(current_peer), "%s", peer ? peer : "-");
+}
+
 static void log_request(struct http_request *req, const char *label, const char *op, int status,
 			const char *name, const char *why)
 {
+	(void)req; /* may already be answered and freed: only current_peer is used */
 	log_event(status >= 400 ? LOG_LVL_WARN : LOG_LVL_INFO, "est.request",
-		  "peer=%s label=%s op=%s status=%d name=%s reason=%s", http_request_peer(req), label,
-		  op, status, name && *name ? name : "-", log_qv(why ? why : ""));
+		  "peer=%s label=%s op=%s status=%d name=%s reason=%s", current_peer, label, op,
+		  status, name && *name ? name : "-", log_qv(why ? why : ""));
 }
 
 /* ---- authentication ---- */
@@ -327,6 +337,7 @@ struct wait {
 	char name[MAX_NAME];
 	int64_t deadline_ms;
 	int gone;
+	char peer[80];
 	/* serverkeygen: the key made for the device, sent with the certificate. */
 	uint8_t *key_der;
 	size_t key_len;
@@ -432,6 +443,7 @@ static void wait_tick(evutil_socket_t fd, short what, void *arg)
 	struct wait *w = arg;
 	(void)fd;
 	(void)what;
+	set_current_peer(w->peer);
 	if (w->gone || wait_check(w)) {
 		wait_free(w);
 		return;
@@ -501,6 +513,7 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 	snprintf(w->label, sizeof(w->label), "%s", label);
 	snprintf(w->op, sizeof(w->op), "%s", op);
 	snprintf(w->name, sizeof(w->name), "%s", name);
+	snprintf(w->peer, sizeof(w->peer), "%s", current_peer);
 	w->deadline_ms = mono_ms() + s->cfg->est.wait;
 	w->key_der = key_der; /* the wait owns it from here */
 	w->key_len = key_len;
@@ -713,6 +726,7 @@ static const struct est_profile *profile_for(const struct est_service *s, const 
 void est_service_handle(struct http_request *req, void *arg)
 {
 	struct est_service *s = arg;
+	set_current_peer(http_request_peer(req));
 	const char *path = http_request_path(req);
 	const char *method = http_request_method(req);
 	char label[64] = "default", op[32] = "";
@@ -752,9 +766,11 @@ void est_service_handle(struct http_request *req, void *arg)
 	}
 	if ((wants_get && !is_get) || (!wants_get && !is_post)) {
 		const char *headers[] = {"Allow", wants_get ? "GET" : "POST", NULL};
+		char m[16];
+		snprintf(m, sizeof(m), "%s", method); /* the reply frees the request */
 		http_reply(req, 405, "text/plain; charset=utf-8", "method not allowed\n", 19,
 			   headers);
-		log_request(req, label, op, 405, NULL, method);
+		log_request(req, label, op, 405, NULL, m);
 		return;
 	}
 	if (strcmp(op, "cacerts") == 0)
