@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,14 +44,40 @@ struct est_service {
 	struct est_keygen_cache *keygen;
 };
 
-/* SQLite handles belong to one thread: each worker opens its own. */
-static _Thread_local struct store *worker_store;
+/* SQLite handles belong to one thread: each worker opens its own, and the
+ * thread-specific key closes it when the worker thread ends. */
+static pthread_key_t worker_store_key;
+static pthread_once_t worker_store_once = PTHREAD_ONCE_INIT;
+static int worker_store_key_ok;
+
+static void worker_store_close(void *st)
+{
+	store_close(st);
+}
+
+static void worker_store_key_make(void)
+{
+	worker_store_key_ok = pthread_key_create(&worker_store_key, worker_store_close) == 0;
+}
 
 static struct store *store_of(const struct est_service *s, struct acmera_errmsg *e)
 {
-	if (!worker_store && store_open(s->cfg->store.path, &worker_store, e))
+	struct store *st = NULL;
+	if (pthread_once(&worker_store_once, worker_store_key_make) != 0 || !worker_store_key_ok) {
+		acmera_fail(e, ACMERA_ERR_STORE, "store: no thread-specific key");
 		return NULL;
-	return worker_store;
+	}
+	st = pthread_getspecific(worker_store_key);
+	if (st)
+		return st;
+	if (store_open(s->cfg->store.path, &st, e))
+		return NULL;
+	if (pthread_setspecific(worker_store_key, st) != 0) {
+		store_close(st);
+		acmera_fail(e, ACMERA_ERR_STORE, "store: cannot keep the worker's handle");
+		return NULL;
+	}
+	return st;
 }
 
 /* ---- set-up ---- */
@@ -224,9 +251,11 @@ static void log_request(struct http_request *req, const char *label, const char 
 			const char *name, const char *why)
 {
 	(void)req; /* may already be answered and freed: only current_peer is used */
+	/* label and op come from the decoded path: quoted, so that "%0a" cannot forge a line. */
 	log_event(status >= 400 ? LOG_LVL_WARN : LOG_LVL_INFO, "est.request",
-		  "peer=%s label=%s op=%s status=%d name=%s reason=%s", current_peer, label, op,
-		  status, name && *name ? name : "-", log_qv(why ? why : ""));
+		  "peer=%s label=%s op=%s status=%d name=%s reason=%s", current_peer,
+		  log_qv(label), log_qv(op), status, name && *name ? name : "-",
+		  log_qv(why ? why : ""));
 }
 
 /* ---- authentication ---- */
@@ -336,7 +365,6 @@ struct wait {
 	char op[16];
 	char name[MAX_NAME];
 	int64_t deadline_ms;
-	int gone;
 	char peer[80];
 	/* serverkeygen: the key made for the device, sent with the certificate. */
 	uint8_t *key_der;
@@ -390,11 +418,12 @@ static void reply_issued(struct est_service *s, struct http_request *req, const 
 		sk_X509_pop_free(chain, X509_free);
 }
 
+/* The client left, or the server is shutting down (a worker's connections are
+ * freed before its loop): the job goes on without w. Freed here, not at a next
+ * tick, which never comes at shutdown. */
 static void wait_gone(void *arg)
 {
-	struct wait *w = arg;
-	/* The client left: the job goes on; the timer's next tick frees w. */
-	w->gone = 1;
+	wait_free(arg);
 }
 
 /* 1 when the wait ended (answered). Before answering, the request forgets w:
@@ -444,7 +473,7 @@ static void wait_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	set_current_peer(w->peer);
-	if (w->gone || wait_check(w)) {
+	if (wait_check(w)) {
 		wait_free(w);
 		return;
 	}
@@ -525,9 +554,10 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 		reply_retry(req, 202, s->cfg->est.retry_after, "the certificate is being issued");
 		return;
 	}
-	http_request_on_gone(req, wait_gone, w);
 	struct timeval tv = {0, WAIT_TICK_MS * 1000};
 	evtimer_add(w->timer, &tv);
+	/* Last: when the client has already left, this frees w at once. */
+	http_request_on_gone(req, wait_gone, w);
 }
 
 /* Decodes and parses the body as a CSR; answers 415/400 itself on failure. */
@@ -622,8 +652,18 @@ static void op_simplereenroll(struct est_service *s, const struct est_profile *p
 			leaf_pem = chain_to_pem(one);
 		sk_X509_free(one);
 	}
-	if (!leaf || !leaf_pem || !st ||
-	    store_cert_find_leaf(st, leaf_pem, (int64_t)time(NULL), &cur, &e) != 0) {
+	int found = ACMERA_ERR_NOTFOUND;
+	if (leaf && leaf_pem && st)
+		found = store_cert_find_leaf(st, leaf_pem, (int64_t)time(NULL), &cur, &e);
+	/* A store that fails is not the device's fault: 503, not a 401 that tells it
+	 * its certificate is no good. */
+	if (leaf && (!leaf_pem || !st || (found != 0 && found != ACMERA_ERR_NOTFOUND))) {
+		const char *why = e.text[0] ? e.text : "out of memory";
+		reply_retry(req, 503, s->cfg->est.retry_after, why);
+		log_request(req, label, "simplereenroll", 503, NULL, why);
+		goto out;
+	}
+	if (found != 0) {
 		const char *headers[] = {"WWW-Authenticate", "Basic realm=\"acmera EST\"", NULL};
 		const char *why = leaf ? "the client certificate is not a valid certificate issued "
 					 "by this RA"
