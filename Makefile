@@ -27,6 +27,7 @@ test: deps
 
 bench: build
 	bench/acme-issue
+	bench/est
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
