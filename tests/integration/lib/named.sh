@@ -247,7 +247,20 @@ _named_launch()
 		show_log "$NAMED_LOG" 20
 		return 1
 	fi
+	# named answers queries a moment before it applies updates (SERVFAIL meanwhile).
+	if ! wait_for "named to take updates" 20 _named_takes_updates; then
+		show_log "$NAMED_LOG" 20
+		return 1
+	fi
 	return 0
+}
+
+# _named_takes_updates: a throwaway TXT record goes in and out with the test key (before
+# any caller reads named_count_updates, which counts differences).
+_named_takes_updates()
+{
+	printf 'server 127.0.0.1 %s\nzone %s\nupdate add _acme-challenge.named-ready.%s 60 TXT "ready"\nsend\nupdate delete _acme-challenge.named-ready.%s TXT "ready"\nsend\n' \
+		"$NAMED_PORT" "$DNS_ZONE" "$DNS_ZONE" "$DNS_ZONE" | nsupdate -k "$TSIG_KEYFILE" -t 2 >/dev/null 2>&1
 }
 
 # named_restart: start named again after named_stop, on the same port with the same keys;
