@@ -11,12 +11,12 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
-	{"serve", cli_serve, "serve EST and issue the certificates through the ACME CA"},
-	{"issue", cli_issue, "obtain certificates for CSRs from the ACME CA"},
-	{"account", cli_account, "show, create, roll over or deactivate the ACME account"},
-	{"revoke", cli_revoke, "revoke a certificate"},
-	{"enroll", cli_enroll, "obtain a device certificate from an EST server (RFC 7030)"},
-	{"passwd", cli_passwd, "set a password of an EST HTTP Basic user"},
+    {"serve", cli_serve, "serve EST and issue the certificates through the ACME CA"},
+    {"issue", cli_issue, "obtain certificates for CSRs from the ACME CA"},
+    {"account", cli_account, "show, create, roll over or deactivate the ACME account"},
+    {"revoke", cli_revoke, "revoke a certificate"},
+    {"enroll", cli_enroll, "obtain a device certificate from an EST server (RFC 7030)"},
+    {"passwd", cli_passwd, "set a password of an EST HTTP Basic user"},
 };
 
 static void usage(FILE *f)
@@ -24,7 +24,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: acmera <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
 		fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
-	fprintf(f, "\n'acmera <command> --help' describes a command; man acmera-<command> in docs/.\n");
+	fprintf(
+	    f, "\n'acmera <command> --help' describes a command; man acmera-<command> in docs/.\n");
 }
 
 int main(int argc, char **argv)

@@ -20,7 +20,7 @@ static const char *directory_of(struct acme_client *c, struct acmera_errmsg *e)
 
 /* newAccount; with only_existing it only looks the key up (RFC 8555 7.3.1). */
 static int new_account(struct acme_client *c, EVP_PKEY *key, const struct acme_account_opts *o,
-		       int only_existing, char **kid, struct acmera_errmsg *e)
+                       int only_existing, char **kid, struct acmera_errmsg *e)
 {
 	const struct acme_directory *d = acme_client_directory(c);
 	json_t *req = json_object();
@@ -40,11 +40,12 @@ static int new_account(struct acme_client *c, EVP_PKEY *key, const struct acme_a
 		}
 		/* One half of a binding is a mistake, whether or not this CA asks for one. */
 		if (!o->eab_kid != !o->eab_hmac_key) {
-			rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-					 o->eab_kid ? "acme eab_kid is set but eab_hmac_key_file is "
-						      "not: external account binding needs both"
-						    : "acme eab_hmac_key_file is set but eab_kid is "
-						      "not: external account binding needs both");
+			rc =
+			    acmera_fail(e, ACMERA_ERR_CONFIG,
+			                o->eab_kid ? "acme eab_kid is set but eab_hmac_key_file is "
+			                             "not: external account binding needs both"
+			                           : "acme eab_hmac_key_file is set but eab_kid is "
+			                             "not: external account binding needs both");
 			goto out;
 		}
 		if (o->eab_kid && o->eab_hmac_key) {
@@ -56,8 +57,8 @@ static int new_account(struct acme_client *c, EVP_PKEY *key, const struct acme_a
 			json_object_set_new(req, "externalAccountBinding", eab);
 		} else if (d->external_account_required) {
 			rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-					 "the CA requires external account binding: set acme "
-					 "eab_kid and eab_hmac_key_file");
+			                 "the CA requires external account binding: set acme "
+			                 "eab_kid and eab_hmac_key_file");
 			goto out;
 		}
 	}
@@ -84,7 +85,7 @@ out:
 }
 
 int acme_account_ensure(struct acme_client *c, struct store *s, const struct acme_account_opts *o,
-			EVP_PKEY **key, struct acmera_errmsg *e)
+                        EVP_PKEY **key, struct acmera_errmsg *e)
 {
 	struct store_account a = {0};
 	char *kid = NULL;
@@ -96,12 +97,12 @@ int acme_account_ensure(struct acme_client *c, struct store *s, const struct acm
 	if (rc == ACMERA_ERR_NOTFOUND) {
 		if (!o->create)
 			return acmera_fail(e, ACMERA_ERR_NOTFOUND,
-					   "no ACME account for %s in the store",
-					   acme_client_directory_url(c));
+			                   "no ACME account for %s in the store",
+			                   acme_client_directory_url(c));
 		int type = acme_key_type_parse(o->key_type ? o->key_type : "p256");
 		if (type < 0)
 			return acmera_fail(e, ACMERA_ERR_CONFIG, "unknown account key type '%s'",
-					   o->key_type);
+			                   o->key_type);
 		rc = acme_key_generate((enum acme_key_type)type, key, e);
 		if (rc)
 			return rc;
@@ -117,7 +118,7 @@ int acme_account_ensure(struct acme_client *c, struct store *s, const struct acm
 		if (rc)
 			goto out;
 		log_event(LOG_LVL_INFO, "acme.account_key", "action=generated type=%s",
-			  o->key_type ? o->key_type : "p256");
+		          o->key_type ? o->key_type : "p256");
 	} else if (rc) {
 		return rc;
 	} else {
@@ -127,7 +128,7 @@ int acme_account_ensure(struct acme_client *c, struct store *s, const struct acm
 	}
 	if (a.status && strcmp(a.status, "deactivated") == 0) {
 		rc = acmera_fail(e, ACMERA_ERR_REFUSED, "the ACME account %s is deactivated",
-				 a.kid ? a.kid : "");
+		                 a.kid ? a.kid : "");
 		goto out;
 	}
 	if (a.kid) {
@@ -177,7 +178,7 @@ int acme_account_fetch(struct acme_client *c, char **json, struct acmera_errmsg 
 /* Points the CA back at old_key after the new key could not be stored: else the
  * account would be reachable only through a key that exists nowhere. */
 static void rollover_undo(struct acme_client *c, EVP_PKEY *fresh, EVP_PKEY *old_key,
-			  const char *kid, const char *url)
+                          const char *kid, const char *url)
 {
 	struct acmera_errmsg e = {{0}};
 	acme_client_set_key(c, fresh, kid);
@@ -186,14 +187,14 @@ static void rollover_undo(struct acme_client *c, EVP_PKEY *fresh, EVP_PKEY *old_
 	free(inner);
 	acme_client_set_key(c, old_key, kid);
 	if (rc)
-		log_event(LOG_LVL_ERROR, "acme.account",
-			  "action=rollover_undo kid=%s error=%s", kid, log_qv(e.text));
+		log_event(LOG_LVL_ERROR, "acme.account", "action=rollover_undo kid=%s error=%s",
+		          kid, log_qv(e.text));
 	else
 		log_event(LOG_LVL_WARN, "acme.account", "action=rollover_undo kid=%s", kid);
 }
 
 int acme_account_rollover(struct acme_client *c, struct store *s, const char *key_type,
-			  EVP_PKEY **key, struct acmera_errmsg *e)
+                          EVP_PKEY **key, struct acmera_errmsg *e)
 {
 	const struct acme_directory *d = acme_client_directory(c);
 	EVP_PKEY *fresh = NULL;
@@ -245,7 +246,7 @@ int acme_account_rollover(struct acme_client *c, struct store *s, const char *ke
 	*key = fresh;
 	fresh = NULL;
 	log_event(LOG_LVL_INFO, "acme.account", "action=rollover kid=%s type=%s", a.kid,
-		  key_type ? key_type : "p256");
+	          key_type ? key_type : "p256");
 out:
 	EVP_PKEY_free(fresh);
 	free(inner);
@@ -258,8 +259,8 @@ out:
 int acme_account_deactivate(struct acme_client *c, struct store *s, struct acmera_errmsg *e)
 {
 	struct store_account a = {0};
-	int rc = acme_post_sync(c, acme_client_kid(c), "{\"status\":\"deactivated\"}", NULL, 0,
-				NULL, e);
+	int rc =
+	    acme_post_sync(c, acme_client_kid(c), "{\"status\":\"deactivated\"}", NULL, 0, NULL, e);
 	if (rc)
 		return acmera_fail_wrap(e, rc, "account deactivation");
 	rc = store_account_get(s, acme_client_directory_url(c), &a, e);

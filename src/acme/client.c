@@ -19,12 +19,12 @@ struct request {
 	struct acme_client *c;
 	enum req_kind kind;
 	char *url;
-	char *payload;    /* NULL: POST-as-GET */
+	char *payload; /* NULL: POST-as-GET */
 	char *accept;
 	int use_jwk;
 	int badnonce_left;
 	int retries_left;
-	struct request *wait_next;     /* in the client's queue of POSTs awaiting a nonce */
+	struct request *wait_next; /* in the client's queue of POSTs awaiting a nonce */
 	acme_cb cb;
 	void *arg;
 	CURL *easy;
@@ -108,7 +108,7 @@ static void request_free(struct request *q)
 }
 
 static void timer_add(struct acme_client *c, int64_t delay_ms, acme_timer_cb cb, void *arg,
-		      struct request *resend)
+                      struct request *resend)
 {
 	struct timer *t = calloc(1, sizeof(*t));
 	if (!t) {
@@ -134,7 +134,7 @@ void acme_client_after(struct acme_client *c, int64_t delay_ms, acme_timer_cb cb
 }
 
 int acme_client_new(const struct acme_client_opts *o, struct acme_client **out,
-		    struct acmera_errmsg *e)
+                    struct acmera_errmsg *e)
 {
 	static int curl_ready;
 	if (!curl_ready) {
@@ -156,7 +156,7 @@ int acme_client_new(const struct acme_client_opts *o, struct acme_client **out,
 	}
 	curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-			  (long)(o->max_connections > 0 ? o->max_connections : 8));
+	                  (long)(o->max_connections > 0 ? o->max_connections : 8));
 	*out = c;
 	return 0;
 }
@@ -199,7 +199,10 @@ const struct acme_directory *acme_client_directory(const struct acme_client *c)
 	return c->have_dir ? &c->dir : NULL;
 }
 
-const char *acme_client_directory_url(const struct acme_client *c) { return c->directory_url; }
+const char *acme_client_directory_url(const struct acme_client *c)
+{
+	return c->directory_url;
+}
 
 void acme_client_set_key(struct acme_client *c, EVP_PKEY *key, const char *kid)
 {
@@ -212,9 +215,18 @@ void acme_client_set_key(struct acme_client *c, EVP_PKEY *key, const char *kid)
 	c->thumbprint = key ? jws_thumbprint(key) : NULL;
 }
 
-const char *acme_client_kid(const struct acme_client *c) { return c->kid; }
-const char *acme_client_thumbprint(const struct acme_client *c) { return c->thumbprint; }
-uint64_t acme_client_requests(const struct acme_client *c) { return c->requests; }
+const char *acme_client_kid(const struct acme_client *c)
+{
+	return c->kid;
+}
+const char *acme_client_thumbprint(const struct acme_client *c)
+{
+	return c->thumbprint;
+}
+uint64_t acme_client_requests(const struct acme_client *c)
+{
+	return c->requests;
+}
 
 /* ---- response collection ---- */
 
@@ -303,7 +315,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 static void send_request(struct request *q);
 
 static struct request *request_new(struct acme_client *c, enum req_kind kind, const char *url,
-				   const char *payload, const char *accept, acme_cb cb, void *arg)
+                                   const char *payload, const char *accept, acme_cb cb, void *arg)
 {
 	struct request *q = calloc(1, sizeof(*q));
 	if (!q)
@@ -438,8 +450,8 @@ static void send_request(struct request *q)
 			return;
 		}
 		free(q->body_sent);
-		q->body_sent = jws_sign(c->key, q->use_jwk ? NULL : c->kid, nonce, q->url,
-					q->payload, &e);
+		q->body_sent =
+		    jws_sign(c->key, q->use_jwk ? NULL : c->kid, nonce, q->url, q->payload, &e);
 		if (!q->body_sent) {
 			fire(q, ACMERA_ERR_INVAL, &e);
 			return;
@@ -462,7 +474,10 @@ static void send_request(struct request *q)
 	c->in_flight++;
 	c->requests++;
 	log_event(LOG_LVL_DEBUG, "acme.request", "method=%s url=%s",
-		  q->kind == REQ_POST ? "POST" : q->kind == REQ_GET ? "GET" : "HEAD", q->url);
+	          q->kind == REQ_POST  ? "POST"
+	          : q->kind == REQ_GET ? "GET"
+	                               : "HEAD",
+	          q->url);
 }
 
 static void pump_waiting(struct acme_client *c)
@@ -478,8 +493,8 @@ static void pump_waiting(struct acme_client *c)
 	/* Every request in flight (newNonce included) will bring a nonce; fetch only
 	 * for the rest, and not beyond the concurrency bound. */
 	while (c->n_waiting > (size_t)c->in_flight && c->in_flight < ACME_NONCE_CONCURRENCY) {
-		struct request *n = request_new(c, REQ_HEAD_NONCE, c->dir.new_nonce, NULL, NULL,
-						nonce_done, c);
+		struct request *n =
+		    request_new(c, REQ_HEAD_NONCE, c->dir.new_nonce, NULL, NULL, nonce_done, c);
 		if (!n)
 			return;
 		send_request(n);
@@ -499,7 +514,10 @@ static void fire(struct request *q, int rc, struct acmera_errmsg *e)
 		acme_response_free(r);
 }
 
-static int64_t wall_now(void) { return (int64_t)time(NULL); }
+static int64_t wall_now(void)
+{
+	return (int64_t)time(NULL);
+}
 
 /* Decides what a finished transfer means: done, retry, or error. */
 static void on_done(struct request *q, CURLcode res)
@@ -522,13 +540,16 @@ static void on_done(struct request *q, CURLcode res)
 	/* Callbacks below may queue more; the queue is pumped again after them. */
 	pump_waiting(c);
 	if (q->body_overflow) {
-		fire(q, acmera_fail(&e, ACMERA_ERR_PROTO, "%s: response larger than %u bytes",
-				    q->url, ACME_MAX_BODY), &e);
+		fire(q,
+		     acmera_fail(&e, ACMERA_ERR_PROTO, "%s: response larger than %u bytes", q->url,
+		                 ACME_MAX_BODY),
+		     &e);
 		return;
 	}
 	if (res != CURLE_OK) {
-		fire(q, acmera_fail(&e, ACMERA_ERR_AGAIN, "%s: %s", q->url,
-				    curl_easy_strerror(res)), &e);
+		fire(q,
+		     acmera_fail(&e, ACMERA_ERR_AGAIN, "%s: %s", q->url, curl_easy_strerror(res)),
+		     &e);
 		return;
 	}
 	curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &r->status);
@@ -559,22 +580,24 @@ static void on_done(struct request *q, CURLcode res)
 	if (q->kind == REQ_POST && r->problem && acme_problem_is(r->problem, "badNonce") &&
 	    q->badnonce_left-- > 0) {
 		log_event(LOG_LVL_DEBUG, "acme.bad_nonce", "url=%s retries_left=%d", q->url,
-			  q->badnonce_left);
+		          q->badnonce_left);
 		send_request(q);
 		return;
 	}
-	int temporary = r->status >= 500 ||
-			(r->problem && (acme_problem_is(r->problem, "serverInternal") ||
-					acme_problem_is(r->problem, "rateLimited")));
+	int temporary =
+	    r->status >= 500 || (r->problem && (acme_problem_is(r->problem, "serverInternal") ||
+	                                        acme_problem_is(r->problem, "rateLimited")));
 	int64_t wait = r->retry_after >= 0 ? r->retry_after : 1;
 	if (temporary && wait <= ACME_RETRY_INLINE_MAX && q->retries_left-- > 0) {
 		log_event(LOG_LVL_WARN, "acme.retry", "url=%s status=%ld retry_after=%lld %s",
-			  q->url, r->status, (long long)wait, why);
+		          q->url, r->status, (long long)wait, why);
 		timer_add(c, wait * 1000, NULL, NULL, q);
 		return;
 	}
-	fire(q, acmera_fail(&e, temporary ? ACMERA_ERR_AGAIN : ACMERA_ERR_REFUSED, "%s: %s",
-			    q->url, why), &e);
+	fire(q,
+	     acmera_fail(&e, temporary ? ACMERA_ERR_AGAIN : ACMERA_ERR_REFUSED, "%s: %s", q->url,
+	                 why),
+	     &e);
 }
 
 static void run_due_timers(struct acme_client *c)
@@ -635,7 +658,7 @@ int acme_client_step(struct acme_client *c, int wait_ms)
 }
 
 static void queue(struct acme_client *c, enum req_kind kind, const char *url, const char *payload,
-		  const char *accept, int use_jwk, acme_cb cb, void *arg)
+                  const char *accept, int use_jwk, acme_cb cb, void *arg)
 {
 	struct request *q = request_new(c, kind, url, payload, accept, cb, arg);
 	if (!q) {
@@ -650,13 +673,13 @@ static void queue(struct acme_client *c, enum req_kind kind, const char *url, co
 }
 
 void acme_post(struct acme_client *c, const char *url, const char *payload, const char *accept,
-	       acme_cb cb, void *arg)
+               acme_cb cb, void *arg)
 {
 	queue(c, REQ_POST, url, payload, accept, 0, cb, arg);
 }
 
 void acme_post_jwk(struct acme_client *c, const char *url, const char *payload, acme_cb cb,
-		   void *arg)
+                   void *arg)
 {
 	queue(c, REQ_POST, url, payload, NULL, 1, cb, arg);
 }
@@ -681,7 +704,7 @@ static void sync_done(void *arg, int rc, struct acme_response *r, const struct a
 }
 
 static int sync_wait(struct acme_client *c, struct sync_call *s, struct acme_response **out,
-		     struct acmera_errmsg *e)
+                     struct acmera_errmsg *e)
 {
 	while (!s->done)
 		acme_client_step(c, 1000);
@@ -694,9 +717,8 @@ static int sync_wait(struct acme_client *c, struct sync_call *s, struct acme_res
 	return s->rc;
 }
 
-int acme_post_sync(struct acme_client *c, const char *url, const char *payload,
-		   const char *accept, int use_jwk, struct acme_response **out,
-		   struct acmera_errmsg *e)
+int acme_post_sync(struct acme_client *c, const char *url, const char *payload, const char *accept,
+                   int use_jwk, struct acme_response **out, struct acmera_errmsg *e)
 {
 	struct sync_call s = {0};
 	if (out)

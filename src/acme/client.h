@@ -24,18 +24,18 @@ struct acme_client;
 
 struct acme_client_opts {
 	const char *directory_url;
-	const char *ca_bundle;   /* PEM file trusted for the CA's TLS; NULL = system store */
-	int timeout_s;           /* per request, 0 = 30 */
-	int max_connections;     /* per host, 0 = 8 */
+	const char *ca_bundle; /* PEM file trusted for the CA's TLS; NULL = system store */
+	int timeout_s;         /* per request, 0 = 30 */
+	int max_connections;   /* per host, 0 = 8 */
 };
 
 struct acme_response {
-	long status;                 /* HTTP status */
-	struct buf body;             /* at most ACME_MAX_BODY bytes */
-	char *location;              /* Location header or NULL */
-	char *content_type;          /* Content-Type or NULL */
-	int64_t retry_after;         /* seconds, -1 when absent */
-	char **alternates;           /* Link rel="alternate" URLs */
+	long status;         /* HTTP status */
+	struct buf body;     /* at most ACME_MAX_BODY bytes */
+	char *location;      /* Location header or NULL */
+	char *content_type;  /* Content-Type or NULL */
+	int64_t retry_after; /* seconds, -1 when absent */
+	char **alternates;   /* Link rel="alternate" URLs */
 	size_t n_alternates;
 	struct acme_problem *problem; /* parsed problem document for errors, else NULL */
 };
@@ -44,12 +44,11 @@ void acme_response_free(struct acme_response *r);
 /* rc is 0 for a 2xx answer; otherwise negative with e explaining (problem type and
  * detail included) and r possibly non-NULL (with r->problem). The callback owns
  * r and frees it with acme_response_free. */
-typedef void (*acme_cb)(void *arg, int rc, struct acme_response *r,
-			const struct acmera_errmsg *e);
+typedef void (*acme_cb)(void *arg, int rc, struct acme_response *r, const struct acmera_errmsg *e);
 typedef void (*acme_timer_cb)(void *arg);
 
 int acme_client_new(const struct acme_client_opts *o, struct acme_client **out,
-		    struct acmera_errmsg *e);
+                    struct acmera_errmsg *e);
 void acme_client_free(struct acme_client *c);
 
 /* Fetches the directory (synchronously; it runs the loop). */
@@ -66,10 +65,10 @@ const char *acme_client_thumbprint(const struct acme_client *c);
 
 /* Signed POST. payload NULL is POST-as-GET. accept may be NULL. */
 void acme_post(struct acme_client *c, const char *url, const char *payload, const char *accept,
-	       acme_cb cb, void *arg);
+               acme_cb cb, void *arg);
 /* Same, signed with the jwk instead of kid (newAccount, revocation by cert key). */
 void acme_post_jwk(struct acme_client *c, const char *url, const char *payload, acme_cb cb,
-		   void *arg);
+                   void *arg);
 /* Fires cb after delay_ms from acme_client_step(). */
 void acme_client_after(struct acme_client *c, int64_t delay_ms, acme_timer_cb cb, void *arg);
 
@@ -80,8 +79,7 @@ int acme_client_step(struct acme_client *c, int wait_ms);
 uint64_t acme_client_requests(const struct acme_client *c);
 
 /* Synchronous helper: sends and runs the loop until the answer. *out owned by caller. */
-int acme_post_sync(struct acme_client *c, const char *url, const char *payload,
-		   const char *accept, int use_jwk, struct acme_response **out,
-		   struct acmera_errmsg *e);
+int acme_post_sync(struct acme_client *c, const char *url, const char *payload, const char *accept,
+                   int use_jwk, struct acme_response **out, struct acmera_errmsg *e);
 
 #endif

@@ -12,7 +12,10 @@
 #define HEADER_VALUE_MAX 65536 /* longer header values are refused */
 #define LINK_MAX_URLS 32       /* matches kept per header value */
 
-static int is_ows(char c) { return c == ' ' || c == '\t'; }
+static int is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
 
 static int two_digits(const char *s)
 {
@@ -33,7 +36,7 @@ static int month_index(const char *s)
 static int is_day_name(const char *s, size_t n, int full)
 {
 	static const char *const days[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
-					   "Friday", "Saturday", "Sunday"};
+	                                   "Friday", "Saturday", "Sunday"};
 	for (size_t i = 0; i < 7; i++) {
 		size_t dl = full ? strlen(days[i]) : 3;
 		if (n == dl && strncasecmp(s, days[i], dl) == 0)
@@ -208,8 +211,7 @@ static int rel_matches(const char *v, size_t n, const char *rel)
 }
 
 /* Parses the params after one <URI>; sets *match when its rel has rel. */
-static int link_params(const char **pp, const char *end, const char *rel, char *scratch,
-		       int *match)
+static int link_params(const char **pp, const char *end, const char *rel, char *scratch, int *match)
 {
 	const char *p = *pp;
 	int seen_rel = 0;

@@ -52,10 +52,10 @@ int acme_key_type_parse(const char *s)
 		const char *name;
 		enum acme_key_type type;
 	} names[] = {
-		{"p256", ACME_KEY_P256},       {"ec256", ACME_KEY_P256},
-		{"p384", ACME_KEY_P384},       {"ec384", ACME_KEY_P384},
-		{"rsa2048", ACME_KEY_RSA2048}, {"rsa3072", ACME_KEY_RSA3072},
-		{"rsa4096", ACME_KEY_RSA4096},
+	    {"p256", ACME_KEY_P256},       {"ec256", ACME_KEY_P256},
+	    {"p384", ACME_KEY_P384},       {"ec384", ACME_KEY_P384},
+	    {"rsa2048", ACME_KEY_RSA2048}, {"rsa3072", ACME_KEY_RSA3072},
+	    {"rsa4096", ACME_KEY_RSA4096},
 	};
 	if (!s)
 		return -1;
@@ -69,12 +69,23 @@ int acme_key_generate(enum acme_key_type type, EVP_PKEY **out, struct acmera_err
 {
 	EVP_PKEY *k = NULL;
 	switch (type) {
-	case ACME_KEY_P256: k = EVP_EC_gen("P-256"); break;
-	case ACME_KEY_P384: k = EVP_EC_gen("P-384"); break;
-	case ACME_KEY_RSA2048: k = EVP_RSA_gen(2048); break;
-	case ACME_KEY_RSA3072: k = EVP_RSA_gen(3072); break;
-	case ACME_KEY_RSA4096: k = EVP_RSA_gen(4096); break;
-	default: return acmera_fail(e, ACMERA_ERR_INVAL, "unknown key type %d", (int)type);
+	case ACME_KEY_P256:
+		k = EVP_EC_gen("P-256");
+		break;
+	case ACME_KEY_P384:
+		k = EVP_EC_gen("P-384");
+		break;
+	case ACME_KEY_RSA2048:
+		k = EVP_RSA_gen(2048);
+		break;
+	case ACME_KEY_RSA3072:
+		k = EVP_RSA_gen(3072);
+		break;
+	case ACME_KEY_RSA4096:
+		k = EVP_RSA_gen(4096);
+		break;
+	default:
+		return acmera_fail(e, ACMERA_ERR_INVAL, "unknown key type %d", (int)type);
 	}
 	if (!k)
 		return acmera_fail(e, ACMERA_ERR_NOMEM, "key generation failed");
@@ -121,8 +132,8 @@ int acme_key_from_pem(const char *pem, EVP_PKEY **out, struct acmera_errmsg *e)
 	if (key_kind(k) == KIND_NONE) {
 		EVP_PKEY_free(k);
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "unsupported account key: need P-256, P-384 or RSA %d..%d bits",
-				   RSA_MIN_BITS, RSA_MAX_BITS);
+		                   "unsupported account key: need P-256, P-384 or RSA %d..%d bits",
+		                   RSA_MIN_BITS, RSA_MAX_BITS);
 	}
 	*out = k;
 	return 0;
@@ -131,10 +142,14 @@ int acme_key_from_pem(const char *pem, EVP_PKEY **out, struct acmera_errmsg *e)
 const char *jws_alg(EVP_PKEY *key)
 {
 	switch (key_kind(key)) {
-	case KIND_P256: return "ES256";
-	case KIND_P384: return "ES384";
-	case KIND_RSA: return "RS256";
-	default: return NULL;
+	case KIND_P256:
+		return "ES256";
+	case KIND_P384:
+		return "ES384";
+	case KIND_RSA:
+		return "RS256";
+	default:
+		return NULL;
 	}
 }
 
@@ -271,12 +286,15 @@ out:
 	return res;
 }
 
-static char *b64url_str(const char *s) { return b64url_encode((const uint8_t *)s, strlen(s)); }
+static char *b64url_str(const char *s)
+{
+	return b64url_encode((const uint8_t *)s, strlen(s));
+}
 
 /* Flattened JWS {protected, payload, signature} over a header object and payload text
  * (NULL = empty payload for POST-as-GET). Returns a new json object. */
 static json_t *jws_build(EVP_PKEY *key, json_t *header, const char *payload,
-			 struct acmera_errmsg *e)
+                         struct acmera_errmsg *e)
 {
 	char *htext = NULL, *h64 = NULL, *p64 = NULL, *input = NULL, *s64 = NULL;
 	json_t *jws = NULL;
@@ -326,7 +344,7 @@ static char *dump_free(json_t *j, struct acmera_errmsg *e)
 }
 
 char *jws_sign(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
-	       const char *payload, struct acmera_errmsg *e)
+               const char *payload, struct acmera_errmsg *e)
 {
 	const char *alg = jws_alg(key);
 	if (!alg) {
@@ -362,7 +380,7 @@ nomem:
 }
 
 json_t *jws_eab(EVP_PKEY *account_key, const char *eab_kid, const char *hmac_key_b64url,
-		const char *url, struct acmera_errmsg *e)
+                const char *url, struct acmera_errmsg *e)
 {
 	uint8_t *mac_key = NULL;
 	size_t mac_len = 0;
@@ -404,8 +422,8 @@ json_t *jws_eab(EVP_PKEY *account_key, const char *eab_kid, const char *hmac_key
 	memcpy(input + hl + 1, p64, pl + 1);
 	uint8_t mac[32];
 	size_t maclen = 0;
-	if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, mac_key, mac_len,
-		       (const uint8_t *)input, hl + 1 + pl, mac, sizeof(mac), &maclen) ||
+	if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, mac_key, mac_len, (const uint8_t *)input,
+	               hl + 1 + pl, mac, sizeof(mac), &maclen) ||
 	    maclen != sizeof(mac)) {
 		acmera_fail(e, ACMERA_ERR_INVAL, "HMAC-SHA256 failed");
 		goto out;
@@ -433,8 +451,8 @@ out:
 	return res;
 }
 
-char *jws_key_change_inner(EVP_PKEY *new_key, EVP_PKEY *old_key, const char *kid,
-			   const char *url, struct acmera_errmsg *e)
+char *jws_key_change_inner(EVP_PKEY *new_key, EVP_PKEY *old_key, const char *kid, const char *url,
+                           struct acmera_errmsg *e)
 {
 	json_t *header = NULL, *payload = NULL, *jws = NULL;
 	char *ptext = NULL;

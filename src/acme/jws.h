@@ -11,8 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum acme_key_type { ACME_KEY_P256, ACME_KEY_P384, ACME_KEY_RSA2048, ACME_KEY_RSA3072,
-		     ACME_KEY_RSA4096 };
+enum acme_key_type {
+	ACME_KEY_P256,
+	ACME_KEY_P384,
+	ACME_KEY_RSA2048,
+	ACME_KEY_RSA3072,
+	ACME_KEY_RSA4096
+};
 
 /* Parses "p256"/"ec256", "p384"/"ec384", "rsa2048", "rsa3072", "rsa4096"; -1 if unknown. */
 int acme_key_type_parse(const char *s);
@@ -35,18 +40,18 @@ char *jws_thumbprint(EVP_PKEY *key);
  * a protected header {alg, nonce, url, and kid when kid != NULL else jwk}.
  * Returns the flattened JWS as compact JSON text (heap string). */
 char *jws_sign(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
-	       const char *payload, struct acmera_errmsg *e);
+               const char *payload, struct acmera_errmsg *e);
 
 /* External account binding (RFC 8555 7.3.4): a JWS over the account's JWK,
  * signed with HS256 using the CA-provided MAC key (base64url), header
  * {alg: HS256, kid: eab_kid, url: newAccount URL}. Returns a new json object. */
 json_t *jws_eab(EVP_PKEY *account_key, const char *eab_kid, const char *hmac_key_b64url,
-		const char *url, struct acmera_errmsg *e);
+                const char *url, struct acmera_errmsg *e);
 
 /* Key rollover inner JWS (RFC 8555 7.3.5): signed by new_key with its jwk, url =
  * keyChange URL, payload {account: kid, oldKey: jwk(old_key)}. Heap JSON text. */
-char *jws_key_change_inner(EVP_PKEY *new_key, EVP_PKEY *old_key, const char *kid,
-			   const char *url, struct acmera_errmsg *e);
+char *jws_key_change_inner(EVP_PKEY *new_key, EVP_PKEY *old_key, const char *kid, const char *url,
+                           struct acmera_errmsg *e);
 
 /* dns-01 TXT value for a challenge token: base64url(SHA-256(token "." thumbprint)). */
 char *acme_dns01_value(const char *token, const char *thumbprint);

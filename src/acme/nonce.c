@@ -4,7 +4,10 @@
 
 #include <string.h>
 
-void nonce_pool_init(struct nonce_pool *p) { memset(p, 0, sizeof(*p)); }
+void nonce_pool_init(struct nonce_pool *p)
+{
+	memset(p, 0, sizeof(*p));
+}
 
 /* RFC 8555 6.5.1: a nonce is base64url without padding. */
 static int nonce_valid(const char *s, size_t len)
@@ -45,4 +48,7 @@ int nonce_pool_take(struct nonce_pool *p, char *out)
 	return 0;
 }
 
-size_t nonce_pool_size(const struct nonce_pool *p) { return p->count; }
+size_t nonce_pool_size(const struct nonce_pool *p)
+{
+	return p->count;
+}

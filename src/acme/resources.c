@@ -9,30 +9,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define URL_MAX 2048      /* longest URL accepted from a server */
-#define TYPE_MAX 256      /* problem/challenge/identifier types */
-#define NAME_MAX_LEN 255  /* identifier values: DNS names, IP addresses */
-#define TOKEN_MAX 256     /* challenge tokens (Pebble and Let's Encrypt send 43) */
-#define CONTACT_MAX 1024  /* one account contact URL */
-#define DETAIL_MAX 4096   /* problem detail text */
+#define URL_MAX 2048     /* longest URL accepted from a server */
+#define TYPE_MAX 256     /* problem/challenge/identifier types */
+#define NAME_MAX_LEN 255 /* identifier values: DNS names, IP addresses */
+#define TOKEN_MAX 256    /* challenge tokens (Pebble and Let's Encrypt send 43) */
+#define CONTACT_MAX 1024 /* one account contact URL */
+#define DETAIL_MAX 4096  /* problem detail text */
 
 static const char ACME_ERR_PREFIX[] = "urn:ietf:params:acme:error:";
 
 enum { OPTIONAL = 0, REQUIRED = 1 };
 
 static int load(const char *json, size_t len, const char *what, json_t **root,
-		struct acmera_errmsg *e)
+                struct acmera_errmsg *e)
 {
 	json_error_t jerr;
 	if (!json)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "%s: no body", what);
 	if (len > ACME_MAX_BODY)
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s: body of %zu bytes exceeds %u", what,
-				   len, ACME_MAX_BODY);
+		                   len, ACME_MAX_BODY);
 	json_t *r = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!r)
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s: bad JSON at line %d column %d: %s",
-				   what, jerr.line, jerr.column, jerr.text);
+		                   what, jerr.line, jerr.column, jerr.text);
 	if (!json_is_object(r)) {
 		json_decref(r);
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s: not a JSON object", what);
@@ -43,14 +43,14 @@ static int load(const char *json, size_t len, const char *what, json_t **root,
 
 /* obj[name], or NULL when absent or null; fails when required and absent. */
 static int field(json_t *obj, const char *what, const char *name, int required, json_t **v,
-		 struct acmera_errmsg *e)
+                 struct acmera_errmsg *e)
 {
 	json_t *x = json_object_get(obj, name);
 	*v = NULL;
 	if (!x || json_is_null(x)) {
 		if (required)
 			return acmera_fail(e, ACMERA_ERR_PROTO, "%s: missing field \"%s\"", what,
-					   name);
+			                   name);
 		return 0;
 	}
 	*v = x;
@@ -59,16 +59,16 @@ static int field(json_t *obj, const char *what, const char *name, int required, 
 
 /* A non-empty string of at most max bytes with no NUL inside. */
 static int check_str(json_t *v, const char *what, const char *name, size_t max,
-		     struct acmera_errmsg *e)
+                     struct acmera_errmsg *e)
 {
 	if (!json_is_string(v))
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s: field \"%s\" is not a string", what,
-				   name);
+		                   name);
 	size_t n = json_string_length(v);
 	if (n == 0 || n > max || strlen(json_string_value(v)) != n)
 		return acmera_fail(e, ACMERA_ERR_PROTO,
-				   "%s: field \"%s\" is empty or longer than %zu bytes", what, name,
-				   max);
+		                   "%s: field \"%s\" is empty or longer than %zu bytes", what, name,
+		                   max);
 	return 0;
 }
 
@@ -79,7 +79,7 @@ static int dup_str(json_t *v, char **out, struct acmera_errmsg *e)
 }
 
 static int get_str(json_t *obj, const char *what, const char *name, int required, size_t max,
-		   char **out, struct acmera_errmsg *e)
+                   char **out, struct acmera_errmsg *e)
 {
 	json_t *v;
 	int rc = field(obj, what, name, required, &v, e);
@@ -98,17 +98,17 @@ static int check_url(json_t *v, const char *what, const char *name, struct acmer
 	const char *s = json_string_value(v);
 	if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s: field \"%s\" is not an http(s) URL",
-				   what, name);
+		                   what, name);
 	for (const char *p = s; *p; p++)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
 			return acmera_fail(e, ACMERA_ERR_PROTO,
-					   "%s: field \"%s\" has a bad character in its URL", what,
-					   name);
+			                   "%s: field \"%s\" has a bad character in its URL", what,
+			                   name);
 	return 0;
 }
 
 static int get_url(json_t *obj, const char *what, const char *name, int required, char **out,
-		   struct acmera_errmsg *e)
+                   struct acmera_errmsg *e)
 {
 	json_t *v;
 	int rc = field(obj, what, name, required, &v, e);
@@ -120,7 +120,7 @@ static int get_url(json_t *obj, const char *what, const char *name, int required
 
 /* Optional boolean; absent is false. */
 static int get_bool(json_t *obj, const char *what, const char *name, int *out,
-		    struct acmera_errmsg *e)
+                    struct acmera_errmsg *e)
 {
 	json_t *v;
 	int rc = field(obj, what, name, OPTIONAL, &v, e);
@@ -129,14 +129,14 @@ static int get_bool(json_t *obj, const char *what, const char *name, int *out,
 		return rc;
 	if (!json_is_boolean(v))
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s: field \"%s\" is not a boolean", what,
-				   name);
+		                   name);
 	*out = json_is_true(v);
 	return 0;
 }
 
 /* Optional RFC 3339 time; absent is 0. */
 static int get_time(json_t *obj, const char *what, const char *name, int64_t *out,
-		    struct acmera_errmsg *e)
+                    struct acmera_errmsg *e)
 {
 	json_t *v;
 	int rc = field(obj, what, name, OPTIONAL, &v, e);
@@ -148,13 +148,13 @@ static int get_time(json_t *obj, const char *what, const char *name, int64_t *ou
 		return rc;
 	if (acme_time_parse(json_string_value(v), out) != 0)
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s: field \"%s\" is not an RFC 3339 time",
-				   what, name);
+		                   what, name);
 	return 0;
 }
 
 /* Required status, one of the values RFC 8555 7.1.6 allows for this object. */
 static int get_status(json_t *obj, const char *what, const char *const *allowed, char **out,
-		      struct acmera_errmsg *e)
+                      struct acmera_errmsg *e)
 {
 	json_t *v;
 	int rc = field(obj, what, "status", REQUIRED, &v, e);
@@ -171,30 +171,30 @@ static int get_status(json_t *obj, const char *what, const char *const *allowed,
 }
 
 /* Optional (or required) array of at most ACME_MAX_LIST elements. */
-static int get_array(json_t *obj, const char *what, const char *name, int required,
-		     json_t **arr, struct acmera_errmsg *e)
+static int get_array(json_t *obj, const char *what, const char *name, int required, json_t **arr,
+                     struct acmera_errmsg *e)
 {
 	int rc = field(obj, what, name, required, arr, e);
 	if (rc || !*arr)
 		return rc;
 	if (!json_is_array(*arr))
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s: field \"%s\" is not an array", what,
-				   name);
+		                   name);
 	if (json_array_size(*arr) > ACME_MAX_LIST)
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s: field \"%s\" has more than %d entries",
-				   what, name, ACME_MAX_LIST);
+		                   what, name, ACME_MAX_LIST);
 	return 0;
 }
 
-static int get_object(json_t *obj, const char *what, const char *name, int required,
-		      json_t **out, struct acmera_errmsg *e)
+static int get_object(json_t *obj, const char *what, const char *name, int required, json_t **out,
+                      struct acmera_errmsg *e)
 {
 	int rc = field(obj, what, name, required, out, e);
 	if (rc || !*out)
 		return rc;
 	if (!json_is_object(*out))
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s: field \"%s\" is not an object", what,
-				   name);
+		                   name);
 	return 0;
 }
 
@@ -239,7 +239,7 @@ static int problem_type(json_t *obj, const char *what, char **out, struct acmera
 }
 
 static int subproblem_from_json(json_t *v, const char *what, struct acme_subproblem *s,
-				struct acmera_errmsg *e)
+                                struct acmera_errmsg *e)
 {
 	json_t *id;
 	if (!json_is_object(v))
@@ -260,7 +260,7 @@ static int subproblem_from_json(json_t *v, const char *what, struct acme_subprob
 }
 
 static int problem_from_json(json_t *obj, const char *what, struct acme_problem *p,
-			     struct acmera_errmsg *e)
+                             struct acmera_errmsg *e)
 {
 	json_t *v, *subs;
 	char ctx[64];
@@ -276,7 +276,7 @@ static int problem_from_json(json_t *obj, const char *what, struct acme_problem 
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > 999) {
 			rc = acmera_fail(e, ACMERA_ERR_PROTO,
-					 "%s: field \"status\" is not an HTTP status", what);
+			                 "%s: field \"status\" is not an HTTP status", what);
 			goto out;
 		}
 		p->status = (int)json_integer_value(v);
@@ -303,7 +303,7 @@ out:
 }
 
 int acme_problem_parse(const char *json, size_t len, struct acme_problem *out,
-		       struct acmera_errmsg *e)
+                       struct acmera_errmsg *e)
 {
 	json_t *root = NULL;
 	memset(out, 0, sizeof(*out));
@@ -317,7 +317,7 @@ int acme_problem_parse(const char *json, size_t len, struct acme_problem *out,
 
 /* An optional embedded "error" problem, as a new heap object. */
 static int get_problem(json_t *obj, const char *what, struct acme_problem **out,
-		       struct acmera_errmsg *e)
+                       struct acmera_errmsg *e)
 {
 	json_t *v;
 	char ctx[64];
@@ -424,7 +424,7 @@ void acme_directory_free(struct acme_directory *d)
 }
 
 int acme_directory_parse(const char *json, size_t len, struct acme_directory *out,
-			 struct acmera_errmsg *e)
+                         struct acmera_errmsg *e)
 {
 	static const char W[] = "directory";
 	json_t *root = NULL, *meta;
@@ -445,13 +445,13 @@ int acme_directory_parse(const char *json, size_t len, struct acme_directory *ou
 		goto out;
 	/* Shown to people, never fetched; Pebble's is a data: URL, so any bounded string. */
 	if ((rc = get_str(meta, "directory meta", "termsOfService", OPTIONAL, URL_MAX,
-			  &out->terms_of_service, e)) ||
-	    (rc = get_str(meta, "directory meta", "website", OPTIONAL, URL_MAX, &out->website,
-			  e)) ||
+	                  &out->terms_of_service, e)) ||
+	    (rc =
+	         get_str(meta, "directory meta", "website", OPTIONAL, URL_MAX, &out->website, e)) ||
 	    (rc = get_bool(meta, "directory meta", "externalAccountRequired",
-			   &out->external_account_required, e)) ||
+	                   &out->external_account_required, e)) ||
 	    (rc = get_bool(meta, "directory meta", "subdomainAuthAllowed",
-			   &out->subdomain_auth_allowed, e)))
+	                   &out->subdomain_auth_allowed, e)))
 		goto out;
 out:
 	json_decref(root);
@@ -471,7 +471,7 @@ static void identifier_clear(struct acme_identifier *id)
 }
 
 static int identifier_from_json(json_t *v, const char *what, struct acme_identifier *id,
-				struct acmera_errmsg *e)
+                                struct acmera_errmsg *e)
 {
 	if (!json_is_object(v))
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s: identifier is not an object", what);
@@ -480,7 +480,7 @@ static int identifier_from_json(json_t *v, const char *what, struct acme_identif
 		rc = get_str(v, what, "value", REQUIRED, NAME_MAX_LEN, &id->value, e);
 	if (!rc)
 		rc = get_str(v, what, "ancestorDomain", OPTIONAL, NAME_MAX_LEN,
-			     &id->ancestor_domain, e);
+		             &id->ancestor_domain, e);
 	return rc;
 }
 
@@ -519,8 +519,8 @@ static int order_lists(json_t *root, struct acme_order *out, struct acmera_errms
 		for (size_t i = 0; i < json_array_size(ids); i++) {
 			out->n_identifiers = i + 1;
 			snprintf(ctx, sizeof(ctx), "order identifiers[%zu]", i);
-			rc = identifier_from_json(json_array_get(ids, i), ctx,
-						  &out->identifiers[i], e);
+			rc = identifier_from_json(json_array_get(ids, i), ctx, &out->identifiers[i],
+			                          e);
 			if (rc)
 				return rc;
 		}
@@ -545,12 +545,11 @@ static int order_lists(json_t *root, struct acme_order *out, struct acmera_errms
 	return 0;
 }
 
-int acme_order_parse(const char *json, size_t len, struct acme_order *out,
-		     struct acmera_errmsg *e)
+int acme_order_parse(const char *json, size_t len, struct acme_order *out, struct acmera_errmsg *e)
 {
 	static const char W[] = "order";
-	static const char *const statuses[] = {"pending", "ready", "processing", "valid",
-					       "invalid", NULL};
+	static const char *const statuses[] = {"pending", "ready",   "processing",
+	                                       "valid",   "invalid", NULL};
 	json_t *root = NULL;
 	memset(out, 0, sizeof(*out));
 	int rc = load(json, len, W, &root, e);
@@ -586,10 +585,9 @@ void acme_challenge_free(struct acme_challenge *c)
 }
 
 static int challenge_from_json(json_t *v, const char *what, struct acme_challenge *c,
-			       struct acmera_errmsg *e)
+                               struct acmera_errmsg *e)
 {
-	static const char *const statuses[] = {"pending", "processing", "valid", "invalid",
-					       NULL};
+	static const char *const statuses[] = {"pending", "processing", "valid", "invalid", NULL};
 	if (!json_is_object(v))
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s: not an object", what);
 	int rc;
@@ -609,7 +607,7 @@ static int challenge_from_json(json_t *v, const char *what, struct acme_challeng
 }
 
 int acme_challenge_parse(const char *json, size_t len, struct acme_challenge *out,
-			 struct acmera_errmsg *e)
+                         struct acmera_errmsg *e)
 {
 	json_t *root = NULL;
 	memset(out, 0, sizeof(*out));
@@ -657,12 +655,11 @@ static int authz_challenges(json_t *root, struct acme_authz *out, struct acmera_
 	return 0;
 }
 
-int acme_authz_parse(const char *json, size_t len, struct acme_authz *out,
-		     struct acmera_errmsg *e)
+int acme_authz_parse(const char *json, size_t len, struct acme_authz *out, struct acmera_errmsg *e)
 {
 	static const char W[] = "authz";
 	static const char *const statuses[] = {"pending", "valid",   "invalid", "deactivated",
-					       "expired", "revoked", NULL};
+	                                       "expired", "revoked", NULL};
 	json_t *root = NULL, *id;
 	memset(out, 0, sizeof(*out));
 	int rc = load(json, len, W, &root, e);
@@ -732,7 +729,7 @@ static int account_contacts(json_t *root, struct acme_account *out, struct acmer
 }
 
 int acme_account_parse(const char *json, size_t len, struct acme_account *out,
-		       struct acmera_errmsg *e)
+                       struct acmera_errmsg *e)
 {
 	static const char W[] = "account";
 	static const char *const statuses[] = {"valid", "deactivated", "revoked", NULL};
@@ -767,7 +764,10 @@ static int digits(const char *s, int n)
 	return v;
 }
 
-static int is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+static int is_leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
 static int64_t days_from_civil(int y, int m, int d)

@@ -10,18 +10,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ACME_MAX_BODY (1u << 20)   /* largest JSON response accepted */
-#define ACME_MAX_LIST 1000         /* identifiers, authorizations, challenges */
+#define ACME_MAX_BODY (1u << 20) /* largest JSON response accepted */
+#define ACME_MAX_LIST 1000       /* identifiers, authorizations, challenges */
 
 struct acme_directory {
 	char *new_nonce, *new_account, *new_order, *new_authz, *revoke_cert, *key_change;
-	char *renewal_info;           /* RFC 9773, may be NULL */
+	char *renewal_info; /* RFC 9773, may be NULL */
 	char *terms_of_service, *website;
 	int external_account_required;
-	int subdomain_auth_allowed;   /* RFC 9444 meta.subdomainAuthAllowed */
+	int subdomain_auth_allowed; /* RFC 9444 meta.subdomainAuthAllowed */
 };
 int acme_directory_parse(const char *json, size_t len, struct acme_directory *out,
-			 struct acmera_errmsg *e);
+                         struct acmera_errmsg *e);
 void acme_directory_free(struct acme_directory *d);
 
 /* A subproblem (RFC 8555 6.7.1). */
@@ -29,7 +29,7 @@ struct acme_subproblem {
 	char *type, *detail, *identifier;
 };
 struct acme_problem {
-	char *type;     /* full URN, e.g. urn:ietf:params:acme:error:badNonce */
+	char *type; /* full URN, e.g. urn:ietf:params:acme:error:badNonce */
 	char *detail;
 	int status;
 	struct acme_subproblem *sub;
@@ -37,7 +37,7 @@ struct acme_problem {
 };
 /* Parses an application/problem+json body. */
 int acme_problem_parse(const char *json, size_t len, struct acme_problem *out,
-		       struct acmera_errmsg *e);
+                       struct acmera_errmsg *e);
 /* 1 if p->type is "urn:ietf:params:acme:error:" + short (e.g. "badNonce"). */
 int acme_problem_is(const struct acme_problem *p, const char *short_type);
 /* "type=badNonce detail=... sub=[...]" for logs and error messages. */
@@ -46,22 +46,21 @@ void acme_problem_free(struct acme_problem *p);
 
 struct acme_identifier {
 	char *type, *value;
-	char *ancestor_domain;  /* RFC 9444, may be NULL */
+	char *ancestor_domain; /* RFC 9444, may be NULL */
 };
 
 struct acme_order {
-	char *status;   /* pending, ready, processing, valid, invalid */
+	char *status; /* pending, ready, processing, valid, invalid */
 	int64_t expires;
 	struct acme_identifier *identifiers;
 	size_t n_identifiers;
 	char **authorizations;
 	size_t n_authorizations;
 	char *finalize;
-	char *certificate;  /* NULL until valid */
+	char *certificate;          /* NULL until valid */
 	struct acme_problem *error; /* NULL unless present */
 };
-int acme_order_parse(const char *json, size_t len, struct acme_order *out,
-		     struct acmera_errmsg *e);
+int acme_order_parse(const char *json, size_t len, struct acme_order *out, struct acmera_errmsg *e);
 void acme_order_free(struct acme_order *o);
 
 struct acme_challenge {
@@ -70,31 +69,30 @@ struct acme_challenge {
 };
 struct acme_authz {
 	struct acme_identifier identifier;
-	char *status;   /* pending, valid, invalid, deactivated, expired, revoked */
+	char *status; /* pending, valid, invalid, deactivated, expired, revoked */
 	int64_t expires;
 	int wildcard;
-	int subdomain_auth_allowed;  /* RFC 9444 */
+	int subdomain_auth_allowed; /* RFC 9444 */
 	struct acme_challenge *challenges;
 	size_t n_challenges;
 };
-int acme_authz_parse(const char *json, size_t len, struct acme_authz *out,
-		     struct acmera_errmsg *e);
+int acme_authz_parse(const char *json, size_t len, struct acme_authz *out, struct acmera_errmsg *e);
 /* The challenge of this type, or NULL. */
 const struct acme_challenge *acme_authz_challenge(const struct acme_authz *a, const char *type);
 void acme_authz_free(struct acme_authz *a);
 
 int acme_challenge_parse(const char *json, size_t len, struct acme_challenge *out,
-			 struct acmera_errmsg *e);
+                         struct acmera_errmsg *e);
 void acme_challenge_free(struct acme_challenge *c);
 
 struct acme_account {
-	char *status;   /* valid, deactivated, revoked */
+	char *status; /* valid, deactivated, revoked */
 	char **contact;
 	size_t n_contact;
 	char *orders;
 };
 int acme_account_parse(const char *json, size_t len, struct acme_account *out,
-		       struct acmera_errmsg *e);
+                       struct acmera_errmsg *e);
 void acme_account_free(struct acme_account *a);
 
 /* RFC 3339 time ("2026-11-28T13:00:00Z", fractions and offsets allowed) to Unix

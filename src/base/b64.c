@@ -13,10 +13,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static const char alpha_std[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char alpha_url[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char alpha_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char alpha_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* Value of an alphabet character, or -1. c62/c63 tell the two alphabets apart. */
 static int sextet(unsigned char c, char c62, char c63)
@@ -34,7 +32,10 @@ static int sextet(unsigned char c, char c62, char c63)
 	return -1;
 }
 
-static int is_b64_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static int is_b64_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 /* Length of the encoding of n bytes, without line breaks or NUL; SIZE_MAX when
  * it would not fit. */

@@ -37,7 +37,10 @@ int buf_append(struct buf *b, const void *p, size_t n)
 	return 0;
 }
 
-int buf_append_str(struct buf *b, const char *s) { return buf_append(b, s, strlen(s)); }
+int buf_append_str(struct buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
 
 int buf_printf(struct buf *b, const char *fmt, ...)
 {
@@ -81,4 +84,7 @@ char *buf_steal(struct buf *b)
 	return p;
 }
 
-const char *buf_str(const struct buf *b) { return b->data ? (const char *)b->data : ""; }
+const char *buf_str(const struct buf *b)
+{
+	return b->data ? (const char *)b->data : "";
+}

@@ -12,7 +12,10 @@ struct buf {
 	size_t cap;
 };
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT                                                                                   \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 
 /* Appends; returns 0 or ACMERA_ERR_NOMEM. */
 int buf_append(struct buf *b, const void *p, size_t n);

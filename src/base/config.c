@@ -19,8 +19,8 @@
 #define CONFIG_MAX_FILE (1024 * 1024) /* a config file is small; refuse anything big */
 
 enum section { SEC_ACME, SEC_DNS, SEC_ISSUER, SEC_STORE, SEC_LOG, SEC_EST, SEC_PROFILE };
-static const char *const section_names[] = {"acme", "dns", "issuer", "store", "log", "est",
-					    "profile"};
+static const char *const section_names[] = {"acme", "dns", "issuer", "store",
+                                            "log",  "est", "profile"};
 #define N_SECTIONS (sizeof(section_names) / sizeof(section_names[0]))
 
 enum key_type {
@@ -36,65 +36,74 @@ struct key {
 	enum section sec;
 	const char *name;
 	enum key_type type;
-	size_t off;   /* the field in struct config */
-	size_t n_off; /* KEY_DOMAINS: its count */
-	int min, max; /* KEY_INT */
+	size_t off;                 /* the field in struct config */
+	size_t n_off;               /* KEY_DOMAINS: its count */
+	int min, max;               /* KEY_INT */
 	const char *const *choices; /* KEY_CHOICE, NULL-terminated */
 };
 
 /* The names acme_key_type_parse() (acme/jws.h) knows; base cannot call it. */
-static const char *const key_types[] = {"p256", "ec256", "p384", "ec384", "rsa2048",
-					"rsa3072", "rsa4096", NULL};
+static const char *const key_types[] = {"p256",    "ec256",   "p384",    "ec384",
+                                        "rsa2048", "rsa3072", "rsa4096", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_dests[] = {"stderr", "syslog", NULL};
 
 #define F(f) offsetof(struct config, f)
-#define STR(s, n, f) {s, n, KEY_STR, F(f), 0, 0, 0, NULL}
-#define INT(s, n, f, lo, hi) {s, n, KEY_INT, F(f), 0, lo, hi, NULL}
-#define CHOICE(s, n, f, c) {s, n, KEY_CHOICE, F(f), 0, 0, 0, c}
+#define STR(s, n, f)                                                                               \
+	{                                                                                          \
+		s, n, KEY_STR, F(f), 0, 0, 0, NULL                                                 \
+	}
+#define INT(s, n, f, lo, hi)                                                                       \
+	{                                                                                          \
+		s, n, KEY_INT, F(f), 0, lo, hi, NULL                                               \
+	}
+#define CHOICE(s, n, f, c)                                                                         \
+	{                                                                                          \
+		s, n, KEY_CHOICE, F(f), 0, 0, 0, c                                                 \
+	}
 
 /* Ranges are documented in docs/acmera.conf.5; keep both in step. */
 static const struct key keys[] = {
-	{SEC_ACME, "directory", KEY_HTTPS, F(acme.directory), 0, 0, 0, NULL},
-	STR(SEC_ACME, "ca_bundle", acme.ca_bundle),
-	CHOICE(SEC_ACME, "account_key_type", acme.account_key_type, key_types),
-	STR(SEC_ACME, "contact", acme.contact),
-	STR(SEC_ACME, "eab_kid", acme.eab_kid),
-	STR(SEC_ACME, "eab_hmac_key_file", acme.eab_hmac_key_file),
-	{SEC_ACME, "preauthorize", KEY_DOMAINS, F(acme.preauthorize), F(acme.n_preauthorize), 0,
-	 0, NULL},
-	STR(SEC_ACME, "alternate_chain", acme.alternate_chain),
-	INT(SEC_ACME, "timeout", acme.timeout, 1, 3600),
-	INT(SEC_ACME, "poll_max", acme.poll_max, 1, 3600),
-	STR(SEC_DNS, "server", dns.server),
-	STR(SEC_DNS, "tsig_keyfile", dns.tsig_keyfile),
-	{SEC_DNS, "zone", KEY_DOMAINS, F(dns.zones), F(dns.n_zones), 0, 0, NULL},
-	STR(SEC_DNS, "hook", dns.hook),
-	INT(SEC_DNS, "ttl", dns.ttl, 0, 86400),
-	INT(SEC_DNS, "timeout", dns.timeout, 100, 60000),
-	{SEC_DNS, "propagation_check", KEY_BOOL, F(dns.propagation_check), 0, 0, 1, NULL},
-	INT(SEC_DNS, "propagation_timeout", dns.propagation_timeout, 1, 3600),
-	INT(SEC_ISSUER, "parallel", issuer.parallel, 1, 10000),
-	INT(SEC_ISSUER, "lease", issuer.lease, 3, 86400),
-	INT(SEC_ISSUER, "batch_wait", issuer.batch_wait, 0, 60000),
-	INT(SEC_ISSUER, "max_attempts", issuer.max_attempts, 1, 1000),
-	STR(SEC_STORE, "path", store.path),
-	CHOICE(SEC_LOG, "level", log.level, log_levels),
-	CHOICE(SEC_LOG, "destination", log.destination, log_dests),
-	STR(SEC_EST, "listen", est.listen),
-	STR(SEC_EST, "cert", est.cert),
-	STR(SEC_EST, "key", est.key),
-	INT(SEC_EST, "workers", est.workers, 1, 64),
-	INT(SEC_EST, "wait", est.wait, 0, 60000),
-	INT(SEC_EST, "retry_after", est.retry_after, 1, 86400),
-	INT(SEC_EST, "max_body", est.max_body, 1024, 1048576),
-	INT(SEC_EST, "max_connections", est.max_connections, 1, 1000000),
-	INT(SEC_EST, "handshake_timeout", est.handshake_timeout, 100, 600000),
-	INT(SEC_EST, "header_timeout", est.header_timeout, 100, 600000),
-	INT(SEC_EST, "idle_timeout", est.idle_timeout, 100, 3600000),
-	STR(SEC_EST, "passwd_file", est.passwd_file),
-	STR(SEC_EST, "client_ca", est.client_ca),
-	STR(SEC_EST, "ca_chain", est.ca_chain),
+    {SEC_ACME, "directory", KEY_HTTPS, F(acme.directory), 0, 0, 0, NULL},
+    STR(SEC_ACME, "ca_bundle", acme.ca_bundle),
+    CHOICE(SEC_ACME, "account_key_type", acme.account_key_type, key_types),
+    STR(SEC_ACME, "contact", acme.contact),
+    STR(SEC_ACME, "eab_kid", acme.eab_kid),
+    STR(SEC_ACME, "eab_hmac_key_file", acme.eab_hmac_key_file),
+    {SEC_ACME, "preauthorize", KEY_DOMAINS, F(acme.preauthorize), F(acme.n_preauthorize), 0, 0,
+     NULL},
+    STR(SEC_ACME, "alternate_chain", acme.alternate_chain),
+    INT(SEC_ACME, "timeout", acme.timeout, 1, 3600),
+    INT(SEC_ACME, "poll_max", acme.poll_max, 1, 3600),
+    STR(SEC_DNS, "server", dns.server),
+    STR(SEC_DNS, "tsig_keyfile", dns.tsig_keyfile),
+    {SEC_DNS, "zone", KEY_DOMAINS, F(dns.zones), F(dns.n_zones), 0, 0, NULL},
+    STR(SEC_DNS, "hook", dns.hook),
+    INT(SEC_DNS, "ttl", dns.ttl, 0, 86400),
+    INT(SEC_DNS, "timeout", dns.timeout, 100, 60000),
+    {SEC_DNS, "propagation_check", KEY_BOOL, F(dns.propagation_check), 0, 0, 1, NULL},
+    INT(SEC_DNS, "propagation_timeout", dns.propagation_timeout, 1, 3600),
+    INT(SEC_ISSUER, "parallel", issuer.parallel, 1, 10000),
+    INT(SEC_ISSUER, "lease", issuer.lease, 3, 86400),
+    INT(SEC_ISSUER, "batch_wait", issuer.batch_wait, 0, 60000),
+    INT(SEC_ISSUER, "max_attempts", issuer.max_attempts, 1, 1000),
+    STR(SEC_STORE, "path", store.path),
+    CHOICE(SEC_LOG, "level", log.level, log_levels),
+    CHOICE(SEC_LOG, "destination", log.destination, log_dests),
+    STR(SEC_EST, "listen", est.listen),
+    STR(SEC_EST, "cert", est.cert),
+    STR(SEC_EST, "key", est.key),
+    INT(SEC_EST, "workers", est.workers, 1, 64),
+    INT(SEC_EST, "wait", est.wait, 0, 60000),
+    INT(SEC_EST, "retry_after", est.retry_after, 1, 86400),
+    INT(SEC_EST, "max_body", est.max_body, 1024, 1048576),
+    INT(SEC_EST, "max_connections", est.max_connections, 1, 1000000),
+    INT(SEC_EST, "handshake_timeout", est.handshake_timeout, 100, 600000),
+    INT(SEC_EST, "header_timeout", est.header_timeout, 100, 600000),
+    INT(SEC_EST, "idle_timeout", est.idle_timeout, 100, 3600000),
+    STR(SEC_EST, "passwd_file", est.passwd_file),
+    STR(SEC_EST, "client_ca", est.client_ca),
+    STR(SEC_EST, "ca_chain", est.ca_chain),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -102,12 +111,12 @@ static const struct key keys[] = {
 static const char *const auth_choices[] = {"cert", "basic", "cert,basic", "basic,cert", NULL};
 #define PF(f) offsetof(struct config_profile, f)
 static const struct key profile_keys[] = {
-	{SEC_PROFILE, "name_template", KEY_STR, PF(name_template), 0, 0, 0, NULL},
-	{SEC_PROFILE, "trust_anchors", KEY_STR, PF(trust_anchors), 0, 0, 0, NULL},
-	{SEC_PROFILE, "auth", KEY_CHOICE, PF(auth), 0, 0, 0, auth_choices},
-	{SEC_PROFILE, "key_types", KEY_STR, PF(key_types), 0, 0, 0, NULL},
-	{SEC_PROFILE, "rsa_min_bits", KEY_INT, PF(rsa_min_bits), 0, 2048, 16384, NULL},
-	{SEC_PROFILE, "channel_binding", KEY_BOOL, PF(channel_binding), 0, 0, 1, NULL},
+    {SEC_PROFILE, "name_template", KEY_STR, PF(name_template), 0, 0, 0, NULL},
+    {SEC_PROFILE, "trust_anchors", KEY_STR, PF(trust_anchors), 0, 0, 0, NULL},
+    {SEC_PROFILE, "auth", KEY_CHOICE, PF(auth), 0, 0, 0, auth_choices},
+    {SEC_PROFILE, "key_types", KEY_STR, PF(key_types), 0, 0, 0, NULL},
+    {SEC_PROFILE, "rsa_min_bits", KEY_INT, PF(rsa_min_bits), 0, 2048, 16384, NULL},
+    {SEC_PROFILE, "channel_binding", KEY_BOOL, PF(channel_binding), 0, 0, 1, NULL},
 };
 #define N_PROFILE_KEYS (sizeof(profile_keys) / sizeof(profile_keys[0]))
 
@@ -118,14 +127,14 @@ struct parse {
 	int lineno;          /* of the line inih is working on */
 	int fail_line;       /* first line we failed on, 0 for none */
 	int fail_rc;
-	int seen[N_KEYS];    /* line where a single-valued key was set */
+	int seen[N_KEYS]; /* line where a single-valued key was set */
 	int pseen[CONFIG_MAX_PROFILES][N_PROFILE_KEYS];
 	struct acmera_errmsg *e;
 };
 
 /* Records the first failure as "FILE:LINE: reason". */
 __attribute__((format(printf, 3, 4))) static int fail_at(struct parse *ps, int code,
-							  const char *fmt, ...)
+                                                         const char *fmt, ...)
 {
 	char reason[ACMERA_ERRMSG_LEN];
 	va_list ap;
@@ -200,7 +209,7 @@ static int check_section(struct parse *ps, const char *line)
 	for (const char *t = close + 1; *t && *t != ';' && *t != '#'; t++)
 		if (*t != ' ' && *t != '\t')
 			return fail_at(ps, ACMERA_ERR_CONFIG, "text after section header [%.*s]",
-				       (int)(close - s), s);
+			               (int)(close - s), s);
 	char name[64];
 	if (name_len < sizeof(name)) {
 		memcpy(name, s, name_len);
@@ -209,16 +218,17 @@ static int check_section(struct parse *ps, const char *line)
 		/* Only [profile "LABEL"] has (and needs) a subsection. */
 		if (sec >= 0 && has_sub == (sec == SEC_PROFILE)) {
 			if (sec == SEC_PROFILE && !profile_label_ok(s + name_len, close))
-				return fail_at(ps, ACMERA_ERR_CONFIG,
-					       "[%.*s]: a label is 1 to 63 letters, digits, '-' or '_'",
-					       (int)(close - s), s);
+				return fail_at(
+				    ps, ACMERA_ERR_CONFIG,
+				    "[%.*s]: a label is 1 to 63 letters, digits, '-' or '_'",
+				    (int)(close - s), s);
 			return 0;
 		}
 	}
 	return fail_at(ps, ACMERA_ERR_CONFIG, "unknown section [%.*s]", (int)(close - s), s);
 malformed:
 	return fail_at(ps, ACMERA_ERR_CONFIG, "malformed section header [%.*s]", (int)(close - s),
-		       s);
+	               s);
 }
 
 /* inih's reader: hands over one line at a time, as fgets would, without its
@@ -246,7 +256,8 @@ static char *read_line(char *str, int num, void *stream)
 		eol--;
 	size_t len = (size_t)(eol - b);
 	if (num < 2 || len > (size_t)num - 1) {
-		fail_at(ps, ACMERA_ERR_CONFIG, "line longer than %d characters", num > 0 ? num - 1 : 0);
+		fail_at(ps, ACMERA_ERR_CONFIG, "line longer than %d characters",
+		        num > 0 ? num - 1 : 0);
 		return NULL;
 	}
 	memcpy(str, b, len);
@@ -318,7 +329,7 @@ static int is_choice(const char *v, const char *const *choices)
 }
 
 static int set_value(struct parse *ps, const struct key *k, void *base, const char *sec,
-		     const char *value)
+                     const char *value)
 {
 	void *field = (char *)base + k->off;
 	const char *name = k->name;
@@ -327,8 +338,8 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
 	switch (k->type) {
 	case KEY_HTTPS:
 		if (strncasecmp(value, "https://", 8) != 0 || value[8] == '\0')
-			return fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: '%s' is not an https:// URL",
-				       sec, name, value);
+			return fail_at(ps, ACMERA_ERR_CONFIG,
+			               "[%s] %s: '%s' is not an https:// URL", sec, name, value);
 		break;
 	case KEY_CHOICE:
 		if (!is_choice(value, k->choices)) {
@@ -339,25 +350,25 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
 				strncat(list, *c, sizeof(list) - strlen(list) - 1);
 			}
 			return fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: '%s' is not one of %s", sec,
-				       name, value, list);
+			               name, value, list);
 		}
 		break;
 	case KEY_INT:
 		if (parse_int(value, k->min, k->max, field) != 0)
 			return fail_at(ps, ACMERA_ERR_CONFIG,
-				       "[%s] %s: '%s' is not a number from %d to %d", sec, name,
-				       value, k->min, k->max);
+			               "[%s] %s: '%s' is not a number from %d to %d", sec, name,
+			               value, k->min, k->max);
 		return 0;
 	case KEY_BOOL:
 		if (parse_bool(value, field) != 0)
 			return fail_at(ps, ACMERA_ERR_CONFIG,
-				       "[%s] %s: '%s' is not a boolean (true/false, yes/no, 1/0)",
-				       sec, name, value);
+			               "[%s] %s: '%s' is not a boolean (true/false, yes/no, 1/0)",
+			               sec, name, value);
 		return 0;
 	case KEY_DOMAINS: {
 		if (!is_domain(value))
 			return fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: '%s' is not a domain name",
-				       sec, name, value);
+			               sec, name, value);
 		struct acmera_errmsg why = {""};
 		rc = config_list_add(field, (size_t *)((char *)ps->c + k->n_off), value, &why);
 		if (rc)
@@ -388,7 +399,7 @@ static int key_types_valid(const char *v)
 }
 
 static int on_profile_value(struct parse *ps, const char *section, const char *name,
-			    const char *value);
+                            const char *value);
 
 /* inih's handler: 1 to go on, 0 on error. */
 static int on_value(void *user, const char *section, const char *name, const char *value)
@@ -416,7 +427,7 @@ static int on_value(void *user, const char *section, const char *name, const cha
 	size_t ki = (size_t)(k - keys);
 	if (k->type != KEY_DOMAINS && ps->seen[ki]) {
 		fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: given twice (first on line %d)", section,
-			name, ps->seen[ki]);
+		        name, ps->seen[ki]);
 		return 0;
 	}
 	if (!value || value[0] == '\0') {
@@ -444,7 +455,7 @@ static int is_label(const char *v)
 
 /* [profile "LABEL"] keys: the profile is created at its first key. */
 static int on_profile_value(struct parse *ps, const char *section, const char *name,
-			    const char *value)
+                            const char *value)
 {
 	/* section is `profile "LABEL"` as written; escapes are not allowed in labels. */
 	const char *q = strchr(section, '"');
@@ -458,7 +469,7 @@ static int on_profile_value(struct parse *ps, const char *section, const char *n
 	label[q2 - q - 1] = '\0';
 	if (!is_label(label)) {
 		fail_at(ps, ACMERA_ERR_CONFIG,
-			"[%s]: a label is 1 to 63 letters, digits, '-' or '_'", section);
+		        "[%s]: a label is 1 to 63 letters, digits, '-' or '_'", section);
 		return 0;
 	}
 	size_t pi = 0;
@@ -466,7 +477,8 @@ static int on_profile_value(struct parse *ps, const char *section, const char *n
 		pi++;
 	if (pi == ps->c->n_profiles) {
 		if (pi == CONFIG_MAX_PROFILES) {
-			fail_at(ps, ACMERA_ERR_CONFIG, "more than %d profiles", CONFIG_MAX_PROFILES);
+			fail_at(ps, ACMERA_ERR_CONFIG, "more than %d profiles",
+			        CONFIG_MAX_PROFILES);
 			return 0;
 		}
 		struct config_profile *p = &ps->c->profiles[pi];
@@ -489,7 +501,7 @@ static int on_profile_value(struct parse *ps, const char *section, const char *n
 	size_t ki = (size_t)(k - profile_keys);
 	if (ps->pseen[pi][ki]) {
 		fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: given twice (first on line %d)", section,
-			name, ps->pseen[pi][ki]);
+		        name, ps->pseen[pi][ki]);
 		return 0;
 	}
 	if (!value || value[0] == '\0') {
@@ -498,8 +510,8 @@ static int on_profile_value(struct parse *ps, const char *section, const char *n
 	}
 	if (strcmp(name, "key_types") == 0 && !key_types_valid(value)) {
 		fail_at(ps, ACMERA_ERR_CONFIG,
-			"[%s] key_types: '%s' is not a comma list of p256, p384, ed25519, rsa",
-			section, value);
+		        "[%s] key_types: '%s' is not a comma list of p256, p384, ed25519, rsa",
+		        section, value);
 		return 0;
 	}
 	if (set_value(ps, k, &ps->c->profiles[pi], section, value) != 0)
@@ -530,7 +542,7 @@ static int read_file(const char *path, char **out, size_t *len, struct acmera_er
 	}
 	if (n > CONFIG_MAX_FILE) {
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG, "%s: larger than %d bytes", path,
-				 CONFIG_MAX_FILE);
+		                 CONFIG_MAX_FILE);
 		goto out;
 	}
 	data[n] = '\0';
@@ -559,8 +571,8 @@ int config_load(struct config *c, const char *path, struct acmera_errmsg *e)
 	} else if (line > 0 && (ps.fail_line == 0 || line < ps.fail_line)) {
 		/* inih's own complaint: a line that is neither comment, section nor key. */
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-				 "%s:%d: expected 'key = value', '[section]' or a comment", path,
-				 line);
+		                 "%s:%d: expected 'key = value', '[section]' or a comment", path,
+		                 line);
 	} else if (ps.fail_line) {
 		rc = ps.fail_rc;
 	} else if (line != 0) {
@@ -631,13 +643,25 @@ static void free_list(char **list, size_t n)
 void config_free(struct config *c)
 {
 	char **strs[] = {
-		&c->acme.directory,  &c->acme.ca_bundle,        &c->acme.account_key_type,
-		&c->acme.contact,    &c->acme.eab_kid,          &c->acme.eab_hmac_key_file,
-		&c->acme.alternate_chain, &c->dns.server,       &c->dns.tsig_keyfile,
-		&c->dns.hook,        &c->store.path,            &c->log.level,
-		&c->log.destination, &c->est.listen,        &c->est.cert,
-		&c->est.key,         &c->est.passwd_file,       &c->est.client_ca,
-		&c->est.ca_chain,
+	    &c->acme.directory,
+	    &c->acme.ca_bundle,
+	    &c->acme.account_key_type,
+	    &c->acme.contact,
+	    &c->acme.eab_kid,
+	    &c->acme.eab_hmac_key_file,
+	    &c->acme.alternate_chain,
+	    &c->dns.server,
+	    &c->dns.tsig_keyfile,
+	    &c->dns.hook,
+	    &c->store.path,
+	    &c->log.level,
+	    &c->log.destination,
+	    &c->est.listen,
+	    &c->est.cert,
+	    &c->est.key,
+	    &c->est.passwd_file,
+	    &c->est.client_ca,
+	    &c->est.ca_chain,
 	};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);

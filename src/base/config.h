@@ -31,67 +31,67 @@
 
 /* An EST profile: the policy of one label. */
 struct config_profile {
-	char *label;          /* from the section header */
-	char *name_template;  /* e.g. "{serialNumber}.iot.example.com" */
-	char *trust_anchors;  /* PEM bundle of IDevID issuers accepted for this profile */
-	char *auth;           /* "cert", "basic" or "cert,basic" (default) */
-	char *key_types;      /* comma list of p256, p384, ed25519, rsa (default "p256,p384,rsa") */
-	int rsa_min_bits;     /* default 2048 */
-	int channel_binding;  /* 0/1: challengePassword must carry the TLS channel binding */
+	char *label;         /* from the section header */
+	char *name_template; /* e.g. "{serialNumber}.iot.example.com" */
+	char *trust_anchors; /* PEM bundle of IDevID issuers accepted for this profile */
+	char *auth;          /* "cert", "basic" or "cert,basic" (default) */
+	char *key_types;     /* comma list of p256, p384, ed25519, rsa (default "p256,p384,rsa") */
+	int rsa_min_bits;    /* default 2048 */
+	int channel_binding; /* 0/1: challengePassword must carry the TLS channel binding */
 };
 
 struct config {
 	struct {
-		char *directory;          /* ACME directory URL */
-		char *ca_bundle;          /* PEM trust for the ACME server's TLS; NULL = system */
-		char *account_key_type;   /* "p256" (default), "p384", "rsa2048", ... */
-		char *contact;            /* "mailto:..." or NULL */
-		char *eab_kid;            /* external account binding key id */
-		char *eab_hmac_key_file;  /* file holding the base64url MAC key (0600) */
+		char *directory;         /* ACME directory URL */
+		char *ca_bundle;         /* PEM trust for the ACME server's TLS; NULL = system */
+		char *account_key_type;  /* "p256" (default), "p384", "rsa2048", ... */
+		char *contact;           /* "mailto:..." or NULL */
+		char *eab_kid;           /* external account binding key id */
+		char *eab_hmac_key_file; /* file holding the base64url MAC key (0600) */
 		char *preauthorize[CONFIG_MAX_LIST]; /* parent domains to pre-authorize */
 		size_t n_preauthorize;
-		char *alternate_chain;    /* prefer the chain whose issuer contains this */
-		int timeout;              /* seconds per HTTP request, default 30 */
-		int poll_max;             /* longest wait between polls, seconds, default 30 */
+		char *alternate_chain; /* prefer the chain whose issuer contains this */
+		int timeout;           /* seconds per HTTP request, default 30 */
+		int poll_max;          /* longest wait between polls, seconds, default 30 */
 	} acme;
 	struct {
-		char *server;             /* HOST:PORT of the primary for UPDATE */
-		char *tsig_keyfile;       /* BIND key file */
+		char *server;       /* HOST:PORT of the primary for UPDATE */
+		char *tsig_keyfile; /* BIND key file */
 		char *zones[CONFIG_MAX_LIST];
 		size_t n_zones;
-		char *hook;               /* command used instead of RFC 2136 when set */
-		int ttl;                  /* TXT TTL, default 60 */
-		int timeout;              /* milliseconds per UPDATE attempt, default 3000 */
-		int propagation_check;    /* 0/1, default 0 */
-		int propagation_timeout;  /* seconds, default 60 */
+		char *hook;              /* command used instead of RFC 2136 when set */
+		int ttl;                 /* TXT TTL, default 60 */
+		int timeout;             /* milliseconds per UPDATE attempt, default 3000 */
+		int propagation_check;   /* 0/1, default 0 */
+		int propagation_timeout; /* seconds, default 60 */
 	} dns;
 	struct {
-		int parallel;             /* jobs driven at once, default 256 */
-		int lease;                /* seconds a claimed job is held, default 60 */
-		int batch_wait;           /* ms to gather jobs into one batch, default 200 */
-		int max_attempts;         /* before a job fails for good, default 10 */
+		int parallel;     /* jobs driven at once, default 256 */
+		int lease;        /* seconds a claimed job is held, default 60 */
+		int batch_wait;   /* ms to gather jobs into one batch, default 200 */
+		int max_attempts; /* before a job fails for good, default 10 */
 	} issuer;
 	struct {
-		char *path;               /* SQLite file, default "acmera.db" */
+		char *path; /* SQLite file, default "acmera.db" */
 	} store;
 	struct {
-		char *level;              /* debug, info (default), warn, error */
-		char *destination;        /* stderr (default) or syslog */
+		char *level;       /* debug, info (default), warn, error */
+		char *destination; /* stderr (default) or syslog */
 	} log;
 	struct {
-		char *listen;             /* default "127.0.0.1:8443" */
-		char *cert, *key;         /* the RA's TLS certificate chain and key (PEM) */
-		int workers;              /* event loops, default 1 */
-		int wait;                 /* ms to wait for the issuer before 202, default 2000 */
-		int retry_after;          /* seconds in Retry-After of a 202, default 5 */
-		int max_body;             /* bytes, default 65536 */
-		int max_connections;      /* per worker, default 1000 */
-		int handshake_timeout;    /* ms, default 10000 */
-		int header_timeout;       /* ms, default 10000 */
-		int idle_timeout;         /* ms, default 60000 */
-		char *passwd_file;        /* HTTP Basic users (acmera passwd) */
-		char *client_ca;          /* PEM bundle the TLS layer verifies client certs with */
-		char *ca_chain;           /* PEM chain for /cacerts until one is learnt */
+		char *listen;          /* default "127.0.0.1:8443" */
+		char *cert, *key;      /* the RA's TLS certificate chain and key (PEM) */
+		int workers;           /* event loops, default 1 */
+		int wait;              /* ms to wait for the issuer before 202, default 2000 */
+		int retry_after;       /* seconds in Retry-After of a 202, default 5 */
+		int max_body;          /* bytes, default 65536 */
+		int max_connections;   /* per worker, default 1000 */
+		int handshake_timeout; /* ms, default 10000 */
+		int header_timeout;    /* ms, default 10000 */
+		int idle_timeout;      /* ms, default 60000 */
+		char *passwd_file;     /* HTTP Basic users (acmera passwd) */
+		char *client_ca;       /* PEM bundle the TLS layer verifies client certs with */
+		char *ca_chain;        /* PEM chain for /cacerts until one is learnt */
 	} est;
 	struct config_profile profiles[CONFIG_MAX_PROFILES];
 	size_t n_profiles;

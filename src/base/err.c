@@ -46,17 +46,29 @@ int acmera_fail_wrap(struct acmera_errmsg *e, int code, const char *fmt, ...)
 const char *acmera_strerror(int code)
 {
 	switch (code) {
-	case ACMERA_OK: return "ok";
-	case ACMERA_ERR_NOMEM: return "out of memory";
-	case ACMERA_ERR_INVAL: return "invalid input";
-	case ACMERA_ERR_IO: return "i/o error";
-	case ACMERA_ERR_CONFIG: return "configuration error";
-	case ACMERA_ERR_PROTO: return "protocol error";
-	case ACMERA_ERR_TIMEOUT: return "timeout";
-	case ACMERA_ERR_REFUSED: return "refused";
-	case ACMERA_ERR_AGAIN: return "temporary failure";
-	case ACMERA_ERR_STORE: return "store error";
-	case ACMERA_ERR_NOTFOUND: return "not found";
-	default: return "unknown error";
+	case ACMERA_OK:
+		return "ok";
+	case ACMERA_ERR_NOMEM:
+		return "out of memory";
+	case ACMERA_ERR_INVAL:
+		return "invalid input";
+	case ACMERA_ERR_IO:
+		return "i/o error";
+	case ACMERA_ERR_CONFIG:
+		return "configuration error";
+	case ACMERA_ERR_PROTO:
+		return "protocol error";
+	case ACMERA_ERR_TIMEOUT:
+		return "timeout";
+	case ACMERA_ERR_REFUSED:
+		return "refused";
+	case ACMERA_ERR_AGAIN:
+		return "temporary failure";
+	case ACMERA_ERR_STORE:
+		return "store error";
+	case ACMERA_ERR_NOTFOUND:
+		return "not found";
+	default:
+		return "unknown error";
 	}
 }

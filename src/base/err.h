@@ -29,11 +29,11 @@ struct acmera_errmsg {
 /* Sets the reason (printf format) and returns code, so that
  * `return acmera_fail(e, ACMERA_ERR_INVAL, "bad %s", x);` reads naturally. */
 int acmera_fail(struct acmera_errmsg *e, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Prefixes an existing reason with more context: "ctx: old reason". */
 int acmera_fail_wrap(struct acmera_errmsg *e, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Short name of a code, e.g. "invalid input". */
 const char *acmera_strerror(int code);

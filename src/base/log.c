@@ -28,8 +28,14 @@ int log_init(const char *dest, enum log_level level)
 	return -1;
 }
 
-void log_set_level(enum log_level level) { min_level = level; }
-enum log_level log_get_level(void) { return min_level; }
+void log_set_level(enum log_level level)
+{
+	min_level = level;
+}
+enum log_level log_get_level(void)
+{
+	return min_level;
+}
 
 int log_level_parse(const char *name)
 {
@@ -62,7 +68,7 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	pthread_mutex_lock(&log_lock);
 	fprintf(stderr, "ts=%s.%03ldZ level=%s event=%s %s\n", when, ts.tv_nsec / 1000000,
-		level_names[level], event, body);
+	        level_names[level], event, body);
 	pthread_mutex_unlock(&log_lock);
 }
 

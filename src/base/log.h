@@ -20,7 +20,7 @@ enum log_level log_get_level(void);
 int log_level_parse(const char *name);
 
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Quotes v for a key=value line when it holds spaces, quotes or '='; control
  * characters become '?'. Returns buf. */

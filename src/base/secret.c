@@ -23,8 +23,8 @@ int read_secret_file(const char *path, char **out, struct acmera_errmsg *e)
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		close(fd);
 		return acmera_fail(e, ACMERA_ERR_CONFIG,
-				   "%s: readable by others (mode %03o); chmod 600 it", path,
-				   (unsigned)(st.st_mode & 0777));
+		                   "%s: readable by others (mode %03o); chmod 600 it", path,
+		                   (unsigned)(st.st_mode & 0777));
 	}
 	ssize_t n = read(fd, buf, sizeof(buf));
 	close(fd);
@@ -32,7 +32,7 @@ int read_secret_file(const char *path, char **out, struct acmera_errmsg *e)
 		return acmera_fail(e, ACMERA_ERR_IO, "%s: %s", path, strerror(errno));
 	if (n > SECRET_MAX)
 		return acmera_fail(e, ACMERA_ERR_CONFIG, "%s: larger than %d bytes", path,
-				   SECRET_MAX);
+		                   SECRET_MAX);
 	size_t a = 0, b = (size_t)n;
 	while (a < b && strchr(" \t\r\n", buf[a]))
 		a++;

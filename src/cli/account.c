@@ -11,21 +11,21 @@
 #include <string.h>
 
 static const char usage[] =
-	"usage: acmera account show|create|rollover|deactivate [--key-type TYPE]\n"
-	"\n"
-	"  show        the account URL, key thumbprint and the CA's view of the account\n"
-	"  create      register the account (with external account binding when configured)\n"
-	"  rollover    replace the account key (RFC 8555 7.3.5)\n"
-	"  deactivate  deactivate the account for good (RFC 8555 7.3.6)\n"
-	"\n"
-	"  --key-type TYPE     p256 (default), p384, rsa2048, rsa3072 or rsa4096: the key made\n"
-	"                      by create or rollover\n";
+    "usage: acmera account show|create|rollover|deactivate [--key-type TYPE]\n"
+    "\n"
+    "  show        the account URL, key thumbprint and the CA's view of the account\n"
+    "  create      register the account (with external account binding when configured)\n"
+    "  rollover    replace the account key (RFC 8555 7.3.5)\n"
+    "  deactivate  deactivate the account for good (RFC 8555 7.3.6)\n"
+    "\n"
+    "  --key-type TYPE     p256 (default), p384, rsa2048, rsa3072 or rsa4096: the key made\n"
+    "                      by create or rollover\n";
 
 enum { OPT_KEY_TYPE = 1 };
 
 static const struct option options[] = {
-	{"key-type", required_argument, NULL, OPT_KEY_TYPE},
-	{NULL, 0, NULL, 0},
+    {"key-type", required_argument, NULL, OPT_KEY_TYPE},
+    {NULL, 0, NULL, 0},
 };
 
 static int on_option(int opt, const char *arg, void *ctx)
@@ -67,24 +67,24 @@ int cli_account(int argc, char **argv)
 	}
 	if (!cfg.acme.directory) {
 		fprintf(stderr, "acmera account: no ACME directory: set acme directory or "
-				"--directory\n");
+		                "--directory\n");
 		goto out;
 	}
 	if (cli_open_store(&cfg, &store))
 		goto out;
 	struct acme_client_opts co = {.directory_url = cfg.acme.directory,
-				      .ca_bundle = cfg.acme.ca_bundle,
-				      .timeout_s = cfg.acme.timeout};
+	                              .ca_bundle = cfg.acme.ca_bundle,
+	                              .timeout_s = cfg.acme.timeout};
 	if (acme_client_new(&co, &client, &e) || acme_client_load_directory(client, &e))
 		goto fail;
 	if (cfg.acme.eab_hmac_key_file && read_secret_file(cfg.acme.eab_hmac_key_file, &eab, &e))
 		goto fail;
 	struct acme_account_opts ao = {
-		.key_type = key_type ? key_type : cfg.acme.account_key_type,
-		.contact = cfg.acme.contact,
-		.eab_kid = cfg.acme.eab_kid,
-		.eab_hmac_key = eab,
-		.create = strcmp(action, "create") == 0,
+	    .key_type = key_type ? key_type : cfg.acme.account_key_type,
+	    .contact = cfg.acme.contact,
+	    .eab_kid = cfg.acme.eab_kid,
+	    .eab_hmac_key = eab,
+	    .create = strcmp(action, "create") == 0,
 	};
 	if (acme_account_ensure(client, store, &ao, &key, &e))
 		goto fail;

@@ -25,34 +25,34 @@ enum {
 };
 
 static const struct option common_options[] = {
-	{"config", required_argument, NULL, OPT_CONFIG},
-	{"directory", required_argument, NULL, OPT_DIRECTORY},
-	{"ca-bundle", required_argument, NULL, OPT_CA_BUNDLE},
-	{"dns-server", required_argument, NULL, OPT_DNS_SERVER},
-	{"tsig-keyfile", required_argument, NULL, OPT_TSIG_KEYFILE},
-	{"zone", required_argument, NULL, OPT_ZONE},
-	{"state", required_argument, NULL, OPT_STATE},
-	{"preauthorize", required_argument, NULL, OPT_PREAUTHORIZE},
-	{"parallel", required_argument, NULL, OPT_PARALLEL},
-	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-	{"help", no_argument, NULL, OPT_HELP},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"directory", required_argument, NULL, OPT_DIRECTORY},
+    {"ca-bundle", required_argument, NULL, OPT_CA_BUNDLE},
+    {"dns-server", required_argument, NULL, OPT_DNS_SERVER},
+    {"tsig-keyfile", required_argument, NULL, OPT_TSIG_KEYFILE},
+    {"zone", required_argument, NULL, OPT_ZONE},
+    {"state", required_argument, NULL, OPT_STATE},
+    {"preauthorize", required_argument, NULL, OPT_PREAUTHORIZE},
+    {"parallel", required_argument, NULL, OPT_PARALLEL},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"help", no_argument, NULL, OPT_HELP},
 };
 
 #define N_COMMON (sizeof(common_options) / sizeof(common_options[0]))
 #define MAX_OVERRIDES 64
 
 const char cli_common_help[] =
-	"common options (override the configuration file):\n"
-	"  --config FILE         configuration file (see acmera.conf(5))\n"
-	"  --directory URL       ACME directory URL\n"
-	"  --ca-bundle FILE      PEM certificates trusted for the ACME server's TLS\n"
-	"  --dns-server HOST:PORT  DNS primary that takes RFC 2136 updates\n"
-	"  --tsig-keyfile FILE   BIND key file (tsig-keygen) signing the updates\n"
-	"  --zone ZONE           zone acmera may publish in (repeatable)\n"
-	"  --state PATH          the store (SQLite file)\n"
-	"  --preauthorize DOMAIN parent domain to pre-authorize (repeatable)\n"
-	"  --parallel N          jobs driven at once\n"
-	"  --log-level LEVEL     debug, info, warn or error\n";
+    "common options (override the configuration file):\n"
+    "  --config FILE         configuration file (see acmera.conf(5))\n"
+    "  --directory URL       ACME directory URL\n"
+    "  --ca-bundle FILE      PEM certificates trusted for the ACME server's TLS\n"
+    "  --dns-server HOST:PORT  DNS primary that takes RFC 2136 updates\n"
+    "  --tsig-keyfile FILE   BIND key file (tsig-keygen) signing the updates\n"
+    "  --zone ZONE           zone acmera may publish in (repeatable)\n"
+    "  --state PATH          the store (SQLite file)\n"
+    "  --preauthorize DOMAIN parent domain to pre-authorize (repeatable)\n"
+    "  --parallel N          jobs driven at once\n"
+    "  --log-level LEVEL     debug, info, warn or error\n";
 
 struct override {
 	int opt;
@@ -67,18 +67,24 @@ static int apply(struct config *cfg, const struct override *o)
 	case OPT_DIRECTORY:
 		/* The same rule as the file's key: the account key never travels in clear. */
 		if (strncmp(o->arg, "https://", 8) != 0) {
-			fprintf(stderr, "acmera: --directory: '%s' is not an https:// URL\n", o->arg);
+			fprintf(stderr, "acmera: --directory: '%s' is not an https:// URL\n",
+			        o->arg);
 			return -1;
 		}
 		return config_set_str(&cfg->acme.directory, o->arg);
-	case OPT_CA_BUNDLE: return config_set_str(&cfg->acme.ca_bundle, o->arg);
-	case OPT_DNS_SERVER: return config_set_str(&cfg->dns.server, o->arg);
-	case OPT_TSIG_KEYFILE: return config_set_str(&cfg->dns.tsig_keyfile, o->arg);
-	case OPT_STATE: return config_set_str(&cfg->store.path, o->arg);
+	case OPT_CA_BUNDLE:
+		return config_set_str(&cfg->acme.ca_bundle, o->arg);
+	case OPT_DNS_SERVER:
+		return config_set_str(&cfg->dns.server, o->arg);
+	case OPT_TSIG_KEYFILE:
+		return config_set_str(&cfg->dns.tsig_keyfile, o->arg);
+	case OPT_STATE:
+		return config_set_str(&cfg->store.path, o->arg);
 	case OPT_LOG_LEVEL:
 		if (log_level_parse(o->arg) < 0) {
-			fprintf(stderr, "acmera: --log-level: '%s' is not debug, info, warn or error\n",
-				o->arg);
+			fprintf(stderr,
+			        "acmera: --log-level: '%s' is not debug, info, warn or error\n",
+			        o->arg);
 			return -1;
 		}
 		return config_set_str(&cfg->log.level, o->arg);
@@ -89,7 +95,8 @@ static int apply(struct config *cfg, const struct override *o)
 		}
 		return 0;
 	case OPT_PREAUTHORIZE:
-		if (config_list_add(cfg->acme.preauthorize, &cfg->acme.n_preauthorize, o->arg, &e)) {
+		if (config_list_add(cfg->acme.preauthorize, &cfg->acme.n_preauthorize, o->arg,
+		                    &e)) {
 			fprintf(stderr, "acmera: --preauthorize: %s\n", e.text);
 			return -1;
 		}
@@ -98,8 +105,9 @@ static int apply(struct config *cfg, const struct override *o)
 		errno = 0;
 		long v = strtol(o->arg, &end, 10);
 		if (errno || !end || *end || v < 1 || v > 10000) {
-			fprintf(stderr, "acmera: --parallel: '%s' is not a number from 1 to 10000\n",
-				o->arg);
+			fprintf(stderr,
+			        "acmera: --parallel: '%s' is not a number from 1 to 10000\n",
+			        o->arg);
 			return -1;
 		}
 		cfg->issuer.parallel = (int)v;
@@ -110,7 +118,7 @@ static int apply(struct config *cfg, const struct override *o)
 }
 
 int cli_setup(int argc, char **argv, const struct option *own, const char *own_short,
-	      cli_option_fn fn, void *ctx, const char *usage, struct config *cfg)
+              cli_option_fn fn, void *ctx, const char *usage, struct config *cfg)
 {
 	size_t n_own = 0;
 	while (own && own[n_own].name)
@@ -167,7 +175,7 @@ int cli_setup(int argc, char **argv, const struct option *own, const char *own_s
 	int level = log_level_parse(cfg->log.level ? cfg->log.level : "info");
 	if (log_init(cfg->log.destination, level < 0 ? LOG_LVL_INFO : (enum log_level)level)) {
 		fprintf(stderr, "acmera: log destination '%s' is not stderr or syslog\n",
-			cfg->log.destination);
+		        cfg->log.destination);
 		rc = 1;
 	}
 out:

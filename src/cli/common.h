@@ -18,7 +18,7 @@ typedef int (*cli_option_fn)(int opt, const char *arg, void *ctx);
  * error, 2 for a usage error, or -1 after printing --help (exit 0). On return
  * optind indexes the first operand. */
 int cli_setup(int argc, char **argv, const struct option *own, const char *own_short,
-	      cli_option_fn fn, void *ctx, const char *usage, struct config *cfg);
+              cli_option_fn fn, void *ctx, const char *usage, struct config *cfg);
 
 /* Opens the store named by the configuration, printing the error. */
 int cli_open_store(const struct config *cfg, struct store **s);

@@ -21,39 +21,39 @@
 #include <unistd.h>
 
 static const char usage[] =
-	"usage: acmera enroll --server https://HOST:PORT [--label L]\n"
-	"         (--ca FILE | --bootstrap [--bootstrap-fingerprint SHA256] [--out-ca FILE])\n"
-	"         [--user U --password-file F] [--cert FILE --key FILE]\n"
-	"         [--key-type p256|p384|rsa2048|ed25519] [--name NAME]\n"
-	"         --out-key FILE --out-cert FILE [--out-chain FILE]\n"
-	"         [--reenroll] [--max-wait SECONDS] [--log-level LEVEL]\n"
-	"\n"
-	"Obtains a certificate from an EST server (RFC 7030): GET /csrattrs, a new key,\n"
-	"a CSR as the RA's template asks, POST /simpleenroll until the certificate comes.\n"
-	"  --server URL            the EST server, https://HOST[:PORT]\n"
-	"  --label L               CA label: /.well-known/est/L/...\n"
-	"  --ca FILE               PEM anchors the server's TLS certificate must chain to\n"
-	"  --bootstrap             no anchors yet: fetch /cacerts unverified, show the\n"
-	"                          fingerprints, ask \"Trust this RA?\", then trust the CA\n"
-	"                          certificates and the RA's TLS certificate\n"
-	"  --bootstrap-fingerprint SHA256  accept without asking when the RA's TLS\n"
-	"                          certificate has this SHA-256 (hex, ':' allowed)\n"
-	"  --out-ca FILE           with --bootstrap: keep the accepted anchors (for --ca)\n"
-	"  --user U                HTTP Basic user\n"
-	"  --password-file F       its password (file of mode 0600; never in argv)\n"
-	"  --cert FILE, --key FILE TLS client certificate and key (IDevID, or the\n"
-	"                          current certificate with --reenroll)\n"
-	"  --key-type T            p256 (default), p384, rsa2048, ed25519: used when the\n"
-	"                          RA names no key type or one compatible with T\n"
-	"  --name NAME             the name to ask for when the RA sends no template\n"
-	"  --out-key FILE          the new private key (PKCS#8 PEM, mode 0600), written\n"
-	"                          before the first POST\n"
-	"  --out-cert FILE         the certificate (PEM)\n"
-	"  --out-chain FILE        the certificate and its chain (PEM, leaf first)\n"
-	"  --reenroll              POST /simplereenroll with --cert/--key: new key, same\n"
-	"                          subject and names as the current certificate\n"
-	"  --max-wait SECONDS      how long to keep retrying after 202 (default 300)\n"
-	"  --log-level LEVEL       debug, info, warn (default) or error\n";
+    "usage: acmera enroll --server https://HOST:PORT [--label L]\n"
+    "         (--ca FILE | --bootstrap [--bootstrap-fingerprint SHA256] [--out-ca FILE])\n"
+    "         [--user U --password-file F] [--cert FILE --key FILE]\n"
+    "         [--key-type p256|p384|rsa2048|ed25519] [--name NAME]\n"
+    "         --out-key FILE --out-cert FILE [--out-chain FILE]\n"
+    "         [--reenroll] [--max-wait SECONDS] [--log-level LEVEL]\n"
+    "\n"
+    "Obtains a certificate from an EST server (RFC 7030): GET /csrattrs, a new key,\n"
+    "a CSR as the RA's template asks, POST /simpleenroll until the certificate comes.\n"
+    "  --server URL            the EST server, https://HOST[:PORT]\n"
+    "  --label L               CA label: /.well-known/est/L/...\n"
+    "  --ca FILE               PEM anchors the server's TLS certificate must chain to\n"
+    "  --bootstrap             no anchors yet: fetch /cacerts unverified, show the\n"
+    "                          fingerprints, ask \"Trust this RA?\", then trust the CA\n"
+    "                          certificates and the RA's TLS certificate\n"
+    "  --bootstrap-fingerprint SHA256  accept without asking when the RA's TLS\n"
+    "                          certificate has this SHA-256 (hex, ':' allowed)\n"
+    "  --out-ca FILE           with --bootstrap: keep the accepted anchors (for --ca)\n"
+    "  --user U                HTTP Basic user\n"
+    "  --password-file F       its password (file of mode 0600; never in argv)\n"
+    "  --cert FILE, --key FILE TLS client certificate and key (IDevID, or the\n"
+    "                          current certificate with --reenroll)\n"
+    "  --key-type T            p256 (default), p384, rsa2048, ed25519: used when the\n"
+    "                          RA names no key type or one compatible with T\n"
+    "  --name NAME             the name to ask for when the RA sends no template\n"
+    "  --out-key FILE          the new private key (PKCS#8 PEM, mode 0600), written\n"
+    "                          before the first POST\n"
+    "  --out-cert FILE         the certificate (PEM)\n"
+    "  --out-chain FILE        the certificate and its chain (PEM, leaf first)\n"
+    "  --reenroll              POST /simplereenroll with --cert/--key: new key, same\n"
+    "                          subject and names as the current certificate\n"
+    "  --max-wait SECONDS      how long to keep retrying after 202 (default 300)\n"
+    "  --log-level LEVEL       debug, info, warn (default) or error\n";
 
 enum {
 	OPT_SERVER = 1000,
@@ -78,26 +78,26 @@ enum {
 };
 
 static const struct option options[] = {
-	{"server", required_argument, NULL, OPT_SERVER},
-	{"label", required_argument, NULL, OPT_LABEL},
-	{"ca", required_argument, NULL, OPT_CA},
-	{"bootstrap", no_argument, NULL, OPT_BOOTSTRAP},
-	{"bootstrap-fingerprint", required_argument, NULL, OPT_BOOTSTRAP_FP},
-	{"out-ca", required_argument, NULL, OPT_OUT_CA},
-	{"user", required_argument, NULL, OPT_USER},
-	{"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
-	{"cert", required_argument, NULL, OPT_CERT},
-	{"key", required_argument, NULL, OPT_KEY},
-	{"key-type", required_argument, NULL, OPT_KEY_TYPE},
-	{"name", required_argument, NULL, OPT_NAME},
-	{"out-key", required_argument, NULL, OPT_OUT_KEY},
-	{"out-cert", required_argument, NULL, OPT_OUT_CERT},
-	{"out-chain", required_argument, NULL, OPT_OUT_CHAIN},
-	{"reenroll", no_argument, NULL, OPT_REENROLL},
-	{"max-wait", required_argument, NULL, OPT_MAX_WAIT},
-	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-	{"help", no_argument, NULL, OPT_HELP},
-	{NULL, 0, NULL, 0},
+    {"server", required_argument, NULL, OPT_SERVER},
+    {"label", required_argument, NULL, OPT_LABEL},
+    {"ca", required_argument, NULL, OPT_CA},
+    {"bootstrap", no_argument, NULL, OPT_BOOTSTRAP},
+    {"bootstrap-fingerprint", required_argument, NULL, OPT_BOOTSTRAP_FP},
+    {"out-ca", required_argument, NULL, OPT_OUT_CA},
+    {"user", required_argument, NULL, OPT_USER},
+    {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+    {"cert", required_argument, NULL, OPT_CERT},
+    {"key", required_argument, NULL, OPT_KEY},
+    {"key-type", required_argument, NULL, OPT_KEY_TYPE},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"out-key", required_argument, NULL, OPT_OUT_KEY},
+    {"out-cert", required_argument, NULL, OPT_OUT_CERT},
+    {"out-chain", required_argument, NULL, OPT_OUT_CHAIN},
+    {"reenroll", no_argument, NULL, OPT_REENROLL},
+    {"max-wait", required_argument, NULL, OPT_MAX_WAIT},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 struct enroll_args {
@@ -129,25 +129,56 @@ static int parse_args(int argc, char **argv, struct enroll_args *a)
 	opterr = 1;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
-		case OPT_SERVER: a->server = optarg; break;
-		case OPT_LABEL: a->label = optarg; break;
-		case OPT_CA: a->ca = optarg; break;
-		case OPT_BOOTSTRAP: a->bootstrap = 1; break;
-		case OPT_BOOTSTRAP_FP: a->bootstrap_fp = optarg; break;
-		case OPT_OUT_CA: a->out_ca = optarg; break;
-		case OPT_USER: a->user = optarg; break;
-		case OPT_PASSWORD_FILE: a->password_file = optarg; break;
-		case OPT_CERT: a->cert = optarg; break;
-		case OPT_KEY: a->key = optarg; break;
-		case OPT_NAME: a->name = optarg; break;
-		case OPT_OUT_KEY: a->out_key = optarg; break;
-		case OPT_OUT_CERT: a->out_cert = optarg; break;
-		case OPT_OUT_CHAIN: a->out_chain = optarg; break;
-		case OPT_REENROLL: a->reenroll = 1; break;
+		case OPT_SERVER:
+			a->server = optarg;
+			break;
+		case OPT_LABEL:
+			a->label = optarg;
+			break;
+		case OPT_CA:
+			a->ca = optarg;
+			break;
+		case OPT_BOOTSTRAP:
+			a->bootstrap = 1;
+			break;
+		case OPT_BOOTSTRAP_FP:
+			a->bootstrap_fp = optarg;
+			break;
+		case OPT_OUT_CA:
+			a->out_ca = optarg;
+			break;
+		case OPT_USER:
+			a->user = optarg;
+			break;
+		case OPT_PASSWORD_FILE:
+			a->password_file = optarg;
+			break;
+		case OPT_CERT:
+			a->cert = optarg;
+			break;
+		case OPT_KEY:
+			a->key = optarg;
+			break;
+		case OPT_NAME:
+			a->name = optarg;
+			break;
+		case OPT_OUT_KEY:
+			a->out_key = optarg;
+			break;
+		case OPT_OUT_CERT:
+			a->out_cert = optarg;
+			break;
+		case OPT_OUT_CHAIN:
+			a->out_chain = optarg;
+			break;
+		case OPT_REENROLL:
+			a->reenroll = 1;
+			break;
 		case OPT_KEY_TYPE:
 			if (est_key_spec_parse(optarg, &a->key_type) != 0)
 				return usage_error("--key-type: '%s' is not p256, p384, rsa2048, "
-						   "rsa3072, rsa4096 or ed25519", optarg);
+				                   "rsa3072, rsa4096 or ed25519",
+				                   optarg);
 			a->have_key_type = 1;
 			break;
 		case OPT_MAX_WAIT:
@@ -156,15 +187,21 @@ static int parse_args(int argc, char **argv, struct enroll_args *a)
 			if (errno || !end || *end || end == optarg || a->max_wait < 0 ||
 			    a->max_wait > MAX_WAIT_LIMIT)
 				return usage_error("--max-wait: '%s' is not a number of seconds "
-						   "from 0 to 86400", optarg);
+				                   "from 0 to 86400",
+				                   optarg);
 			break;
 		case OPT_LOG_LEVEL:
 			if ((a->log_level = log_level_parse(optarg)) < 0)
 				return usage_error("--log-level: '%s' is not debug, info, warn or "
-						   "error", optarg);
+				                   "error",
+				                   optarg);
 			break;
-		case OPT_HELP: printf("%s", usage); return -1;
-		default: fprintf(stderr, "(--help lists the options)\n"); return 2;
+		case OPT_HELP:
+			printf("%s", usage);
+			return -1;
+		default:
+			fprintf(stderr, "(--help lists the options)\n");
+			return 2;
 		}
 	}
 	if (optind != argc)
@@ -176,27 +213,29 @@ static int parse_args(int argc, char **argv, struct enroll_args *a)
 	if ((a->ca != NULL) + a->bootstrap != 1)
 		return usage_error("%s", "give exactly one of --ca FILE and --bootstrap");
 	if (!a->bootstrap && (a->bootstrap_fp || a->out_ca))
-		return usage_error("%s", "--bootstrap-fingerprint and --out-ca go with --bootstrap");
+		return usage_error("%s",
+		                   "--bootstrap-fingerprint and --out-ca go with --bootstrap");
 	if ((a->user != NULL) != (a->password_file != NULL))
 		return usage_error("%s", "--user and --password-file go together");
 	if ((a->cert != NULL) != (a->key != NULL))
 		return usage_error("%s", "--cert and --key go together");
 	if (!a->user && !a->cert)
 		return usage_error("%s", "no credentials: give --user/--password-file or "
-					 "--cert/--key");
+		                         "--cert/--key");
 	if (a->reenroll && !a->cert)
 		return usage_error("%s", "--reenroll authenticates with --cert/--key (the "
-					 "current certificate)");
+		                         "current certificate)");
 	if (a->reenroll && a->name)
 		return usage_error("%s", "--name does not go with --reenroll (the names of the "
-					 "current certificate are kept)");
+		                         "current certificate are kept)");
 	/* The current key must survive until the new certificate is here. */
 	struct stat s1, s2;
 	if (a->key && (strcmp(a->key, a->out_key) == 0 ||
-		       (stat(a->key, &s1) == 0 && stat(a->out_key, &s2) == 0 &&
-			s1.st_dev == s2.st_dev && s1.st_ino == s2.st_ino)))
+	               (stat(a->key, &s1) == 0 && stat(a->out_key, &s2) == 0 &&
+	                s1.st_dev == s2.st_dev && s1.st_ino == s2.st_ino)))
 		return usage_error("--out-key %s is the --key file: write the new key elsewhere "
-				   "(the current key must outlive the enrollment)", a->out_key);
+		                   "(the current key must outlive the enrollment)",
+		                   a->out_key);
 	return 0;
 }
 
@@ -208,8 +247,8 @@ static int check_key_file(const char *path, struct acmera_errmsg *e)
 		return acmera_fail(e, ACMERA_ERR_IO, "%s: %s", path, strerror(errno));
 	if (st.st_mode & (S_IRWXG | S_IRWXO))
 		return acmera_fail(e, ACMERA_ERR_CONFIG,
-				   "%s: readable by others (mode %03o); chmod 600 it", path,
-				   (unsigned)(st.st_mode & 0777));
+		                   "%s: readable by others (mode %03o); chmod 600 it", path,
+		                   (unsigned)(st.st_mode & 0777));
 	return 0;
 }
 
@@ -226,7 +265,7 @@ static int load_first_cert(const char *path, X509 **out, struct acmera_errmsg *e
 }
 
 static int write_file(const char *path, const void *data, size_t len, int mode,
-		      struct acmera_errmsg *e)
+                      struct acmera_errmsg *e)
 {
 	if (cli_write_file(path, data, len, mode) != 0)
 		return acmera_fail(e, ACMERA_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
@@ -249,8 +288,8 @@ static int write_key(const char *path, EVP_PKEY *key, struct acmera_errmsg *e)
 	return rc;
 }
 
-static int write_chain(const char *path, STACK_OF(X509) *chain, int n_certs,
-		       struct acmera_errmsg *e)
+static int write_chain(const char *path, STACK_OF(X509) * chain, int n_certs,
+                       struct acmera_errmsg *e)
 {
 	STACK_OF(X509) *part = sk_X509_new_null();
 	char *pem = NULL;
@@ -306,7 +345,7 @@ static int bootstrap(const struct enroll_args *a, char **anchors, struct acmera_
 	if (r.status != 200) {
 		est_response_text(&r, text, sizeof(text));
 		rc = acmera_fail(e, ACMERA_ERR_REFUSED, "GET /cacerts -> %ld: %s", r.status,
-				 text[0] ? text : "(no text)");
+		                 text[0] ? text : "(no text)");
 		goto out;
 	}
 	if ((rc = est_cacerts_answer(r.body, r.len, &cas, e)) ||
@@ -326,15 +365,15 @@ static int bootstrap(const struct enroll_args *a, char **anchors, struct acmera_
 	if (a->bootstrap_fp) {
 		if (!est_fingerprint_matches(a->bootstrap_fp, fp)) {
 			rc = acmera_fail(e, ACMERA_ERR_REFUSED,
-					 "the RA's TLS certificate does not match "
-					 "--bootstrap-fingerprint: not trusted");
+			                 "the RA's TLS certificate does not match "
+			                 "--bootstrap-fingerprint: not trusted");
 			goto out;
 		}
 		printf("RA accepted: its TLS certificate matches --bootstrap-fingerprint\n");
 	} else if (!isatty(STDIN_FILENO)) {
 		rc = acmera_fail(e, ACMERA_ERR_REFUSED,
-				 "stdin is not a terminal to ask on: check the fingerprints and "
-				 "pass --bootstrap-fingerprint, or use --ca");
+		                 "stdin is not a terminal to ask on: check the fingerprints and "
+		                 "pass --bootstrap-fingerprint, or use --ca");
 		goto out;
 	} else if (!ask_user()) {
 		rc = acmera_fail(e, ACMERA_ERR_REFUSED, "RA not trusted");
@@ -371,7 +410,7 @@ out:
 
 /* GET /csrattrs: 200 fills attrs (returns 1), 204/404 mean none (returns 0). */
 static int fetch_csrattrs(struct est_client *c, struct est_csrattrs_out *attrs,
-			  struct acmera_errmsg *e)
+                          struct acmera_errmsg *e)
 {
 	struct est_response r = {0};
 	uint8_t *der = NULL;
@@ -387,7 +426,7 @@ static int fetch_csrattrs(struct est_client *c, struct est_csrattrs_out *attrs,
 	if (r.status != 200) {
 		est_response_text(&r, text, sizeof(text));
 		rc = acmera_fail(e, ACMERA_ERR_REFUSED, "GET /csrattrs -> %ld: %s", r.status,
-				 text[0] ? text : "(no text)");
+		                 text[0] ? text : "(no text)");
 		goto out;
 	}
 	if ((rc = est_body_decode(r.body, r.len, &der, &len, e)) ||
@@ -395,9 +434,9 @@ static int fetch_csrattrs(struct est_client *c, struct est_csrattrs_out *attrs,
 		acmera_fail_wrap(e, ACMERA_ERR_PROTO, "GET /csrattrs -> 200");
 		goto out;
 	}
-	const char *name = attrs->subject_cn ? attrs->subject_cn
-			   : attrs->n_dns_names  ? attrs->dns_names[0]
-						 : "(none)";
+	const char *name = attrs->subject_cn    ? attrs->subject_cn
+	                   : attrs->n_dns_names ? attrs->dns_names[0]
+	                                        : "(none)";
 	struct est_key_spec ks = {.kind = attrs->key, .rsa_bits = attrs->rsa_bits};
 	printf("GET /csrattrs -> 200: name %s, key %s\n", name,
 	       attrs->have_key ? est_key_spec_name(&ks, kind, sizeof(kind)) : "not named");
@@ -411,7 +450,7 @@ out:
 /* The key type and the CSR: from the RA's template, or from the current
  * certificate when re-enrolling. */
 static int make_request(const struct enroll_args *a, struct est_client *c, X509 *current,
-			EVP_PKEY **key, uint8_t **der, size_t *len, struct acmera_errmsg *e)
+                        EVP_PKEY **key, uint8_t **der, size_t *len, struct acmera_errmsg *e)
 {
 	struct est_csrattrs_out attrs = {0};
 	struct est_key_spec spec;
@@ -427,12 +466,13 @@ static int make_request(const struct enroll_args *a, struct est_client *c, X509 
 			rc = have;
 			goto out;
 		}
-		est_key_choose(have ? &attrs : NULL, a->have_key_type ? &a->key_type : NULL,
-			       &spec, &ignored);
+		est_key_choose(have ? &attrs : NULL, a->have_key_type ? &a->key_type : NULL, &spec,
+		               &ignored);
 		if (ignored)
-			fprintf(stderr, "acmera enroll: --key-type %s ignored: the RA asks for %s\n",
-				est_key_spec_name(&a->key_type, k1, sizeof(k1)),
-				est_key_spec_name(&spec, k2, sizeof(k2)));
+			fprintf(stderr,
+			        "acmera enroll: --key-type %s ignored: the RA asks for %s\n",
+			        est_key_spec_name(&a->key_type, k1, sizeof(k1)),
+			        est_key_spec_name(&spec, k2, sizeof(k2)));
 	}
 	if ((rc = est_key_generate(&spec, key, e)))
 		goto out;
@@ -441,15 +481,15 @@ static int make_request(const struct enroll_args *a, struct est_client *c, X509 
 	} else if (attrs.subject_cn || attrs.n_dns_names) {
 		if (a->name)
 			fprintf(stderr, "acmera enroll: --name ignored: the RA's template names "
-					"the certificate\n");
+			                "the certificate\n");
 		rc = est_csr_from_template(attrs.subject_cn, (const char *const *)attrs.dns_names,
-					   attrs.n_dns_names, *key, der, len, e);
+		                           attrs.n_dns_names, *key, der, len, e);
 	} else if (a->name) {
 		const char *names[1] = {a->name};
 		rc = est_csr_from_template(NULL, names, 1, *key, der, len, e);
 	} else {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL,
-				 "the RA sent no name template: give --name NAME");
+		                 "the RA sent no name template: give --name NAME");
 	}
 out:
 	est_csrattrs_out_free(&attrs);
@@ -473,13 +513,13 @@ static int enroll(const struct enroll_args *a, const char *anchors, struct acmer
 	if (a->reenroll && (rc = load_first_cert(a->cert, &current, e)))
 		goto out;
 	struct est_client_opts o = {.server = a->server,
-				    .label = a->label,
-				    .ca_file = anchors ? NULL : a->ca,
-				    .ca_pem = anchors,
-				    .cert_file = a->cert,
-				    .key_file = a->key,
-				    .user = a->user,
-				    .password = password};
+	                            .label = a->label,
+	                            .ca_file = anchors ? NULL : a->ca,
+	                            .ca_pem = anchors,
+	                            .cert_file = a->cert,
+	                            .key_file = a->key,
+	                            .user = a->user,
+	                            .password = password};
 	rc = est_client_new(&o, &c, e);
 	if (password) {
 		explicit_bzero(password, strlen(password));
@@ -494,12 +534,12 @@ static int enroll(const struct enroll_args *a, const char *anchors, struct acmer
 	printf("wrote %s (private key, mode 0600)\n", a->out_key);
 	fflush(stdout);
 	rc = est_enroll_submit(c, a->reenroll ? "simplereenroll" : "simpleenroll", csr, csr_len,
-			       key, (int)a->max_wait, stdout, &chain, e);
+	                       key, (int)a->max_wait, stdout, &chain, e);
 	if (rc == ACMERA_ERR_TIMEOUT) {
 		char why[sizeof(e->text)];
 		snprintf(why, sizeof(why), "%s", e->text);
 		acmera_fail(e, rc, "%.300s; the RA goes on with the request, whose key is in %s",
-			    why, a->out_key);
+		            why, a->out_key);
 	}
 	if (rc)
 		goto out;

@@ -21,27 +21,27 @@
 #define MAX_CSRS 10000
 
 static const char usage[] =
-	"usage: acmera issue --csr FILE [--csr FILE ...] --out PATH [--pkcs7] [--timeout SECONDS]\n"
-	"\n"
-	"Obtains a certificate for each CSR from the ACME CA, proving control of its names\n"
-	"with DNS-01. With one CSR, PATH is the certificate file; with several, PATH is a\n"
-	"directory and each certificate is written under its CSR's file name with .pem\n"
-	"(or .p7 with --pkcs7). The CSR is sent to the CA unchanged. A CSR that already has\n"
-	"a valid certificate in the store gets it back without asking the CA again.\n"
-	"\n"
-	"  --csr FILE          PKCS#10 request, PEM or DER (repeatable)\n"
-	"  --out PATH          certificate file, or directory for several CSRs\n"
-	"  --pkcs7             write PKCS#7 certs-only (PEM armoured) instead of a PEM chain\n"
-	"  --timeout SECONDS   give up after this long (default 600)\n";
+    "usage: acmera issue --csr FILE [--csr FILE ...] --out PATH [--pkcs7] [--timeout SECONDS]\n"
+    "\n"
+    "Obtains a certificate for each CSR from the ACME CA, proving control of its names\n"
+    "with DNS-01. With one CSR, PATH is the certificate file; with several, PATH is a\n"
+    "directory and each certificate is written under its CSR's file name with .pem\n"
+    "(or .p7 with --pkcs7). The CSR is sent to the CA unchanged. A CSR that already has\n"
+    "a valid certificate in the store gets it back without asking the CA again.\n"
+    "\n"
+    "  --csr FILE          PKCS#10 request, PEM or DER (repeatable)\n"
+    "  --out PATH          certificate file, or directory for several CSRs\n"
+    "  --pkcs7             write PKCS#7 certs-only (PEM armoured) instead of a PEM chain\n"
+    "  --timeout SECONDS   give up after this long (default 600)\n";
 
 enum { OPT_CSR = 1, OPT_OUT, OPT_PKCS7, OPT_TIMEOUT };
 
 static const struct option options[] = {
-	{"csr", required_argument, NULL, OPT_CSR},
-	{"out", required_argument, NULL, OPT_OUT},
-	{"pkcs7", no_argument, NULL, OPT_PKCS7},
-	{"timeout", required_argument, NULL, OPT_TIMEOUT},
-	{NULL, 0, NULL, 0},
+    {"csr", required_argument, NULL, OPT_CSR},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"pkcs7", no_argument, NULL, OPT_PKCS7},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {NULL, 0, NULL, 0},
 };
 
 struct issue_args {
@@ -82,7 +82,8 @@ static int on_option(int opt, const char *arg, void *ctx)
 		errno = 0;
 		a->timeout = strtol(arg, &end, 10);
 		if (errno || !end || *end || a->timeout < 1 || a->timeout > 86400) {
-			fprintf(stderr, "acmera issue: --timeout: '%s' is not 1..86400 seconds\n", arg);
+			fprintf(stderr, "acmera issue: --timeout: '%s' is not 1..86400 seconds\n",
+			        arg);
 			return 2;
 		}
 		return 0;
@@ -130,8 +131,9 @@ static int duplicate_outputs(const struct issue_args *a)
 		qsort(paths, a->n_csrs, sizeof(*paths), cmp_str);
 		for (size_t i = 1; i < a->n_csrs && !dup; i++)
 			if (strcmp(paths[i - 1], paths[i]) == 0) {
-				fprintf(stderr, "acmera issue: two CSRs would both be written to %s\n",
-					paths[i]);
+				fprintf(stderr,
+				        "acmera issue: two CSRs would both be written to %s\n",
+				        paths[i]);
 				dup = 1;
 			}
 	}
@@ -161,7 +163,8 @@ static int write_certificate(const struct issue_args *a, const char *path, const
 		if (!pem) {
 			rc = ACMERA_ERR_NOMEM;
 		} else {
-			int m = snprintf(pem, n, "-----BEGIN PKCS7-----\n%s-----END PKCS7-----\n", b64);
+			int m =
+			    snprintf(pem, n, "-----BEGIN PKCS7-----\n%s-----END PKCS7-----\n", b64);
 			rc = cli_write_file(path, pem, (size_t)m, 0644);
 			free(pem);
 		}
@@ -182,9 +185,11 @@ static int check_zones(const struct config *cfg, const char *path, const struct 
 		const char *name = c->names[i];
 		if (strncmp(name, "*.", 2) == 0)
 			name += 2;
-		if (!dns_zone_for_name(name, (const char *const *)cfg->dns.zones, cfg->dns.n_zones)) {
-			fprintf(stderr, "acmera issue: %s: name %s is outside the configured zones\n",
-				path, c->names[i]);
+		if (!dns_zone_for_name(name, (const char *const *)cfg->dns.zones,
+		                       cfg->dns.n_zones)) {
+			fprintf(stderr,
+			        "acmera issue: %s: name %s is outside the configured zones\n", path,
+			        c->names[i]);
 			return 1;
 		}
 	}
@@ -244,13 +249,14 @@ int cli_issue(int argc, char **argv)
 		char *names = csr_names_joined(&csrs[i]);
 		int created = 0;
 		if (!names || store_job_submit(store, csrs[i].der, csrs[i].der_len, names, now,
-					       &ids[n_watch], &created, &e)) {
+		                               &ids[n_watch], &created, &e)) {
 			fprintf(stderr, "acmera issue: %s: %s\n", a.csr_paths[i], e.text);
 			free(names);
 			goto out;
 		}
 		log_event(LOG_LVL_INFO, "job.submitted", "job=%lld csr=%s names=%s joined=%s",
-			  (long long)ids[n_watch], csrs[i].sha256_hex, names, created ? "no" : "yes");
+		          (long long)ids[n_watch], csrs[i].sha256_hex, names,
+		          created ? "no" : "yes");
 		free(names);
 		n_watch++;
 	}
@@ -263,11 +269,11 @@ int cli_issue(int argc, char **argv)
 		signal(SIGINT, on_signal);
 		signal(SIGTERM, on_signal);
 		struct issuer_opts io = {
-			.cfg = &cfg,
-			.watch = ids,
-			.n_watch = n_watch,
-			.deadline = now + a.timeout,
-			.stop = &stop_flag,
+		    .cfg = &cfg,
+		    .watch = ids,
+		    .n_watch = n_watch,
+		    .deadline = now + a.timeout,
+		    .stop = &stop_flag,
 		};
 		if (issuer_run(store, &io, &st, &issuer_err))
 			fprintf(stderr, "acmera issue: %s\n", issuer_err.text);
@@ -284,7 +290,7 @@ int cli_issue(int argc, char **argv)
 		if (path && store_cert_lookup(store, csrs[i].sha256_hex, now, &c, NULL) == 0) {
 			if (write_certificate(&a, path, c.chain_pem)) {
 				fprintf(stderr, "acmera issue: %s: cannot write: %s\n", path,
-					strerror(errno));
+				        strerror(errno));
 				status = 1;
 			} else {
 				issued++;
@@ -293,11 +299,13 @@ int cli_issue(int argc, char **argv)
 		} else {
 			struct store_job j = {0};
 			/* The job's own last error, else why the issuer stopped. */
-			const char *why = issuer_err.text[0] ? issuer_err.text : "not issued in time";
+			const char *why =
+			    issuer_err.text[0] ? issuer_err.text : "not issued in time";
 			if (store_job_get_by_digest(store, csrs[i].sha256_hex, &j, NULL) == 0 &&
 			    j.reason)
 				why = j.reason;
-			fprintf(stderr, "acmera issue: %s: no certificate: %s\n", a.csr_paths[i], why);
+			fprintf(stderr, "acmera issue: %s: no certificate: %s\n", a.csr_paths[i],
+			        why);
 			store_job_free(&j);
 			status = 1;
 		}
@@ -305,11 +313,11 @@ int cli_issue(int argc, char **argv)
 	}
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	log_event(LOG_LVL_INFO, "issue.summary",
-		  "written=%zu of=%zu from_store=%zu seconds=%.3f acme_requests=%llu "
-		  "dns_messages=%llu deferred=%llu failed=%llu",
-		  issued, a.n_csrs, from_cache, secs, (unsigned long long)st.acme_requests,
-		  (unsigned long long)st.dns_messages, (unsigned long long)st.deferred,
-		  (unsigned long long)st.failed);
+	          "written=%zu of=%zu from_store=%zu seconds=%.3f acme_requests=%llu "
+	          "dns_messages=%llu deferred=%llu failed=%llu",
+	          issued, a.n_csrs, from_cache, secs, (unsigned long long)st.acme_requests,
+	          (unsigned long long)st.dns_messages, (unsigned long long)st.deferred,
+	          (unsigned long long)st.failed);
 out:
 	for (size_t i = 0; csrs && i < a.n_csrs; i++)
 		csr_info_free(&csrs[i]);

@@ -17,20 +17,20 @@
 #define PASSWORD_MAX (CRYPT_MAX_PASSPHRASE_SIZE - 1)
 
 static const char usage[] =
-	"usage: acmera passwd --file FILE USER\n"
-	"\n"
-	"Sets USER's password in the EST password file FILE (created 0600 if absent),\n"
-	"as a yescrypt hash. The password is read from standard input: twice, without\n"
-	"echo, on a terminal; else its first line.\n"
-	"  --file FILE   the password file of an EST profile\n"
-	"  --help        this text\n";
+    "usage: acmera passwd --file FILE USER\n"
+    "\n"
+    "Sets USER's password in the EST password file FILE (created 0600 if absent),\n"
+    "as a yescrypt hash. The password is read from standard input: twice, without\n"
+    "echo, on a terminal; else its first line.\n"
+    "  --file FILE   the password file of an EST profile\n"
+    "  --help        this text\n";
 
 enum { OPT_FILE = 1, OPT_HELP };
 
 static const struct option options[] = {
-	{"file", required_argument, NULL, OPT_FILE},
-	{"help", no_argument, NULL, OPT_HELP},
-	{NULL, 0, NULL, 0},
+    {"file", required_argument, NULL, OPT_FILE},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 /* The terminal as found, restored on exit and on a signal while echo is off. */
@@ -156,7 +156,7 @@ int cli_passwd(int argc, char **argv)
 	}
 	if (!file || optind + 1 != argc) {
 		fprintf(stderr, "acmera passwd: %s\n%s",
-			!file ? "--file is required" : "exactly one USER is required", usage);
+		        !file ? "--file is required" : "exactly one USER is required", usage);
 		return 2;
 	}
 	const char *user = argv[optind];

@@ -15,20 +15,20 @@
 #include <string.h>
 
 static const char usage[] =
-	"usage: acmera revoke --cert FILE [--reason CODE]\n"
-	"\n"
-	"Revokes a certificate issued to this RA's ACME account (RFC 8555 7.6).\n"
-	"  --cert FILE     the certificate (PEM; the first certificate of a chain is taken)\n"
-	"  --reason CODE   CRL reason code (RFC 5280 5.3.1): 0 unspecified (default),\n"
-	"                  1 keyCompromise, 3 affiliationChanged, 4 superseded,\n"
-	"                  5 cessationOfOperation\n";
+    "usage: acmera revoke --cert FILE [--reason CODE]\n"
+    "\n"
+    "Revokes a certificate issued to this RA's ACME account (RFC 8555 7.6).\n"
+    "  --cert FILE     the certificate (PEM; the first certificate of a chain is taken)\n"
+    "  --reason CODE   CRL reason code (RFC 5280 5.3.1): 0 unspecified (default),\n"
+    "                  1 keyCompromise, 3 affiliationChanged, 4 superseded,\n"
+    "                  5 cessationOfOperation\n";
 
 enum { OPT_CERT = 1, OPT_REASON };
 
 static const struct option options[] = {
-	{"cert", required_argument, NULL, OPT_CERT},
-	{"reason", required_argument, NULL, OPT_REASON},
-	{NULL, 0, NULL, 0},
+    {"cert", required_argument, NULL, OPT_CERT},
+    {"reason", required_argument, NULL, OPT_REASON},
+    {NULL, 0, NULL, 0},
 };
 
 struct revoke_args {
@@ -50,7 +50,8 @@ static int on_option(int opt, const char *arg, void *ctx)
 		/* 2 (cACompromise), 6, 7, 8 and 9 are not for a subscriber to claim. */
 		if (errno || !end || *end ||
 		    !(a->reason == 0 || a->reason == 1 || (a->reason >= 3 && a->reason <= 5))) {
-			fprintf(stderr, "acmera revoke: --reason: '%s' is not 0, 1, 3, 4 or 5\n", arg);
+			fprintf(stderr, "acmera revoke: --reason: '%s' is not 0, 1, 3, 4 or 5\n",
+			        arg);
 			return 2;
 		}
 		return 0;
@@ -60,8 +61,7 @@ static int on_option(int opt, const char *arg, void *ctx)
 
 /* The first certificate of path: its DER (for the CA) and its PEM as the store
  * keeps it (to stop serving it). */
-static int load_cert(const char *path, uint8_t **der, int *len, char **pem,
-		     struct acmera_errmsg *e)
+static int load_cert(const char *path, uint8_t **der, int *len, char **pem, struct acmera_errmsg *e)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
@@ -105,7 +105,8 @@ int cli_revoke(int argc, char **argv)
 		return 2;
 	}
 	if (!cfg.acme.directory) {
-		fprintf(stderr, "acmera revoke: no ACME directory: set acme directory or --directory\n");
+		fprintf(stderr,
+		        "acmera revoke: no ACME directory: set acme directory or --directory\n");
 		goto out;
 	}
 	if (load_cert(a.cert, &der, &der_len, &leaf_pem, &e))
@@ -113,15 +114,15 @@ int cli_revoke(int argc, char **argv)
 	if (cli_open_store(&cfg, &store))
 		goto out;
 	struct acme_client_opts co = {.directory_url = cfg.acme.directory,
-				      .ca_bundle = cfg.acme.ca_bundle,
-				      .timeout_s = cfg.acme.timeout};
+	                              .ca_bundle = cfg.acme.ca_bundle,
+	                              .timeout_s = cfg.acme.timeout};
 	struct acme_account_opts ao = {.key_type = cfg.acme.account_key_type, .create = 0};
 	if (acme_client_new(&co, &client, &e) || acme_client_load_directory(client, &e) ||
 	    acme_account_ensure(client, store, &ao, &key, &e))
 		goto fail;
 	b64 = b64url_encode(der, (size_t)der_len);
-	json_t *req = json_pack("{s:s,s:i}", "certificate", b64 ? b64 : "", "reason",
-				(int)a.reason);
+	json_t *req =
+	    json_pack("{s:s,s:i}", "certificate", b64 ? b64 : "", "reason", (int)a.reason);
 	payload = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (!payload) {
@@ -129,13 +130,14 @@ int cli_revoke(int argc, char **argv)
 		goto fail;
 	}
 	if (acme_post_sync(client, acme_client_directory(client)->revoke_cert, payload, NULL, 0,
-			   NULL, &e))
+	                   NULL, &e))
 		goto fail;
 	/* Revoked is revoked: the store must never hand this certificate out again. */
 	int64_t marked = 0;
 	if (store_cert_mark_revoked(store, leaf_pem, &marked, &e)) {
-		fprintf(stderr, "acmera revoke: revoked at the CA, but the store still has it: %s\n",
-			e.text);
+		fprintf(stderr,
+		        "acmera revoke: revoked at the CA, but the store still has it: %s\n",
+		        e.text);
 		goto out;
 	}
 	printf("revoked %s (reason %ld)%s\n", a.cert, a.reason,

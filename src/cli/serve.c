@@ -17,17 +17,17 @@
 #define ISSUER_RESTART_S 5
 
 static const char usage[] =
-	"usage: acmera serve --config FILE [--role both|front|issuer]\n"
-	"\n"
-	"Serves EST (RFC 7030) on [est] listen and drives enrollments through the ACME CA.\n"
-	"  --role both     the EST front door and the issuer in one process (default)\n"
-	"  --role front    only the EST front door: jobs wait in the store for an issuer\n"
-	"  --role issuer   only the issuer: works on the jobs front doors record\n";
+    "usage: acmera serve --config FILE [--role both|front|issuer]\n"
+    "\n"
+    "Serves EST (RFC 7030) on [est] listen and drives enrollments through the ACME CA.\n"
+    "  --role both     the EST front door and the issuer in one process (default)\n"
+    "  --role front    only the EST front door: jobs wait in the store for an issuer\n"
+    "  --role issuer   only the issuer: works on the jobs front doors record\n";
 
 enum { OPT_ROLE = 1 };
 static const struct option options[] = {
-	{"role", required_argument, NULL, OPT_ROLE},
-	{NULL, 0, NULL, 0},
+    {"role", required_argument, NULL, OPT_ROLE},
+    {NULL, 0, NULL, 0},
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -43,7 +43,8 @@ static void on_signal(int sig)
 
 static int on_option(int opt, const char *arg, void *ctx)
 {
-	if (opt != OPT_ROLE || (strcmp(arg, "both") && strcmp(arg, "front") && strcmp(arg, "issuer"))) {
+	if (opt != OPT_ROLE ||
+	    (strcmp(arg, "both") && strcmp(arg, "front") && strcmp(arg, "issuer"))) {
 		fprintf(stderr, "acmera serve: --role: '%s' is not both, front or issuer\n", arg);
 		return 2;
 	}
@@ -73,7 +74,7 @@ static void *issuer_main(void *arg)
 		if (stop_flag)
 			break;
 		log_event(LOG_LVL_ERROR, "issuer.stopped", "error=%s restart_in=%ds",
-			  log_qv(rc ? e.text : "returned"), ISSUER_RESTART_S);
+		          log_qv(rc ? e.text : "returned"), ISSUER_RESTART_S);
 		for (int i = 0; i < ISSUER_RESTART_S * 10 && !stop_flag; i++) {
 			struct timespec ts = {0, 100000000L};
 			nanosleep(&ts, NULL);
@@ -109,7 +110,8 @@ int cli_serve(int argc, char **argv)
 	store_close(probe);
 	if (front) {
 		if (!cfg.est.cert || !cfg.est.key) {
-			fprintf(stderr, "acmera serve: set [est] cert and key (the RA's TLS identity)\n");
+			fprintf(stderr,
+			        "acmera serve: set [est] cert and key (the RA's TLS identity)\n");
 			goto out;
 		}
 		if (est_service_new(&cfg, &est, &e)) {
@@ -117,16 +119,16 @@ int cli_serve(int argc, char **argv)
 			goto out;
 		}
 		struct http_server_opts ho = {
-			.listen = cfg.est.listen,
-			.cert_file = cfg.est.cert,
-			.key_file = cfg.est.key,
-			.client_ca_file = cfg.est.client_ca,
-			.workers = cfg.est.workers,
-			.max_connections = cfg.est.max_connections,
-			.max_body = (size_t)cfg.est.max_body,
-			.handshake_timeout_ms = cfg.est.handshake_timeout,
-			.header_timeout_ms = cfg.est.header_timeout,
-			.idle_timeout_ms = cfg.est.idle_timeout,
+		    .listen = cfg.est.listen,
+		    .cert_file = cfg.est.cert,
+		    .key_file = cfg.est.key,
+		    .client_ca_file = cfg.est.client_ca,
+		    .workers = cfg.est.workers,
+		    .max_connections = cfg.est.max_connections,
+		    .max_body = (size_t)cfg.est.max_body,
+		    .handshake_timeout_ms = cfg.est.handshake_timeout,
+		    .header_timeout_ms = cfg.est.header_timeout,
+		    .idle_timeout_ms = cfg.est.idle_timeout,
 		};
 		if (http_server_new(&ho, est_service_handle, est, &server, &e)) {
 			fprintf(stderr, "acmera serve: %s\n", e.text);
@@ -145,8 +147,8 @@ int cli_serve(int argc, char **argv)
 		it.started = 1;
 	}
 	log_event(LOG_LVL_INFO, "serve.started", "role=%s listen=%s port=%u profiles=%zu", role,
-		  front ? cfg.est.listen : "-", server ? (unsigned)http_server_port(server) : 0,
-		  cfg.n_profiles);
+	          front ? cfg.est.listen : "-", server ? (unsigned)http_server_port(server) : 0,
+	          cfg.n_profiles);
 	if (front) {
 		running_server = server;
 		http_server_run(server);

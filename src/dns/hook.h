@@ -10,6 +10,6 @@
 /* Runs the hook once per record; stops at the first failure, whose exit status
  * and the first line of its stderr are in the error. timeout_ms bounds each run. */
 int dns_hook_run(const char *hook, enum dns_update_op op, const struct dns_txt *recs, size_t n,
-		 int timeout_ms, struct acmera_errmsg *e);
+                 int timeout_ms, struct acmera_errmsg *e);
 
 #endif

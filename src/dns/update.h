@@ -18,10 +18,10 @@ struct dns_txt {
 };
 
 struct dns_server {
-	char host[256];    /* IP address literal */
+	char host[256]; /* IP address literal */
 	uint16_t port;
-	int timeout_ms;    /* per attempt */
-	int retries;       /* extra attempts after a timeout */
+	int timeout_ms; /* per attempt */
+	int retries;    /* extra attempts after a timeout */
 };
 
 enum dns_update_op { DNS_UPDATE_ADD, DNS_UPDATE_DELETE };
@@ -35,21 +35,21 @@ int dns_name_allowed(const char *name, const char *zone);
 /* Builds the UPDATE message (unsigned) for n records in zone: ADD adds each TXT
  * value with the given ttl; DELETE deletes exactly these TXT values (RFC 2136
  * 2.5.4), never the whole RRset. Returns wire bytes in *wire (free()). */
-int dns_update_build(const char *zone, enum dns_update_op op, const struct dns_txt *recs,
-		     size_t n, uint32_t ttl, uint16_t id, uint8_t **wire, size_t *len,
-		     struct acmera_errmsg *e);
+int dns_update_build(const char *zone, enum dns_update_op op, const struct dns_txt *recs, size_t n,
+                     uint32_t ttl, uint16_t id, uint8_t **wire, size_t *len,
+                     struct acmera_errmsg *e);
 
 /* Sends one signed UPDATE for all n records and checks the answer, including the
  * TSIG on the response. Errors name the key, the zone, the server and the cause:
  * REFUSED, NOTAUTH, BADSIG, BADKEY, BADTIME, NOTZONE, SERVFAIL or a timeout
  * (ACMERA_ERR_TIMEOUT; ACMERA_ERR_REFUSED for an rcode). */
 int dns_update_send(const struct dns_server *srv, const struct tsig_key *key, const char *zone,
-		    enum dns_update_op op, const struct dns_txt *recs, size_t n, uint32_t ttl,
-		    struct acmera_errmsg *e);
+                    enum dns_update_op op, const struct dns_txt *recs, size_t n, uint32_t ttl,
+                    struct acmera_errmsg *e);
 
 /* Parses a DNS response (for fuzzing and tests): rcode, and the TSIG error if
  * a TSIG RR is present (-1 when there is none). Bounded; never trusts counts. */
 int dns_response_parse(const uint8_t *wire, size_t len, int *rcode, int *tsig_error,
-		       struct acmera_errmsg *e);
+                       struct acmera_errmsg *e);
 
 #endif

@@ -20,11 +20,11 @@ void est_passwd_free(struct est_passwd *p);
  * ACMERA_ERR_REFUSED for wrong credentials, ACMERA_ERR_INVAL for a malformed
  * header. Takes constant time per user entry whether or not the user exists. */
 int est_passwd_check(struct est_passwd *p, const char *authorization, char *user, size_t userlen,
-		     struct acmera_errmsg *e);
+                     struct acmera_errmsg *e);
 /* Adds or replaces user with a fresh yescrypt hash of password in the file
  * (created 0600), atomically. For `acmera passwd`. */
 int est_passwd_set(const char *path, const char *user, const char *password,
-		   struct acmera_errmsg *e);
+                   struct acmera_errmsg *e);
 
 /* Trust anchors of a profile (PEM bundle) and the verification of a presented
  * chain against them at time now (the TLS layer may not have). */
@@ -33,7 +33,7 @@ int est_trust_load(const char *pem_file, struct est_trust **out, struct acmera_e
 void est_trust_free(struct est_trust *t);
 /* 0 when chain (leaf first) verifies to an anchor of t, else ACMERA_ERR_REFUSED
  * naming why. */
-int est_trust_verify(struct est_trust *t, STACK_OF(X509) *chain, struct acmera_errmsg *e);
+int est_trust_verify(struct est_trust *t, STACK_OF(X509) * chain, struct acmera_errmsg *e);
 
 /* The authenticated identity a name template may use. */
 struct est_identity {

@@ -13,16 +13,16 @@
 #define EST_BODY_MAX (256 * 1024)
 
 static const char B64_ALPHABET[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 int est_body_decode(const uint8_t *body, size_t len, uint8_t **der, size_t *der_len,
-		    struct acmera_errmsg *e)
+                    struct acmera_errmsg *e)
 {
 	*der = NULL;
 	*der_len = 0;
 	if (len > EST_BODY_MAX)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "body is %zu bytes, more than %d", len,
-				   EST_BODY_MAX);
+		                   EST_BODY_MAX);
 	size_t bad = 0;
 	int rc = b64_decode((const char *)body, len, der, der_len, &bad);
 	if (rc == ACMERA_ERR_NOMEM)
@@ -33,13 +33,14 @@ int est_body_decode(const uint8_t *body, size_t len, uint8_t **der, size_t *der_
 		unsigned char c = body[bad];
 		if (c == '=' || (c != '\0' && strchr(B64_ALPHABET, c)))
 			return acmera_fail(e, ACMERA_ERR_INVAL,
-					   "body is not base64: incomplete group or misplaced "
-					   "padding at offset %zu", bad);
+			                   "body is not base64: incomplete group or misplaced "
+			                   "padding at offset %zu",
+			                   bad);
 		if (c >= 0x21 && c < 0x7f)
 			return acmera_fail(e, ACMERA_ERR_INVAL,
-					   "body is not base64: '%c' at offset %zu", c, bad);
+			                   "body is not base64: '%c' at offset %zu", c, bad);
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "body is not base64: byte 0x%02x at offset %zu", c, bad);
+		                   "body is not base64: byte 0x%02x at offset %zu", c, bad);
 	}
 	if (*der_len == 0) {
 		free(*der);
@@ -49,7 +50,7 @@ int est_body_decode(const uint8_t *body, size_t len, uint8_t **der, size_t *der_
 	return 0;
 }
 
-int est_body_pkcs7(STACK_OF(X509) *chain, char **body, size_t *len, struct acmera_errmsg *e)
+int est_body_pkcs7(STACK_OF(X509) * chain, char **body, size_t *len, struct acmera_errmsg *e)
 {
 	uint8_t *der = NULL;
 	size_t der_len = 0;
@@ -66,7 +67,10 @@ int est_body_pkcs7(STACK_OF(X509) *chain, char **body, size_t *len, struct acmer
 	return 0;
 }
 
-static int is_ows(char c) { return c == ' ' || c == '\t'; }
+static int is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
 
 /* The media type of a Content-Type value: the text before any ';', without the
  * whitespace around it. */

@@ -18,11 +18,11 @@
  * breaks and final newline (Content-Transfer-Encoding is ignored). Error text says
  * which byte is wrong. *der is heap (free()). */
 int est_body_decode(const uint8_t *body, size_t len, uint8_t **der, size_t *der_len,
-		    struct acmera_errmsg *e);
+                    struct acmera_errmsg *e);
 
 /* The base64 body (64-character lines, CRLF-free "\n" breaks) of a PKCS#7
  * certs-only structure holding chain (heap string). */
-int est_body_pkcs7(STACK_OF(X509) *chain, char **body, size_t *len, struct acmera_errmsg *e);
+int est_body_pkcs7(STACK_OF(X509) * chain, char **body, size_t *len, struct acmera_errmsg *e);
 
 /* 1 when a Content-Type header value names mime (parameters and case ignored). */
 int est_content_type_is(const char *header, const char *mime);

@@ -42,8 +42,8 @@ void est_response_free(struct est_response *r)
 /* RFC 7030 3.2.2: a label is one path segment and never an operation name. */
 static int label_valid(const char *l)
 {
-	static const char *const ops[] = {"cacerts",  "simpleenroll", "simplereenroll",
-					  "fullcmc",  "serverkeygen", "csrattrs"};
+	static const char *const ops[] = {"cacerts", "simpleenroll", "simplereenroll",
+	                                  "fullcmc", "serverkeygen", "csrattrs"};
 	size_t n = strlen(l);
 	if (n == 0 || n >= LABEL_MAX)
 		return 0;
@@ -64,19 +64,19 @@ static int label_valid(const char *l)
 /* https://authority[/.well-known/est][/]: nothing else, no userinfo, query or
  * fragment; printable ASCII only. */
 static int base_url(const char *server, const char *label, char *out, size_t outlen,
-		    struct acmera_errmsg *e)
+                    struct acmera_errmsg *e)
 {
 	size_t n = strlen(server);
 	if (strncmp(server, "https://", 8) != 0)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "--server: '%s' is not an https:// URL",
-				   server);
+		                   server);
 	if (n > EST_URL_MAX / 2)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "--server: URL too long");
 	for (size_t i = 0; i < n; i++)
 		if (server[i] <= 0x20 || server[i] >= 0x7f || server[i] == '?' ||
 		    server[i] == '#' || server[i] == '@')
 			return acmera_fail(e, ACMERA_ERR_INVAL,
-					   "--server: '%s' must be https://HOST[:PORT]", server);
+			                   "--server: '%s' must be https://HOST[:PORT]", server);
 	while (n > 8 && server[n - 1] == '/')
 		n--;
 	if (n <= 8)
@@ -86,37 +86,40 @@ static int base_url(const char *server, const char *label, char *out, size_t out
 	if (auth_end == 8)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "--server: '%s' has no host", server);
 	if (path && !((size_t)(server + n - path) == strlen(EST_PATH) &&
-		      memcmp(path, EST_PATH, strlen(EST_PATH)) == 0))
+	              memcmp(path, EST_PATH, strlen(EST_PATH)) == 0))
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "--server: '%s' must be https://HOST[:PORT] (the path is "
-				   "/.well-known/est; use --label for a CA label)", server);
+		                   "--server: '%s' must be https://HOST[:PORT] (the path is "
+		                   "/.well-known/est; use --label for a CA label)",
+		                   server);
 	if (label && !label_valid(label))
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "--label: '%s' must be one path segment of letters, digits, "
-				   "'-', '_', '.', '~' and not an operation name", label);
+		                   "--label: '%s' must be one path segment of letters, digits, "
+		                   "'-', '_', '.', '~' and not an operation name",
+		                   label);
 	int w = snprintf(out, outlen, "%.*s%s%s%s", (int)auth_end, server, EST_PATH,
-			 label ? "/" : "", label ? label : "");
+	                 label ? "/" : "", label ? label : "");
 	if (w < 0 || (size_t)w >= outlen)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "--server: URL too long");
 	return 0;
 }
 
 int est_client_new(const struct est_client_opts *o, struct est_client **out,
-		   struct acmera_errmsg *e)
+                   struct acmera_errmsg *e)
 {
 	*out = NULL;
 	int sources = (o->ca_file != NULL) + (o->ca_pem != NULL);
 	if (o->insecure ? sources != 0 : sources != 1)
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "EST client: exactly one trust source (CA file or PEM), or "
-				   "bootstrap without one");
+		                   "EST client: exactly one trust source (CA file or PEM), or "
+		                   "bootstrap without one");
 	if (o->insecure && (o->cert_file || o->key_file || o->user || o->password))
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "EST client: no credentials go to an unauthenticated server");
+		                   "EST client: no credentials go to an unauthenticated server");
 	if ((o->cert_file == NULL) != (o->key_file == NULL) ||
 	    (o->user == NULL) != (o->password == NULL))
-		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "EST client: certificate and key, user and password go in pairs");
+		return acmera_fail(
+		    e, ACMERA_ERR_INVAL,
+		    "EST client: certificate and key, user and password go in pairs");
 	struct est_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
@@ -154,8 +157,8 @@ int est_client_new(const struct est_client_opts *o, struct est_client **out,
 		if (o->ca_file) {
 			cc |= curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
 		} else {
-			struct curl_blob blob = {.data = c->ca_pem, .len = strlen(c->ca_pem),
-						 .flags = CURL_BLOB_NOCOPY};
+			struct curl_blob blob = {
+			    .data = c->ca_pem, .len = strlen(c->ca_pem), .flags = CURL_BLOB_NOCOPY};
 			cc |= curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
 		}
 	}
@@ -173,7 +176,7 @@ int est_client_new(const struct est_client_opts *o, struct est_client **out,
 	}
 	if (cc != CURLE_OK) {
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-				 "libcurl lacks an option acmera needs (blobs, certinfo)");
+		                 "libcurl lacks an option acmera needs (blobs, certinfo)");
 		goto fail;
 	}
 	*out = c;
@@ -255,7 +258,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 }
 
 static int perform(struct est_client *c, const char *method, const char *op,
-		   struct curl_slist *headers, struct est_response *r, struct acmera_errmsg *e)
+                   struct curl_slist *headers, struct est_response *r, struct acmera_errmsg *e)
 {
 	char url[EST_URL_MAX + 32];
 	char errbuf[CURL_ERROR_SIZE] = "";
@@ -275,27 +278,27 @@ static int perform(struct est_client *c, const char *method, const char *op,
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	if (x.too_large)
 		return acmera_fail(e, ACMERA_ERR_PROTO, "%s %s: answer larger than %d bytes",
-				   method, url, EST_CLIENT_MAX_BODY);
+		                   method, url, EST_CLIENT_MAX_BODY);
 	if (cc != CURLE_OK)
 		return acmera_fail(e, ACMERA_ERR_IO, "%s %s: %s", method, url,
-				   errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		                   errbuf[0] ? errbuf : curl_easy_strerror(cc));
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
 	if (!r->body && !(r->body = calloc(1, 1)))
 		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
 	log_event(LOG_LVL_DEBUG, "est.client", "method=%s url=%s status=%ld bytes=%zu", method,
-		  log_qv(url), r->status, r->len);
+	          log_qv(url), r->status, r->len);
 	return 0;
 }
 
 int est_client_get(struct est_client *c, const char *op, struct est_response *r,
-		   struct acmera_errmsg *e)
+                   struct acmera_errmsg *e)
 {
 	curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
 	return perform(c, "GET", op, NULL, r, e);
 }
 
 int est_client_post(struct est_client *c, const char *op, const char *content_type,
-		    const void *body, size_t len, struct est_response *r, struct acmera_errmsg *e)
+                    const void *body, size_t len, struct est_response *r, struct acmera_errmsg *e)
 {
 	char ct[256];
 	struct curl_slist *headers = NULL, *h2 = NULL;

@@ -23,24 +23,24 @@
 struct est_client;
 
 struct est_client_opts {
-	const char *server;     /* "https://HOST[:PORT]", optionally ending in /.well-known/est */
-	const char *label;      /* CA label (RFC 7030 3.2.2), or NULL */
-	const char *ca_file;    /* explicit trust anchors for the server's TLS (PEM file), */
-	const char *ca_pem;     /* or as PEM text (the anchors accepted by bootstrap) */
-	int insecure;           /* bootstrap only: no TLS verification; credentials are
-				   refused so that none reach an unauthenticated server */
-	const char *cert_file;  /* TLS client certificate and key (PEM), or NULL */
+	const char *server;    /* "https://HOST[:PORT]", optionally ending in /.well-known/est */
+	const char *label;     /* CA label (RFC 7030 3.2.2), or NULL */
+	const char *ca_file;   /* explicit trust anchors for the server's TLS (PEM file), */
+	const char *ca_pem;    /* or as PEM text (the anchors accepted by bootstrap) */
+	int insecure;          /* bootstrap only: no TLS verification; credentials are
+	                          refused so that none reach an unauthenticated server */
+	const char *cert_file; /* TLS client certificate and key (PEM), or NULL */
 	const char *key_file;
-	const char *user;       /* HTTP Basic, or NULL */
-	const char *password;   /* copied by libcurl; the caller may wipe it after _new */
-	int timeout_s;          /* per request, 0 = 60 */
+	const char *user;     /* HTTP Basic, or NULL */
+	const char *password; /* copied by libcurl; the caller may wipe it after _new */
+	int timeout_s;        /* per request, 0 = 60 */
 };
 
 /* An answer with any HTTP status. body is NUL-terminated (not counted in len). */
 struct est_response {
 	long status;
-	char *content_type;     /* or NULL */
-	char *retry_after;      /* raw header value, or NULL */
+	char *content_type; /* or NULL */
+	char *retry_after;  /* raw header value, or NULL */
 	uint8_t *body;
 	size_t len;
 };
@@ -49,7 +49,7 @@ void est_response_free(struct est_response *r);
 /* Checks the options (https URL without query, label syntax, exactly one trust
  * source unless insecure) and prepares the handle; connects on the first request. */
 int est_client_new(const struct est_client_opts *o, struct est_client **out,
-		   struct acmera_errmsg *e);
+                   struct acmera_errmsg *e);
 void est_client_free(struct est_client *c);
 
 /* GET or POST /.well-known/est/[LABEL/]op. Returns 0 with r filled for any HTTP
@@ -57,9 +57,9 @@ void est_client_free(struct est_client *c);
  * EST_CLIENT_MAX_BODY fail with ACMERA_ERR_IO / ACMERA_ERR_PROTO. r is freed by
  * the caller with est_response_free (also after a failure). */
 int est_client_get(struct est_client *c, const char *op, struct est_response *r,
-		   struct acmera_errmsg *e);
+                   struct acmera_errmsg *e);
 int est_client_post(struct est_client *c, const char *op, const char *content_type,
-		    const void *body, size_t len, struct est_response *r, struct acmera_errmsg *e);
+                    const void *body, size_t len, struct est_response *r, struct acmera_errmsg *e);
 
 /* The TLS certificate the server presented in the last exchange (a new
  * reference, X509_free). */
@@ -69,7 +69,7 @@ int est_client_server_cert(struct est_client *c, X509 **out, struct acmera_errms
 
 struct est_key_spec {
 	enum est_key_kind kind;
-	int rsa_bits;           /* when kind == EST_KEY_RSA */
+	int rsa_bits; /* when kind == EST_KEY_RSA */
 };
 
 /* "p256", "p384", "ed25519", "rsa2048" (or rsa3072, rsa4096). */
@@ -83,7 +83,7 @@ int est_key_spec_of(EVP_PKEY *key, struct est_key_spec *out, struct acmera_errms
  * user's (want), else p256; with one, the user's only when compatible (same
  * kind; RSA at least as large), else the RA's, and *want_ignored is set. */
 void est_key_choose(const struct est_csrattrs_out *attrs, const struct est_key_spec *want,
-		    struct est_key_spec *out, int *want_ignored);
+                    struct est_key_spec *out, int *want_ignored);
 /* A fresh key (RSA: 2048 to 16384 bits). *out owned by the caller. */
 int est_key_generate(const struct est_key_spec *s, EVP_PKEY **out, struct acmera_errmsg *e);
 
@@ -92,21 +92,21 @@ int est_key_generate(const struct est_key_spec *s, EVP_PKEY **out, struct acmera
  * cn alone). Signed with SHA-256; Ed25519 without a digest. Names must be host
  * names (LDH labels, "*." prefix allowed, at most 253 characters). */
 int est_csr_from_template(const char *cn, const char *const *names, size_t n, EVP_PKEY *key,
-			  uint8_t **der, size_t *len, struct acmera_errmsg *e);
+                          uint8_t **der, size_t *len, struct acmera_errmsg *e);
 /* Re-enrollment (RFC 7030 4.2.2): the subject and the subjectAltName extension of
  * current, copied unchanged, with the new key. */
 int est_csr_like_cert(X509 *current, EVP_PKEY *key, uint8_t **der, size_t *len,
-		      struct acmera_errmsg *e);
+                      struct acmera_errmsg *e);
 
 /* Reads a 200 answer of /simpleenroll or /simplereenroll: base64 PKCS#7
  * certs-only. The certificate whose public key is key becomes the first of
  * *chain (the others follow in their order); none is ACMERA_ERR_PROTO.
  * *chain: sk_X509_pop_free(chain, X509_free). */
-int est_enroll_answer(const uint8_t *body, size_t len, EVP_PKEY *key, STACK_OF(X509) **chain,
-		      struct acmera_errmsg *e);
+int est_enroll_answer(const uint8_t *body, size_t len, EVP_PKEY *key, STACK_OF(X509) * *chain,
+                      struct acmera_errmsg *e);
 /* Reads a 200 answer of /cacerts into a new stack. */
-int est_cacerts_answer(const uint8_t *body, size_t len, STACK_OF(X509) **chain,
-		       struct acmera_errmsg *e);
+int est_cacerts_answer(const uint8_t *body, size_t len, STACK_OF(X509) * *chain,
+                       struct acmera_errmsg *e);
 
 /* SHA-256 of the DER of x, lower-case hex. */
 int est_cert_fingerprint(X509 *x, char out[65]);
@@ -124,8 +124,8 @@ void est_response_text(const struct est_response *r, char *out, size_t outlen);
  * step line per answer to steps (may be NULL). 200: *chain as est_enroll_answer.
  * Any other status: ACMERA_ERR_REFUSED with "POST /op -> STATUS: server text";
  * still 202 past max_wait_s: ACMERA_ERR_TIMEOUT. */
-int est_enroll_submit(struct est_client *c, const char *op, const uint8_t *csr_der,
-		      size_t csr_len, EVP_PKEY *key, int max_wait_s, FILE *steps,
-		      STACK_OF(X509) **chain, struct acmera_errmsg *e);
+int est_enroll_submit(struct est_client *c, const char *op, const uint8_t *csr_der, size_t csr_len,
+                      EVP_PKEY *key, int max_wait_s, FILE *steps, STACK_OF(X509) * *chain,
+                      struct acmera_errmsg *e);
 
 #endif

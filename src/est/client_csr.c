@@ -40,7 +40,7 @@ int est_key_spec_parse(const char *name, struct est_key_spec *out)
 	else if (strcmp(name, "ed25519") == 0)
 		out->kind = EST_KEY_ED25519;
 	else if (strcmp(name, "rsa2048") == 0 || strcmp(name, "rsa3072") == 0 ||
-		 strcmp(name, "rsa4096") == 0) {
+	         strcmp(name, "rsa4096") == 0) {
 		out->kind = EST_KEY_RSA;
 		out->rsa_bits = atoi(name + 3);
 	} else {
@@ -52,11 +52,21 @@ int est_key_spec_parse(const char *name, struct est_key_spec *out)
 const char *est_key_spec_name(const struct est_key_spec *s, char *buf, size_t len)
 {
 	switch (s->kind) {
-	case EST_KEY_EC_P256: snprintf(buf, len, "p256"); break;
-	case EST_KEY_EC_P384: snprintf(buf, len, "p384"); break;
-	case EST_KEY_ED25519: snprintf(buf, len, "ed25519"); break;
-	case EST_KEY_RSA: snprintf(buf, len, "rsa%d", s->rsa_bits); break;
-	default: snprintf(buf, len, "unknown"); break;
+	case EST_KEY_EC_P256:
+		snprintf(buf, len, "p256");
+		break;
+	case EST_KEY_EC_P384:
+		snprintf(buf, len, "p384");
+		break;
+	case EST_KEY_ED25519:
+		snprintf(buf, len, "ed25519");
+		break;
+	case EST_KEY_RSA:
+		snprintf(buf, len, "rsa%d", s->rsa_bits);
+		break;
+	default:
+		snprintf(buf, len, "unknown");
+		break;
 	}
 	return buf;
 }
@@ -87,15 +97,15 @@ int est_key_spec_of(EVP_PKEY *key, struct est_key_spec *out, struct acmera_errms
 		}
 		ERR_clear_error();
 		return acmera_fail(e, ACMERA_ERR_INVAL, "EC key on curve '%s': not P-256 or P-384",
-				   group);
+		                   group);
 	}
 	}
 	return acmera_fail(e, ACMERA_ERR_INVAL, "key type %s is not one EST enrollment makes",
-			   OBJ_nid2sn(EVP_PKEY_get_base_id(key)));
+	                   OBJ_nid2sn(EVP_PKEY_get_base_id(key)));
 }
 
 void est_key_choose(const struct est_csrattrs_out *attrs, const struct est_key_spec *want,
-		    struct est_key_spec *out, int *want_ignored)
+                    struct est_key_spec *out, int *want_ignored)
 {
 	*want_ignored = 0;
 	if (!attrs || !attrs->have_key) {
@@ -106,7 +116,7 @@ void est_key_choose(const struct est_csrattrs_out *attrs, const struct est_key_s
 		return;
 	}
 	struct est_key_spec ra = {.kind = attrs->key,
-				  .rsa_bits = attrs->key == EST_KEY_RSA ? attrs->rsa_bits : 0};
+	                          .rsa_bits = attrs->key == EST_KEY_RSA ? attrs->rsa_bits : 0};
 	if (ra.kind == EST_KEY_RSA && ra.rsa_bits < RSA_BITS_MIN)
 		ra.rsa_bits = RSA_BITS_MIN;
 	if (!want) {
@@ -126,17 +136,24 @@ int est_key_generate(const struct est_key_spec *s, EVP_PKEY **out, struct acmera
 	EVP_PKEY *k = NULL;
 	*out = NULL;
 	switch (s->kind) {
-	case EST_KEY_EC_P256: k = EVP_EC_gen("P-256"); break;
-	case EST_KEY_EC_P384: k = EVP_EC_gen("P-384"); break;
-	case EST_KEY_ED25519: k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"); break;
+	case EST_KEY_EC_P256:
+		k = EVP_EC_gen("P-256");
+		break;
+	case EST_KEY_EC_P384:
+		k = EVP_EC_gen("P-384");
+		break;
+	case EST_KEY_ED25519:
+		k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		break;
 	case EST_KEY_RSA:
 		if (s->rsa_bits < RSA_BITS_MIN || s->rsa_bits > RSA_BITS_MAX)
 			return acmera_fail(e, ACMERA_ERR_INVAL,
-					   "RSA key of %d bits: not from %d to %d", s->rsa_bits,
-					   RSA_BITS_MIN, RSA_BITS_MAX);
+			                   "RSA key of %d bits: not from %d to %d", s->rsa_bits,
+			                   RSA_BITS_MIN, RSA_BITS_MAX);
 		k = EVP_RSA_gen((unsigned int)s->rsa_bits);
 		break;
-	default: return acmera_fail(e, ACMERA_ERR_INVAL, "unknown key type");
+	default:
+		return acmera_fail(e, ACMERA_ERR_INVAL, "unknown key type");
 	}
 	if (!k)
 		return acmera_fail(e, ACMERA_ERR_NOMEM, "key generation failed: %s", ossl_why());
@@ -164,8 +181,8 @@ static int host_name_valid(const char *s)
 			label = 0;
 			continue;
 		}
-		int ldh = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			  c == '-';
+		int ldh = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || c == '-';
 		if (!ldh || (c == '-' && label == 0) || ++label > HOST_LABEL_MAX_LEN)
 			return 0;
 	}
@@ -174,7 +191,7 @@ static int host_name_valid(const char *s)
 
 /* Signs with SHA-256, or no digest for Ed25519 (RFC 8410), and encodes. */
 static int sign_and_encode(X509_REQ *req, EVP_PKEY *key, uint8_t **der, size_t *len,
-			   struct acmera_errmsg *e)
+                           struct acmera_errmsg *e)
 {
 	const EVP_MD *md = EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
 	if (!X509_REQ_set_version(req, 0) || !X509_REQ_set_pubkey(req, key) ||
@@ -196,8 +213,7 @@ static int sign_and_encode(X509_REQ *req, EVP_PKEY *key, uint8_t **der, size_t *
 	return 0;
 }
 
-static int add_san_ext(X509_REQ *req, const char *const *names, size_t n,
-		       struct acmera_errmsg *e)
+static int add_san_ext(X509_REQ *req, const char *const *names, size_t n, struct acmera_errmsg *e)
 {
 	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
 	STACK_OF(X509_EXTENSION) *exts = NULL;
@@ -225,7 +241,7 @@ static int add_san_ext(X509_REQ *req, const char *const *names, size_t n,
 	if (X509V3_add1_i2d(&exts, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1 ||
 	    !X509_REQ_add_extensions(req, exts))
 		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "cannot add the subjectAltName: %s",
-				 ossl_why());
+		                 ossl_why());
 out:
 	GENERAL_NAMES_free(gens);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
@@ -233,22 +249,26 @@ out:
 }
 
 int est_csr_from_template(const char *cn, const char *const *names, size_t n, EVP_PKEY *key,
-			  uint8_t **der, size_t *len, struct acmera_errmsg *e)
+                          uint8_t **der, size_t *len, struct acmera_errmsg *e)
 {
 	*der = NULL;
 	*len = 0;
 	X509_REQ *req = NULL;
 	int rc = 0;
 	if (n > TEMPLATE_MAX_NAMES)
-		return acmera_fail(e, ACMERA_ERR_INVAL, "the template asks for %zu names, more "
-				   "than %d", n, TEMPLATE_MAX_NAMES);
+		return acmera_fail(e, ACMERA_ERR_INVAL,
+		                   "the template asks for %zu names, more "
+		                   "than %d",
+		                   n, TEMPLATE_MAX_NAMES);
 	for (size_t i = 0; i < n; i++)
 		if (!names[i] || !host_name_valid(names[i]))
 			return acmera_fail(e, ACMERA_ERR_INVAL,
-					   "the template's name %zu is not a host name", i + 1);
+			                   "the template's name %zu is not a host name", i + 1);
 	if (cn && (strlen(cn) == 0 || strlen(cn) > CN_MAX_LEN))
-		return acmera_fail(e, ACMERA_ERR_INVAL, "the template's CN is empty or longer "
-				   "than %d characters", CN_MAX_LEN);
+		return acmera_fail(e, ACMERA_ERR_INVAL,
+		                   "the template's CN is empty or longer "
+		                   "than %d characters",
+		                   CN_MAX_LEN);
 	/* Without SANs the CN is the one name, and it must be one. */
 	if (n == 0 && (!cn || !host_name_valid(cn)))
 		return acmera_fail(e, ACMERA_ERR_INVAL, "no host name to ask for");
@@ -260,7 +280,7 @@ int est_csr_from_template(const char *cn, const char *const *names, size_t n, EV
 	}
 	X509_NAME *subject = X509_REQ_get_subject_name(req);
 	if (cn && !X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
-					      (const unsigned char *)cn, -1, -1, 0)) {
+	                                      (const unsigned char *)cn, -1, -1, 0)) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL, "bad CN: %s", ossl_why());
 		goto out;
 	}
@@ -274,7 +294,7 @@ out:
 }
 
 int est_csr_like_cert(X509 *current, EVP_PKEY *key, uint8_t **der, size_t *len,
-		      struct acmera_errmsg *e)
+                      struct acmera_errmsg *e)
 {
 	*der = NULL;
 	*len = 0;
@@ -289,7 +309,7 @@ int est_csr_like_cert(X509 *current, EVP_PKEY *key, uint8_t **der, size_t *len,
 	int san = X509_get_ext_by_NID(current, NID_subject_alt_name, -1);
 	if (san < 0 && X509_NAME_entry_count(subject) == 0) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL,
-				 "the current certificate has neither subject nor subjectAltName");
+		                 "the current certificate has neither subject nor subjectAltName");
 		goto out;
 	}
 	if (!X509_REQ_set_subject_name(req, subject)) {
@@ -305,7 +325,7 @@ int est_csr_like_cert(X509 *current, EVP_PKEY *key, uint8_t **der, size_t *len,
 		}
 		if (!X509_REQ_add_extensions(req, exts)) {
 			rc = acmera_fail(e, ACMERA_ERR_NOMEM, "cannot add the subjectAltName: %s",
-					 ossl_why());
+			                 ossl_why());
 			goto out;
 		}
 	}
@@ -318,8 +338,8 @@ out:
 
 /* ---- answers ---- */
 
-static int pkcs7_body(const uint8_t *body, size_t len, STACK_OF(X509) **chain,
-		      struct acmera_errmsg *e)
+static int pkcs7_body(const uint8_t *body, size_t len, STACK_OF(X509) * *chain,
+                      struct acmera_errmsg *e)
 {
 	uint8_t *der = NULL;
 	size_t der_len = 0;
@@ -331,14 +351,14 @@ static int pkcs7_body(const uint8_t *body, size_t len, STACK_OF(X509) **chain,
 	return rc ? acmera_fail_wrap(e, ACMERA_ERR_PROTO, "bad PKCS#7 answer") : 0;
 }
 
-int est_cacerts_answer(const uint8_t *body, size_t len, STACK_OF(X509) **chain,
-		       struct acmera_errmsg *e)
+int est_cacerts_answer(const uint8_t *body, size_t len, STACK_OF(X509) * *chain,
+                       struct acmera_errmsg *e)
 {
 	return pkcs7_body(body, len, chain, e);
 }
 
-int est_enroll_answer(const uint8_t *body, size_t len, EVP_PKEY *key, STACK_OF(X509) **chain,
-		      struct acmera_errmsg *e)
+int est_enroll_answer(const uint8_t *body, size_t len, EVP_PKEY *key, STACK_OF(X509) * *chain,
+                      struct acmera_errmsg *e)
 {
 	STACK_OF(X509) *got = NULL, *ordered = NULL;
 	*chain = NULL;
@@ -354,7 +374,7 @@ int est_enroll_answer(const uint8_t *body, size_t len, EVP_PKEY *key, STACK_OF(X
 	ERR_clear_error();
 	if (leaf < 0) {
 		rc = acmera_fail(e, ACMERA_ERR_PROTO,
-				 "no certificate in the answer is for the key of the CSR");
+		                 "no certificate in the answer is for the key of the CSR");
 		goto out;
 	}
 	if (!(ordered = sk_X509_new_null())) {
@@ -405,7 +425,7 @@ int est_fingerprint_matches(const char *text, const char fp[65])
 		if (*p == ':')
 			continue;
 		if (k == 64 || !((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
-				 (*p >= 'A' && *p <= 'F')))
+		                 (*p >= 'A' && *p <= 'F')))
 			return 0;
 		char c = (char)(*p >= 'A' && *p <= 'F' ? *p - 'A' + 'a' : *p);
 		if (c != fp[k++])

@@ -65,7 +65,7 @@ static void describe_leaf(X509 *leaf, char *out, size_t len)
 	}
 	if (cert_dns_names(leaf, &names, &n) == 0 && n > 0) {
 		snprintf(out, len, "certificate for %s%s, notAfter %s", names[0],
-			 n > 1 ? " (and more)" : "", when);
+		         n > 1 ? " (and more)" : "", when);
 	} else {
 		char *subj = cert_subject_line(leaf);
 		snprintf(out, len, "certificate for %s, notAfter %s", subj ? subj : "?", when);
@@ -76,9 +76,9 @@ static void describe_leaf(X509 *leaf, char *out, size_t len)
 	free(names);
 }
 
-int est_enroll_submit(struct est_client *c, const char *op, const uint8_t *csr_der,
-		      size_t csr_len, EVP_PKEY *key, int max_wait_s, FILE *steps,
-		      STACK_OF(X509) **chain, struct acmera_errmsg *e)
+int est_enroll_submit(struct est_client *c, const char *op, const uint8_t *csr_der, size_t csr_len,
+                      EVP_PKEY *key, int max_wait_s, FILE *steps, STACK_OF(X509) * *chain,
+                      struct acmera_errmsg *e)
 {
 	struct est_response r = {0};
 	char text[512], line[700];
@@ -108,7 +108,7 @@ int est_enroll_submit(struct est_client *c, const char *op, const uint8_t *csr_d
 		if (r.status != 202) {
 			est_response_text(&r, text, sizeof(text));
 			rc = acmera_fail(e, ACMERA_ERR_REFUSED, "POST /%s -> %ld: %s", op, r.status,
-					 text[0] ? text : "(no text)");
+			                 text[0] ? text : "(no text)");
 			goto out;
 		}
 		int64_t wait = RETRY_DEFAULT_S;
@@ -120,18 +120,20 @@ int est_enroll_submit(struct est_client *c, const char *op, const uint8_t *csr_d
 		if (steps) {
 			if (r.retry_after)
 				fprintf(steps, "POST /%s -> 202, Retry-After %lld\n", op,
-					(long long)wait);
+				        (long long)wait);
 			else
-				fprintf(steps, "POST /%s -> 202 without Retry-After, waiting %lld\n",
-					op, (long long)wait);
+				fprintf(steps,
+				        "POST /%s -> 202 without Retry-After, waiting %lld\n", op,
+				        (long long)wait);
 			fflush(steps);
 		}
 		int64_t waited = mono_s() - start;
 		if (waited + wait > max_wait_s) {
-			rc = acmera_fail(e, ACMERA_ERR_TIMEOUT,
-					 "POST /%s: still pending after %lld s; waiting %lld s more "
-					 "would pass --max-wait %d", op, (long long)waited,
-					 (long long)wait, max_wait_s);
+			rc =
+			    acmera_fail(e, ACMERA_ERR_TIMEOUT,
+			                "POST /%s: still pending after %lld s; waiting %lld s more "
+			                "would pass --max-wait %d",
+			                op, (long long)waited, (long long)wait, max_wait_s);
 			goto out;
 		}
 		sleep_s(wait);

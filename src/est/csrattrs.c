@@ -15,7 +15,7 @@
 /* RFC 9908 section 6, "SMI Security for S/MIME Attributes" (1.2.840.113549.1.9.16.2):
  * the published RFC's values for TBD2 and TBD3 of the editor's copy in
  * shared/reference. */
-#define OID_CRI_TEMPLATE "1.2.840.113549.1.9.16.2.61"	  /* certificationRequestInfoTemplate */
+#define OID_CRI_TEMPLATE "1.2.840.113549.1.9.16.2.61"     /* certificationRequestInfoTemplate */
 #define OID_EXT_REQ_TEMPLATE "1.2.840.113549.1.9.16.2.62" /* extensionReqTemplate */
 
 #define CSRATTRS_MAX_DER (64 * 1024)
@@ -126,9 +126,10 @@ typedef STACK_OF(ATTR_OR_OID) CSRATTRS;
 ASN1_ITEM_TEMPLATE(CSRATTRS) =
 	ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, CsrAttrs, ATTR_OR_OID)
 static_ASN1_ITEM_TEMPLATE_END(CSRATTRS)
-/* clang-format on */
+                               /* clang-format on */
 
-static const char *ossl_why(void)
+                               static const char *
+                               ossl_why(void)
 {
 	const char *r = ERR_reason_error_string(ERR_peek_error());
 	ERR_clear_error();
@@ -173,22 +174,21 @@ static int check_in(const struct est_csrattrs_in *in, struct acmera_errmsg *e)
 {
 	if (in->n_dns_names > CSRATTRS_MAX_NAMES)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "%zu dNSNames, more than %d",
-				   in->n_dns_names, CSRATTRS_MAX_NAMES);
+		                   in->n_dns_names, CSRATTRS_MAX_NAMES);
 	if (in->n_dns_names > 0 && !in->dns_names)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "dNSNames missing");
 	for (size_t i = 0; i < in->n_dns_names; i++) {
 		const char *n = in->dns_names[i];
 		if (!n || !dns_name_ok((const unsigned char *)n, strnlen(n, DNS_NAME_MAX + 1)))
-			return acmera_fail(e, ACMERA_ERR_INVAL, "dNSName %zu is not a DNS name",
-					   i);
+			return acmera_fail(e, ACMERA_ERR_INVAL, "dNSName %zu is not a DNS name", i);
 	}
 	if (sig_nid(in->key) == NID_undef)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "unknown key kind %d", (int)in->key);
-	if (in->key == EST_KEY_RSA && (in->rsa_bits < RSA_BITS_MIN ||
-				       in->rsa_bits > RSA_BITS_MAX || in->rsa_bits % 8))
+	if (in->key == EST_KEY_RSA &&
+	    (in->rsa_bits < RSA_BITS_MIN || in->rsa_bits > RSA_BITS_MAX || in->rsa_bits % 8))
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "RSA size %d is not a multiple of 8 in %d..%d", in->rsa_bits,
-				   RSA_BITS_MIN, RSA_BITS_MAX);
+		                   "RSA size %d is not a multiple of 8 in %d..%d", in->rsa_bits,
+		                   RSA_BITS_MIN, RSA_BITS_MAX);
 	return 0;
 }
 
@@ -234,7 +234,7 @@ out:
 }
 
 /* subject ::= one RDN, commonName = cn. */
-static STACK_OF(RDN_TMPL) *subject_tmpl(const char *cn, struct acmera_errmsg *e, int *rc)
+static STACK_OF(RDN_TMPL) * subject_tmpl(const char *cn, struct acmera_errmsg *e, int *rc)
 {
 	STACK_OF(RDN_TMPL) *subj = NULL;
 	RDN_TMPL *rdn = NULL;
@@ -243,9 +243,9 @@ static STACK_OF(RDN_TMPL) *subject_tmpl(const char *cn, struct acmera_errmsg *e,
 	*rc = 0;
 	/* Checks UTF-8 and the 1..64 characters of ub-common-name. */
 	if (ASN1_mbstring_ncopy(&utf8, (const unsigned char *)cn, -1, MBSTRING_UTF8,
-				B_ASN1_UTF8STRING, 1, CN_MAX_CHARS) < 0) {
+	                        B_ASN1_UTF8STRING, 1, CN_MAX_CHARS) < 0) {
 		*rc = acmera_fail(e, ACMERA_ERR_INVAL, "subject CN is not 1..%d UTF-8 characters",
-				  CN_MAX_CHARS);
+		                  CN_MAX_CHARS);
 		goto out;
 	}
 	subj = sk_RDN_TMPL_new_null();
@@ -290,11 +290,11 @@ static SPKI_TMPL *spki_tmpl(const struct est_csrattrs_in *in)
 	switch (in->key) {
 	case EST_KEY_EC_P256:
 		ok = X509_ALGOR_set0(alg, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
-				     OBJ_nid2obj(NID_X9_62_prime256v1));
+		                     OBJ_nid2obj(NID_X9_62_prime256v1));
 		break;
 	case EST_KEY_EC_P384:
 		ok = X509_ALGOR_set0(alg, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
-				     OBJ_nid2obj(NID_secp384r1));
+		                     OBJ_nid2obj(NID_secp384r1));
 		break;
 	case EST_KEY_ED25519:
 		/* RFC 8410: parameters absent. */
@@ -331,7 +331,7 @@ static SPKI_TMPL *spki_tmpl(const struct est_csrattrs_in *in)
 }
 
 /* Appends an attribute (always taking it) or an OID. 1 on success. */
-static int push_attr(STACK_OF(ATTR_OR_OID) *list, X509_ATTRIBUTE *a)
+static int push_attr(STACK_OF(ATTR_OR_OID) * list, X509_ATTRIBUTE *a)
 {
 	ATTR_OR_OID *x = a ? (ATTR_OR_OID *)ASN1_item_new(ASN1_ITEM_rptr(ATTR_OR_OID)) : NULL;
 	if (!x) {
@@ -347,7 +347,7 @@ static int push_attr(STACK_OF(ATTR_OR_OID) *list, X509_ATTRIBUTE *a)
 	return 1;
 }
 
-static int push_oid(STACK_OF(ATTR_OR_OID) *list, int nid)
+static int push_oid(STACK_OF(ATTR_OR_OID) * list, int nid)
 {
 	ATTR_OR_OID *x = (ATTR_OR_OID *)ASN1_item_new(ASN1_ITEM_rptr(ATTR_OR_OID));
 	if (!x)
@@ -364,15 +364,15 @@ static int push_oid(STACK_OF(ATTR_OR_OID) *list, int nid)
 /* The RFC 7030 form of the key type: an attribute whose type is the key
  * algorithm and whose value is its parameter (curve, or RSA size as in RFC 9908's
  * examples); Ed25519 has no parameter, so its OID alone. */
-static int push_legacy_key(STACK_OF(ATTR_OR_OID) *list, const struct est_csrattrs_in *in)
+static int push_legacy_key(STACK_OF(ATTR_OR_OID) * list, const struct est_csrattrs_in *in)
 {
 	switch (in->key) {
 	case EST_KEY_EC_P256:
 	case EST_KEY_EC_P384: {
 		int curve = in->key == EST_KEY_EC_P256 ? NID_X9_62_prime256v1 : NID_secp384r1;
 		return push_attr(list, X509_ATTRIBUTE_create_by_NID(NULL, NID_X9_62_id_ecPublicKey,
-								    V_ASN1_OBJECT,
-								    OBJ_nid2obj(curve), -1));
+		                                                    V_ASN1_OBJECT,
+		                                                    OBJ_nid2obj(curve), -1));
 	}
 	case EST_KEY_RSA: {
 		ASN1_INTEGER *bits = ASN1_INTEGER_new();
@@ -380,8 +380,8 @@ static int push_legacy_key(STACK_OF(ATTR_OR_OID) *list, const struct est_csrattr
 			ASN1_INTEGER_free(bits);
 			return 0;
 		}
-		X509_ATTRIBUTE *a = X509_ATTRIBUTE_create_by_NID(NULL, NID_rsaEncryption,
-								 V_ASN1_INTEGER, bits, -1);
+		X509_ATTRIBUTE *a =
+		    X509_ATTRIBUTE_create_by_NID(NULL, NID_rsaEncryption, V_ASN1_INTEGER, bits, -1);
 		ASN1_INTEGER_free(bits);
 		return push_attr(list, a);
 	}
@@ -392,7 +392,7 @@ static int push_legacy_key(STACK_OF(ATTR_OR_OID) *list, const struct est_csrattr
 }
 
 int est_csrattrs_build(const struct est_csrattrs_in *in, uint8_t **der, size_t *len,
-		       struct acmera_errmsg *e)
+                       struct acmera_errmsg *e)
 {
 	STACK_OF(ATTR_OR_OID) *list = NULL;
 	CRI_TMPL *cri = NULL;
@@ -432,12 +432,12 @@ int est_csrattrs_build(const struct est_csrattrs_in *in, uint8_t **der, size_t *
 	int cri_len = ASN1_item_i2d((ASN1_VALUE *)cri, &cri_der, ASN1_ITEM_rptr(CRI_TMPL));
 	if (cri_len <= 0) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL, "cannot encode the CSR template: %s",
-				 ossl_why());
+		                 ossl_why());
 		goto out;
 	}
 	/* Template first (RFC 9908), then the RFC 7030 list for older clients. */
-	if (!push_attr(list, X509_ATTRIBUTE_create_by_OBJ(NULL, tmpl_oid, V_ASN1_SEQUENCE,
-							   cri_der, cri_len)) ||
+	if (!push_attr(list, X509_ATTRIBUTE_create_by_OBJ(NULL, tmpl_oid, V_ASN1_SEQUENCE, cri_der,
+	                                                  cri_len)) ||
 	    !push_legacy_key(list, in))
 		goto nomem;
 	if (ext) {
@@ -524,10 +524,10 @@ static int add_dns_name(struct rd *r, const ASN1_IA5STRING *s)
 	int n = ASN1_STRING_length(s);
 	if (n <= 0 || !dns_name_ok(d, (size_t)n))
 		return acmera_fail(r->e, ACMERA_ERR_INVAL, "dNSName %zu is not a DNS name",
-				   o->n_dns_names);
+		                   o->n_dns_names);
 	if (o->n_dns_names >= CSRATTRS_MAX_NAMES)
 		return acmera_fail(r->e, ACMERA_ERR_INVAL, "more than %d dNSNames",
-				   CSRATTRS_MAX_NAMES);
+		                   CSRATTRS_MAX_NAMES);
 	char **a = realloc(o->dns_names, (o->n_dns_names + 1) * sizeof *a);
 	if (!a)
 		return nomem(r->e);
@@ -544,11 +544,11 @@ static int add_dns_name(struct rd *r, const ASN1_IA5STRING *s)
 static int read_san(struct rd *r, const ASN1_OCTET_STRING *v)
 {
 	GENERAL_NAMES *gens = (GENERAL_NAMES *)d2i_all(
-		ASN1_STRING_get0_data(v), ASN1_STRING_length(v), ASN1_ITEM_rptr(GENERAL_NAMES));
+	    ASN1_STRING_get0_data(v), ASN1_STRING_length(v), ASN1_ITEM_rptr(GENERAL_NAMES));
 	int rc = 0;
 	if (!gens)
 		return acmera_fail(r->e, ACMERA_ERR_INVAL, "subjectAltName is malformed: %s",
-				   ossl_why());
+		                   ossl_why());
 	for (int i = 0; i < sk_GENERAL_NAME_num(gens) && rc == 0; i++) {
 		GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
 		if (gn->type == GEN_DNS)
@@ -570,24 +570,24 @@ static int read_ext_attr(struct rd *r, X509_ATTRIBUTE *attr, int legacy)
 	r->seen_ext = 1;
 	int nv = X509_ATTRIBUTE_count(attr);
 	if (nv != 1)
-		return acmera_fail(r->e, ACMERA_ERR_INVAL,
-				   "extension request has %d values, not 1", nv);
+		return acmera_fail(r->e, ACMERA_ERR_INVAL, "extension request has %d values, not 1",
+		                   nv);
 	ASN1_TYPE *t = X509_ATTRIBUTE_get0_type(attr, 0);
 	if (!t || t->type != V_ASN1_SEQUENCE) {
 		if (legacy)
 			return 0;
 		return acmera_fail(r->e, ACMERA_ERR_INVAL, "extension request is not Extensions");
 	}
-	exts = (EXTS_TMPL *)d2i_all(ASN1_STRING_get0_data(t->value.sequence),
-				    ASN1_STRING_length(t->value.sequence),
-				    ASN1_ITEM_rptr(EXTS_TMPL));
+	exts =
+	    (EXTS_TMPL *)d2i_all(ASN1_STRING_get0_data(t->value.sequence),
+	                         ASN1_STRING_length(t->value.sequence), ASN1_ITEM_rptr(EXTS_TMPL));
 	if (!exts)
 		return acmera_fail(r->e, ACMERA_ERR_INVAL, "extension request is malformed: %s",
-				   ossl_why());
+		                   ossl_why());
 	int n = sk_EXT_TMPL_num(exts);
 	if (n > CSRATTRS_MAX_ITEMS) {
 		rc = acmera_fail(r->e, ACMERA_ERR_INVAL, "%d extensions, more than %d", n,
-				 CSRATTRS_MAX_ITEMS);
+		                 CSRATTRS_MAX_ITEMS);
 		goto out;
 	}
 	for (int i = 0; i < n && rc == 0; i++) {
@@ -626,8 +626,9 @@ static int read_cn(struct rd *r, const ASN1_TYPE *t)
 	if (n <= 0 || n > CN_MAX_BYTES || memchr(u, 0, (size_t)n)) {
 		OPENSSL_free(u);
 		ERR_clear_error();
-		return acmera_fail(r->e, ACMERA_ERR_INVAL, "subject CN is empty, too long or "
-				   "not text");
+		return acmera_fail(r->e, ACMERA_ERR_INVAL,
+		                   "subject CN is empty, too long or "
+		                   "not text");
 	}
 	r->out->subject_cn = malloc((size_t)n + 1);
 	if (!r->out->subject_cn) {
@@ -647,13 +648,13 @@ static int read_subject(struct rd *r, NAME_TMPL *subj)
 	int n = sk_RDN_TMPL_num(subj);
 	if (n > CSRATTRS_MAX_ITEMS)
 		return acmera_fail(r->e, ACMERA_ERR_INVAL, "subject has %d RDNs, more than %d", n,
-				   CSRATTRS_MAX_ITEMS);
+		                   CSRATTRS_MAX_ITEMS);
 	for (int i = 0; i < n; i++) {
 		RDN_TMPL *rdn = sk_RDN_TMPL_value(subj, i);
 		int m = sk_SATTR_TMPL_num(rdn);
 		if (m <= 0 || m > CSRATTRS_MAX_ITEMS)
 			return acmera_fail(r->e, ACMERA_ERR_INVAL, "RDN %d has %d attributes", i,
-					   m);
+			                   m);
 		for (int j = 0; j < m; j++) {
 			SATTR_TMPL *sa = sk_SATTR_TMPL_value(rdn, j);
 			if (OBJ_obj2nid(sa->type) != NID_commonName || !sa->value ||
@@ -670,9 +671,8 @@ static int read_subject(struct rd *r, NAME_TMPL *subj)
 /* The size of an RSA placeholder key: the bit length of its modulus. */
 static int read_rsa_placeholder(struct rd *r, const ASN1_BIT_STRING *bs, int *bits)
 {
-	RSAPUB_TMPL *rp = (RSAPUB_TMPL *)d2i_all(ASN1_STRING_get0_data(bs),
-						 ASN1_STRING_length(bs),
-						 ASN1_ITEM_rptr(RSAPUB_TMPL));
+	RSAPUB_TMPL *rp = (RSAPUB_TMPL *)d2i_all(ASN1_STRING_get0_data(bs), ASN1_STRING_length(bs),
+	                                         ASN1_ITEM_rptr(RSAPUB_TMPL));
 	BIGNUM *bn = NULL;
 	int rc = 0;
 	if (!rp) {
@@ -687,7 +687,7 @@ static int read_rsa_placeholder(struct rd *r, const ASN1_BIT_STRING *bs, int *bi
 	int b = BN_num_bits(bn);
 	if (BN_is_negative(bn) || b <= 0 || b > RSA_BITS_MAX) {
 		rc = acmera_fail(r->e, ACMERA_ERR_INVAL,
-				 "RSA placeholder modulus is not 1..%d bits", RSA_BITS_MAX);
+		                 "RSA placeholder modulus is not 1..%d bits", RSA_BITS_MAX);
 		goto out;
 	}
 	*bits = b;
@@ -732,16 +732,15 @@ static int read_template(struct rd *r, X509_ATTRIBUTE *attr)
 	int rc = 0;
 	int nv = X509_ATTRIBUTE_count(attr);
 	if (nv != 1)
-		return acmera_fail(r->e, ACMERA_ERR_INVAL, "CSR template has %d values, not 1",
-				   nv);
+		return acmera_fail(r->e, ACMERA_ERR_INVAL, "CSR template has %d values, not 1", nv);
 	ASN1_TYPE *t = X509_ATTRIBUTE_get0_type(attr, 0);
 	if (!t || t->type != V_ASN1_SEQUENCE)
 		return acmera_fail(r->e, ACMERA_ERR_INVAL, "CSR template is not a SEQUENCE");
 	cri = (CRI_TMPL *)d2i_all(ASN1_STRING_get0_data(t->value.sequence),
-				  ASN1_STRING_length(t->value.sequence), ASN1_ITEM_rptr(CRI_TMPL));
+	                          ASN1_STRING_length(t->value.sequence), ASN1_ITEM_rptr(CRI_TMPL));
 	if (!cri)
 		return acmera_fail(r->e, ACMERA_ERR_INVAL, "CSR template is malformed: %s",
-				   ossl_why());
+		                   ossl_why());
 	int64_t v;
 	if (!ASN1_INTEGER_get_int64(&v, cri->version) || v != 0) {
 		ERR_clear_error();
@@ -770,7 +769,7 @@ out:
 
 /* RFC 7030 list: key type from the first key attribute or key OID, dNSNames
  * from extensionRequest. */
-static int read_legacy(struct rd *r, STACK_OF(ATTR_OR_OID) *list)
+static int read_legacy(struct rd *r, STACK_OF(ATTR_OR_OID) * list)
 {
 	for (int i = 0; i < sk_ATTR_OR_OID_num(list); i++) {
 		ATTR_OR_OID *x = sk_ATTR_OR_OID_value(list, i);
@@ -808,7 +807,7 @@ static int read_legacy(struct rd *r, STACK_OF(ATTR_OR_OID) *list)
 		     bits > RSA_BITS_MAX)) {
 			ERR_clear_error();
 			return acmera_fail(r->e, ACMERA_ERR_INVAL, "RSA size is not 1..%d",
-					   RSA_BITS_MAX);
+			                   RSA_BITS_MAX);
 		}
 		set_key(r->out, EST_KEY_RSA, (int)bits);
 	}
@@ -816,7 +815,7 @@ static int read_legacy(struct rd *r, STACK_OF(ATTR_OR_OID) *list)
 }
 
 int est_csrattrs_parse(const uint8_t *der, size_t len, struct est_csrattrs_out *out,
-		       struct acmera_errmsg *e)
+                       struct acmera_errmsg *e)
 {
 	struct rd r = {.out = out, .e = e};
 	STACK_OF(ATTR_OR_OID) *list = NULL;
@@ -826,8 +825,8 @@ int est_csrattrs_parse(const uint8_t *der, size_t len, struct est_csrattrs_out *
 	if (!der || len == 0)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "CsrAttrs is empty");
 	if (len > CSRATTRS_MAX_DER)
-		return acmera_fail(e, ACMERA_ERR_INVAL, "CsrAttrs is %zu bytes, more than %d",
-				   len, CSRATTRS_MAX_DER);
+		return acmera_fail(e, ACMERA_ERR_INVAL, "CsrAttrs is %zu bytes, more than %d", len,
+		                   CSRATTRS_MAX_DER);
 	r.cri_oid = OBJ_txt2obj(OID_CRI_TEMPLATE, 1);
 	r.ext_tmpl_oid = OBJ_txt2obj(OID_EXT_REQ_TEMPLATE, 1);
 	if (!r.cri_oid || !r.ext_tmpl_oid) {
@@ -837,13 +836,13 @@ int est_csrattrs_parse(const uint8_t *der, size_t len, struct est_csrattrs_out *
 	list = (STACK_OF(ATTR_OR_OID) *)d2i_all(der, (int)len, ASN1_ITEM_rptr(CSRATTRS));
 	if (!list) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL,
-				 "not a CsrAttrs (DER SEQUENCE OF AttrOrOID): %s", ossl_why());
+		                 "not a CsrAttrs (DER SEQUENCE OF AttrOrOID): %s", ossl_why());
 		goto out;
 	}
 	int n = sk_ATTR_OR_OID_num(list);
 	if (n > CSRATTRS_MAX_ITEMS) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL, "CsrAttrs has %d elements, more than %d", n,
-				 CSRATTRS_MAX_ITEMS);
+		                 CSRATTRS_MAX_ITEMS);
 		goto out;
 	}
 	for (int i = 0; i < n; i++) {

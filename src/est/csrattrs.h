@@ -16,16 +16,16 @@
 enum est_key_kind { EST_KEY_EC_P256, EST_KEY_EC_P384, EST_KEY_RSA, EST_KEY_ED25519 };
 
 struct est_csrattrs_in {
-	const char *subject_cn;        /* CN the template asks for, or NULL */
-	const char *const *dns_names;  /* the SAN dNSNames the device must request */
+	const char *subject_cn;       /* CN the template asks for, or NULL */
+	const char *const *dns_names; /* the SAN dNSNames the device must request */
 	size_t n_dns_names;
-	enum est_key_kind key;         /* the key type to ask for */
-	int rsa_bits;                  /* when key == EST_KEY_RSA */
+	enum est_key_kind key; /* the key type to ask for */
+	int rsa_bits;          /* when key == EST_KEY_RSA */
 };
 
 /* DER of CsrAttrs (heap, free()). */
 int est_csrattrs_build(const struct est_csrattrs_in *in, uint8_t **der, size_t *len,
-		       struct acmera_errmsg *e);
+                       struct acmera_errmsg *e);
 
 /* What a device reads back from a CsrAttrs (for `acmera enroll` and tests):
  * the template's CN and dNSNames and the requested key type. Bounded parser of
@@ -39,7 +39,7 @@ struct est_csrattrs_out {
 	int rsa_bits;
 };
 int est_csrattrs_parse(const uint8_t *der, size_t len, struct est_csrattrs_out *out,
-		       struct acmera_errmsg *e);
+                       struct acmera_errmsg *e);
 void est_csrattrs_out_free(struct est_csrattrs_out *o);
 
 #endif

@@ -35,7 +35,7 @@
 /* Verified against for an unknown user in an empty file, so a miss costs one
  * yescrypt run like a hit (default cost, as crypt_gensalt gives). */
 static const char dummy_hash[] =
-	"$y$j9T$DudLtZmO5Dj4c.y3cNzIs0$lypY1.b5F7M46t4NDy1U/s.RLUoAC41/cgEmr/Jg6T1";
+    "$y$j9T$DudLtZmO5Dj4c.y3cNzIs0$lypY1.b5F7M46t4NDy1U/s.RLUoAC41/cgEmr/Jg6T1";
 
 struct pw_entry {
 	char *user;
@@ -89,7 +89,7 @@ static int yescrypt_valid(const char *h, size_t n)
 			continue;
 		}
 		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			 (c >= '0' && c <= '9') || c == '.' || c == '/';
+		         (c >= '0' && c <= '9') || c == '.' || c == '/';
 		if (!ok)
 			return 0;
 	}
@@ -128,7 +128,7 @@ static int read_all(int fd, const char *path, size_t max, struct buf *b, struct 
 			break;
 		if (b->len + (size_t)n > max)
 			return acmera_fail(e, ACMERA_ERR_CONFIG, "%s: larger than %zu bytes", path,
-					   max);
+			                   max);
 		if (buf_append(b, chunk, (size_t)n))
 			return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
 	}
@@ -141,7 +141,7 @@ static int open_private(const char *path, struct stat *st, struct acmera_errmsg 
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return acmera_fail(e, errno == ENOENT ? ACMERA_ERR_NOTFOUND : ACMERA_ERR_IO,
-				   "%s: %s", path, strerror(errno));
+		                   "%s: %s", path, strerror(errno));
 	if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
 		close(fd);
 		return acmera_fail(e, ACMERA_ERR_CONFIG, "%s: not a regular file", path);
@@ -149,8 +149,8 @@ static int open_private(const char *path, struct stat *st, struct acmera_errmsg 
 	if (st->st_mode & (S_IRWXG | S_IRWXO)) {
 		close(fd);
 		return acmera_fail(e, ACMERA_ERR_CONFIG,
-				   "%s: group or others have access (mode %03o); chmod 600 it",
-				   path, (unsigned)(st->st_mode & 0777));
+		                   "%s: group or others have access (mode %03o); chmod 600 it",
+		                   path, (unsigned)(st->st_mode & 0777));
 	}
 	return fd;
 }
@@ -174,7 +174,7 @@ static void scheme_of(const char *h, char *out, size_t outlen)
 }
 
 static int add_entry(struct pw_table *t, size_t *cap, const char *path, size_t lineno, char *line,
-		     struct acmera_errmsg *e)
+                     struct acmera_errmsg *e)
 {
 	char *colon = strchr(line, ':');
 	if (!colon)
@@ -183,9 +183,9 @@ static int add_entry(struct pw_table *t, size_t *cap, const char *path, size_t l
 	const char *hash = colon + 1;
 	if (!user_valid(line, strlen(line)))
 		return acmera_fail(e, ACMERA_ERR_CONFIG,
-				   "%s:%zu: user name is empty, longer than %d bytes or has "
-				   "control characters",
-				   path, lineno, USER_MAX);
+		                   "%s:%zu: user name is empty, longer than %d bytes or has "
+		                   "control characters",
+		                   path, lineno, USER_MAX);
 	if (!yescrypt_valid(hash, strlen(hash))) {
 		char scheme[40];
 		if (strncmp(hash, "$y$", 3) == 0)
@@ -193,13 +193,13 @@ static int add_entry(struct pw_table *t, size_t *cap, const char *path, size_t l
 		else
 			scheme_of(hash, scheme, sizeof(scheme));
 		return acmera_fail(e, ACMERA_ERR_CONFIG,
-				   "%s:%zu: user \"%s\" has %s; only yescrypt ($y$) is accepted "
-				   "(set it again with acmera passwd)",
-				   path, lineno, line, scheme);
+		                   "%s:%zu: user \"%s\" has %s; only yescrypt ($y$) is accepted "
+		                   "(set it again with acmera passwd)",
+		                   path, lineno, line, scheme);
 	}
 	if (t->n == PASSWD_MAX_USERS)
 		return acmera_fail(e, ACMERA_ERR_CONFIG, "%s: more than %d users", path,
-				   PASSWD_MAX_USERS);
+		                   PASSWD_MAX_USERS);
 	if (t->n == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 16;
 		struct pw_entry *v = realloc(t->v, ncap * sizeof(*v));
@@ -223,7 +223,7 @@ static int add_entry(struct pw_table *t, size_t *cap, const char *path, size_t l
 
 /* Parses the file text into a sorted table. text is modified. */
 static int parse_table(const char *path, char *text, size_t len, struct pw_table **out,
-		       struct acmera_errmsg *e)
+                       struct acmera_errmsg *e)
 {
 	struct pw_table *t = calloc(1, sizeof(*t));
 	size_t cap = 0, lineno = 0;
@@ -240,8 +240,8 @@ static int parse_table(const char *path, char *text, size_t len, struct pw_table
 		size_t n = nl ? (size_t)(nl - line) : strlen(line);
 		lineno++;
 		if (n > PASSWD_MAX_LINE) {
-			rc = acmera_fail(e, ACMERA_ERR_CONFIG, "%s:%zu: longer than %d bytes",
-					 path, lineno, PASSWD_MAX_LINE);
+			rc = acmera_fail(e, ACMERA_ERR_CONFIG, "%s:%zu: longer than %d bytes", path,
+			                 lineno, PASSWD_MAX_LINE);
 			goto out;
 		}
 		line[n] = '\0';
@@ -262,8 +262,8 @@ static int parse_table(const char *path, char *text, size_t len, struct pw_table
 		if (strcmp(t->v[i - 1].user, t->v[i].user) == 0) {
 			size_t a = t->v[i - 1].line, b = t->v[i].line;
 			rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-					 "%s: user \"%s\" appears twice (lines %zu and %zu)", path,
-					 t->v[i].user, a < b ? a : b, a < b ? b : a);
+			                 "%s: user \"%s\" appears twice (lines %zu and %zu)", path,
+			                 t->v[i].user, a < b ? a : b, a < b ? b : a);
 			goto out;
 		}
 	/* An existing entry's setting makes a miss cost what a hit costs. */
@@ -279,7 +279,7 @@ out:
 }
 
 static int load_table(const char *path, struct stat *st, struct pw_table **out,
-		      struct acmera_errmsg *e)
+                      struct acmera_errmsg *e)
 {
 	struct buf b = BUF_INIT;
 	char empty[1] = "";
@@ -369,7 +369,7 @@ static int is_b64_char(char c)
 /* Splits "Basic <token68>" into user and password (NUL-terminated; the caller
  * wipes pass). */
 static int parse_basic(const char *h, char user[USER_MAX + 1], char pass[PASSWORD_MAX + 1],
-		       struct acmera_errmsg *e)
+                       struct acmera_errmsg *e)
 {
 	uint8_t *raw = NULL;
 	size_t rawlen = 0;
@@ -405,15 +405,15 @@ static int parse_basic(const char *h, char user[USER_MAX + 1], char pass[PASSWOR
 	size_t ulen = (size_t)(colon - raw), plen = rawlen - ulen - 1;
 	if (ulen == 0 || ulen > USER_MAX || plen > PASSWORD_MAX) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL,
-				 "Basic user name is empty or longer than %d bytes, or the "
-				 "password longer than %d",
-				 USER_MAX, PASSWORD_MAX);
+		                 "Basic user name is empty or longer than %d bytes, or the "
+		                 "password longer than %d",
+		                 USER_MAX, PASSWORD_MAX);
 		goto out;
 	}
 	for (size_t i = 0; i < ulen; i++)
 		if (raw[i] < 0x20 || raw[i] == 0x7f) {
 			rc = acmera_fail(e, ACMERA_ERR_INVAL,
-					 "Basic user name has control characters");
+			                 "Basic user name has control characters");
 			goto out;
 		}
 	/* crypt(3) would stop at a NUL and check a shorter password. */
@@ -448,7 +448,7 @@ static int hash_matches(const char *pass, const char *setting)
 }
 
 int est_passwd_check(struct est_passwd *p, const char *authorization, char *user, size_t userlen,
-		     struct acmera_errmsg *e)
+                     struct acmera_errmsg *e)
 {
 	char u[USER_MAX + 1], pass[PASSWORD_MAX + 1], hash[CRYPT_OUTPUT_SIZE];
 	int found = 0;
@@ -460,7 +460,7 @@ int est_passwd_check(struct est_passwd *p, const char *authorization, char *user
 	struct pw_entry key = {.user = u};
 	const struct pw_table *t = p->table;
 	const struct pw_entry *en =
-		t->n ? bsearch(&key, t->v, t->n, sizeof(*t->v), cmp_entry) : NULL;
+	    t->n ? bsearch(&key, t->v, t->n, sizeof(*t->v), cmp_entry) : NULL;
 	found = en != NULL;
 	/* Copied so that yescrypt runs outside the lock. */
 	snprintf(hash, sizeof(hash), "%s", found ? en->hash : t->dummy);
@@ -492,7 +492,7 @@ static size_t line_user(const char *line, size_t n, const char **user)
 
 /* The existing file with user's line replaced (or appended) by "user:hash". */
 static int rewrite(const char *old, size_t oldlen, const char *user, const char *hash,
-		   struct buf *b)
+                   struct buf *b)
 {
 	size_t ulen = strlen(user);
 	int done = 0;
@@ -505,7 +505,7 @@ static int rewrite(const char *old, size_t oldlen, const char *user, const char 
 		if (lulen == ulen && memcmp(lu, user, ulen) == 0) {
 			/* Later duplicates would make the file fail to load. */
 			if (!done && (buf_append_str(b, user) || buf_append_str(b, ":") ||
-				      buf_append_str(b, hash) || buf_append_str(b, "\n")))
+			              buf_append_str(b, hash) || buf_append_str(b, "\n")))
 				return ACMERA_ERR_NOMEM;
 			done = 1;
 		} else if (buf_append(b, line, n) || buf_append_str(b, "\n")) {
@@ -514,7 +514,7 @@ static int rewrite(const char *old, size_t oldlen, const char *user, const char 
 		line = next;
 	}
 	if (!done && (buf_append_str(b, user) || buf_append_str(b, ":") ||
-		      buf_append_str(b, hash) || buf_append_str(b, "\n")))
+	              buf_append_str(b, hash) || buf_append_str(b, "\n")))
 		return ACMERA_ERR_NOMEM;
 	return 0;
 }
@@ -550,7 +550,7 @@ static void sync_dir(const char *path)
 /* Writes b to path through a 0600 temporary file and rename; keeps the owner of
  * an existing file (as root for a service account). */
 static int replace_file(const char *path, const struct buf *b, const struct stat *old,
-			struct acmera_errmsg *e)
+                        struct acmera_errmsg *e)
 {
 	size_t plen = strlen(path);
 	char *tmp = malloc(plen + 8);
@@ -562,15 +562,15 @@ static int replace_file(const char *path, const struct buf *b, const struct stat
 	/* mkostemp: O_EXCL and mode 0600, never through a planted link. */
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		rc = acmera_fail(e, ACMERA_ERR_IO, "%s: cannot create a temporary file: %s",
-				 path, strerror(errno));
+		rc = acmera_fail(e, ACMERA_ERR_IO, "%s: cannot create a temporary file: %s", path,
+		                 strerror(errno));
 		free(tmp);
 		return rc;
 	}
 	if (old && (old->st_uid != geteuid() || old->st_gid != getegid()) &&
 	    fchown(fd, old->st_uid, old->st_gid) != 0) {
 		rc = acmera_fail(e, ACMERA_ERR_IO, "%s: cannot keep the owner %u:%u: %s", path,
-				 (unsigned)old->st_uid, (unsigned)old->st_gid, strerror(errno));
+		                 (unsigned)old->st_uid, (unsigned)old->st_gid, strerror(errno));
 		goto out;
 	}
 	if (write_all(fd, (const char *)b->data, b->len) != 0 || fsync(fd) != 0) {
@@ -598,7 +598,7 @@ out:
 }
 
 int est_passwd_set(const char *path, const char *user, const char *password,
-		   struct acmera_errmsg *e)
+                   struct acmera_errmsg *e)
 {
 	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
 	struct buf old = BUF_INIT, out = BUF_INIT;
@@ -607,13 +607,13 @@ int est_passwd_set(const char *path, const char *user, const char *password,
 	int have_old = 0, rc = 0;
 	if (!user_valid(user, strlen(user)))
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "user name must be 1 to %d bytes without ':', control "
-				   "characters or surrounding spaces",
-				   USER_MAX);
+		                   "user name must be 1 to %d bytes without ':', control "
+		                   "characters or surrounding spaces",
+		                   USER_MAX);
 	size_t plen = strlen(password);
 	if (plen == 0 || plen > PASSWORD_MAX)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "password must be 1 to %d bytes",
-				   PASSWORD_MAX);
+		                   PASSWORD_MAX);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno != ENOENT)
 		return acmera_fail(e, ACMERA_ERR_IO, "%s: %s", path, strerror(errno));

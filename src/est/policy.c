@@ -103,7 +103,7 @@ static int append(char *out, size_t *o, const char *s, size_t n)
  * placeholder stands for "a", which checks the template alone: its faults are
  * ACMERA_ERR_CONFIG, those of the identity's values ACMERA_ERR_REFUSED. */
 static int expand(const char *tmpl, const struct est_identity *id, int probe, char *out,
-		  struct acmera_errmsg *e)
+                  struct acmera_errmsg *e)
 {
 	static const struct est_identity none = {.user = "", .cn = "", .serial_number = ""};
 	size_t o = 0;
@@ -113,7 +113,7 @@ static int expand(const char *tmpl, const struct est_identity *id, int probe, ch
 	for (const char *p = tmpl; *p;) {
 		if (*p == '}')
 			return acmera_fail(e, ACMERA_ERR_CONFIG,
-					   "name template \"%s\": '}' without '{'", st);
+			                   "name template \"%s\": '}' without '{'", st);
 		if (*p != '{') {
 			if (append(out, &o, p, 1))
 				goto too_long;
@@ -123,33 +123,33 @@ static int expand(const char *tmpl, const struct est_identity *id, int probe, ch
 		const char *end = strchr(p + 1, '}');
 		if (!end)
 			return acmera_fail(e, ACMERA_ERR_CONFIG,
-					   "name template \"%s\": '{' without '}'", st);
+			                   "name template \"%s\": '{' without '}'", st);
 		const char *ph = p + 1;
 		int phn = (int)(end - ph);
 		const char *v = placeholder(probe ? &none : id, ph, (size_t)phn);
 		if (!v)
 			return acmera_fail(e, ACMERA_ERR_CONFIG,
-					   "name template \"%s\": unknown placeholder {%.*s} (use "
-					   "{serialNumber}, {cn} or {user})",
-					   st, phn > VALUE_SHOWN_MAX ? VALUE_SHOWN_MAX : phn, ph);
+			                   "name template \"%s\": unknown placeholder {%.*s} (use "
+			                   "{serialNumber}, {cn} or {user})",
+			                   st, phn > VALUE_SHOWN_MAX ? VALUE_SHOWN_MAX : phn, ph);
 		if (probe)
 			v = "a";
 		char low[HOST_LABEL_MAX_LEN + 1];
 		size_t vn = strlen(v);
 		if (vn == 0)
 			return acmera_fail(e, ACMERA_ERR_REFUSED,
-					   "the client's identity has no {%.*s}, so it gets no "
-					   "name",
-					   phn, ph);
+			                   "the client's identity has no {%.*s}, so it gets no "
+			                   "name",
+			                   phn, ph);
 		for (size_t i = 0; i < vn && i < sizeof(low) - 1; i++)
 			low[i] = lower(v[i]);
 		low[vn < sizeof(low) - 1 ? vn : sizeof(low) - 1] = '\0';
 		if (vn > HOST_LABEL_MAX_LEN || !label_valid(low, vn)) {
 			shown(v, sv, sizeof(sv));
 			return acmera_fail(e, ACMERA_ERR_REFUSED,
-					   "{%.*s} \"%s\" is not a single DNS label (letters, "
-					   "digits and inner hyphens, 1 to %d), so it gets no name",
-					   phn, ph, sv, HOST_LABEL_MAX_LEN);
+			                   "{%.*s} \"%s\" is not a single DNS label (letters, "
+			                   "digits and inner hyphens, 1 to %d), so it gets no name",
+			                   phn, ph, sv, HOST_LABEL_MAX_LEN);
 		}
 		if (append(out, &o, low, vn))
 			goto too_long;
@@ -157,16 +157,16 @@ static int expand(const char *tmpl, const struct est_identity *id, int probe, ch
 	}
 	if (!host_valid(out))
 		return acmera_fail(e, probe ? ACMERA_ERR_CONFIG : ACMERA_ERR_REFUSED,
-				   "name template \"%s\" does not make a valid host name", st);
+		                   "name template \"%s\" does not make a valid host name", st);
 	return 0;
 too_long:
 	return acmera_fail(e, probe ? ACMERA_ERR_CONFIG : ACMERA_ERR_REFUSED,
-			   "the name from template \"%s\" would be longer than %d characters", st,
-			   HOST_NAME_MAX_LEN);
+	                   "the name from template \"%s\" would be longer than %d characters", st,
+	                   HOST_NAME_MAX_LEN);
 }
 
 int est_policy_name(const struct est_policy *p, const struct est_identity *id, char *name,
-		    size_t len, struct acmera_errmsg *e)
+                    size_t len, struct acmera_errmsg *e)
 {
 	char out[HOST_NAME_MAX_LEN + 1];
 	if (len > 0)
@@ -205,11 +205,15 @@ static void names_list(const struct csr_info *csr, char *out, size_t outlen)
 static int only_dns_sans(const struct csr_info *csr, const char *name, struct acmera_errmsg *e)
 {
 	static const char *const kinds[] = {
-		[GEN_OTHERNAME] = "an otherName", [GEN_EMAIL] = "an e-mail address",
-		[GEN_DNS] = "a DNS name",         [GEN_X400] = "an X.400 address",
-		[GEN_DIRNAME] = "a directory name", [GEN_EDIPARTY] = "an EDI party name",
-		[GEN_URI] = "a URI",              [GEN_IPADD] = "an IP address",
-		[GEN_RID] = "a registered ID",
+	    [GEN_OTHERNAME] = "an otherName",
+	    [GEN_EMAIL] = "an e-mail address",
+	    [GEN_DNS] = "a DNS name",
+	    [GEN_X400] = "an X.400 address",
+	    [GEN_DIRNAME] = "a directory name",
+	    [GEN_EDIPARTY] = "an EDI party name",
+	    [GEN_URI] = "a URI",
+	    [GEN_IPADD] = "an IP address",
+	    [GEN_RID] = "a registered ID",
 	};
 	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr->req);
 	GENERAL_NAMES *gens = exts ? X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL) : NULL;
@@ -219,8 +223,8 @@ static int only_dns_sans(const struct csr_info *csr, const char *name, struct ac
 		if (type == GEN_DNS)
 			continue;
 		rc = acmera_fail(e, ACMERA_ERR_REFUSED,
-				 "the CSR asks for %s as well; this device may only have %s",
-				 type >= 0 && type <= GEN_RID ? kinds[type] : "another name", name);
+		                 "the CSR asks for %s as well; this device may only have %s",
+		                 type >= 0 && type <= GEN_RID ? kinds[type] : "another name", name);
 		break;
 	}
 	GENERAL_NAMES_free(gens);
@@ -263,9 +267,9 @@ static int cn_agrees(const struct csr_info *csr, const char *name, struct acmera
 			shown(cn ? cn : "", sv, sizeof(sv));
 			free(cn);
 			rc = acmera_fail(e, ACMERA_ERR_REFUSED,
-					 "the CSR's subject CN is \"%s\"; this device may only "
-					 "have %s",
-					 sv, name);
+			                 "the CSR's subject CN is \"%s\"; this device may only "
+			                 "have %s",
+			                 sv, name);
 		}
 		OPENSSL_free(utf8);
 		if (rc)
@@ -280,23 +284,23 @@ static int check_names(const struct csr_info *csr, const char *name, struct acme
 	char list[NAMES_SHOWN_MAX + 8];
 	if (csr->n_names == 0)
 		return acmera_fail(e, ACMERA_ERR_REFUSED,
-				   "the CSR asks for no DNS name; this device may only have %s",
-				   name);
+		                   "the CSR asks for no DNS name; this device may only have %s",
+		                   name);
 	if (csr->n_names > 1) {
 		names_list(csr, list, sizeof(list));
 		return acmera_fail(e, ACMERA_ERR_REFUSED,
-				   "the CSR asks for %zu names (%s); this device may only have %s",
-				   csr->n_names, list, name);
+		                   "the CSR asks for %zu names (%s); this device may only have %s",
+		                   csr->n_names, list, name);
 	}
 	const char *asked = csr->names[0];
 	if (asked[0] == '*')
 		return acmera_fail(e, ACMERA_ERR_REFUSED,
-				   "the CSR asks for the wildcard %s; this device may only have %s",
-				   asked, name);
+		                   "the CSR asks for the wildcard %s; this device may only have %s",
+		                   asked, name);
 	if (strcasecmp(asked, name) != 0)
 		return acmera_fail(e, ACMERA_ERR_REFUSED,
-				   "the CSR asks for %s; this device may only have %s", asked,
-				   name);
+		                   "the CSR asks for %s; this device may only have %s", asked,
+		                   name);
 	int rc = only_dns_sans(csr, name, e);
 	if (!rc)
 		rc = cn_agrees(csr, name, e);
@@ -332,11 +336,14 @@ static void accepted_keys(const struct est_policy *p, char *out, size_t outlen)
 	}
 	for (size_t i = 0; i < n && o < outlen; i++)
 		o += (size_t)snprintf(out + o, outlen - o, "%s%s",
-				      i == 0 ? "" : i + 1 == n ? " or " : ", ", v[i]);
+		                      i == 0       ? ""
+		                      : i + 1 == n ? " or "
+		                                   : ", ",
+		                      v[i]);
 }
 
 static int check_key(const struct est_policy *p, const struct csr_info *csr,
-		     struct acmera_errmsg *e)
+                     struct acmera_errmsg *e)
 {
 	char what[64], ok[128];
 	int allowed = 0;
@@ -359,7 +366,9 @@ static int check_key(const struct est_policy *p, const struct csr_info *csr,
 		const char *nist = nid != NID_undef ? EC_curve_nid2nist(nid) : NULL;
 		const char *sn = nid != NID_undef ? OBJ_nid2sn(nid) : NULL;
 		snprintf(what, sizeof(what), "EC %s",
-			 nist ? nist : sn ? sn : "with explicit curve parameters");
+		         nist ? nist
+		         : sn ? sn
+		              : "with explicit curve parameters");
 	} else if (EVP_PKEY_is_a(k, "ED25519")) {
 		allowed = p->allow_ed25519;
 		snprintf(what, sizeof(what), "Ed25519");
@@ -374,33 +383,33 @@ static int check_key(const struct est_policy *p, const struct csr_info *csr,
 	ERR_clear_error();
 	if (!allowed)
 		return acmera_fail(e, ACMERA_ERR_REFUSED,
-				   "the CSR's key is %s; this profile accepts %s", what, ok);
+		                   "the CSR's key is %s; this profile accepts %s", what, ok);
 	return 0;
 }
 
 /* RFC 7030 3.5: the challengePassword carries base64 of the TLS channel
  * binding, proving the CSR was made for this connection. */
 static int check_binding(const struct csr_info *csr, const uint8_t *binding, size_t binding_len,
-			 struct acmera_errmsg *e)
+                         struct acmera_errmsg *e)
 {
 	int rc = 0;
 	if (!binding || binding_len == 0)
 		return acmera_fail(e, ACMERA_ERR_REFUSED,
-				   "this connection has no TLS channel binding, which this "
-				   "profile requires in the CSR");
+		                   "this connection has no TLS channel binding, which this "
+		                   "profile requires in the CSR");
 	int i = X509_REQ_get_attr_by_NID(csr->req, NID_pkcs9_challengePassword, -1);
 	if (i < 0)
 		return acmera_fail(e, ACMERA_ERR_REFUSED,
-				   "the CSR has no challengePassword; this profile requires the "
-				   "TLS channel binding in it (RFC 7030 3.5)");
+		                   "the CSR has no challengePassword; this profile requires the "
+		                   "TLS channel binding in it (RFC 7030 3.5)");
 	if (X509_REQ_get_attr_by_NID(csr->req, NID_pkcs9_challengePassword, i) >= 0)
 		return acmera_fail(e, ACMERA_ERR_REFUSED, "the CSR has two challengePasswords");
 	X509_ATTRIBUTE *attr = X509_REQ_get_attr(csr->req, i);
 	ASN1_TYPE *v = X509_ATTRIBUTE_count(attr) == 1 ? X509_ATTRIBUTE_get0_type(attr, 0) : NULL;
 	if (!v || (v->type != V_ASN1_PRINTABLESTRING && v->type != V_ASN1_UTF8STRING))
 		return acmera_fail(e, ACMERA_ERR_REFUSED,
-				   "the CSR's challengePassword is not one PrintableString or "
-				   "UTF8String");
+		                   "the CSR's challengePassword is not one PrintableString or "
+		                   "UTF8String");
 	char *want = b64_encode(binding, binding_len, 0);
 	if (!want)
 		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
@@ -411,15 +420,14 @@ static int check_binding(const struct csr_info *csr, const uint8_t *binding, siz
 	 * constant time. */
 	if (got_len < 0 || (size_t)got_len != want_len || CRYPTO_memcmp(got, want, want_len) != 0)
 		rc = acmera_fail(e, ACMERA_ERR_REFUSED,
-				 "the CSR's challengePassword is not this connection's TLS channel "
-				 "binding; make a new CSR on this connection");
+		                 "the CSR's challengePassword is not this connection's TLS channel "
+		                 "binding; make a new CSR on this connection");
 	free(want);
 	return rc;
 }
 
-int est_policy_check_csr(const struct est_policy *p, const struct csr_info *csr,
-			 const char *name, const uint8_t *binding, size_t binding_len,
-			 struct acmera_errmsg *e)
+int est_policy_check_csr(const struct est_policy *p, const struct csr_info *csr, const char *name,
+                         const uint8_t *binding, size_t binding_len, struct acmera_errmsg *e)
 {
 	if (!name || !name[0])
 		return acmera_fail(e, ACMERA_ERR_INVAL, "no name to check the CSR against");

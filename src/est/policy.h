@@ -10,9 +10,10 @@
 #include <stddef.h>
 
 struct est_policy {
-	const char *name_template;  /* e.g. "{serialNumber}.iot.example.com", "{cn}", "{user}.dev.example.com" */
+	const char *name_template; /* e.g. "{serialNumber}.iot.example.com", "{cn}",
+	                              "{user}.dev.example.com" */
 	int allow_p256, allow_p384, allow_ed25519;
-	int rsa_min_bits;           /* 0: RSA refused; else at least this (>= 2048) */
+	int rsa_min_bits;            /* 0: RSA refused; else at least this (>= 2048) */
 	int require_channel_binding; /* challengePassword must carry the TLS channel binding */
 };
 
@@ -20,14 +21,13 @@ struct est_policy {
  * value is empty or not a valid DNS label is an error naming it (so a device
  * without a serialNumber gets no name rather than a wrong one). */
 int est_policy_name(const struct est_policy *p, const struct est_identity *id, char *name,
-		    size_t len, struct acmera_errmsg *e);
+                    size_t len, struct acmera_errmsg *e);
 
 /* Checks the parsed CSR (signature already verified by csr_parse_der): exactly
  * one DNS name and it equals name (no wildcard, nothing else), key type and size
  * allowed, and, when required, a challengePassword equal to the base64 of the
  * channel binding. ACMERA_ERR_REFUSED with the reason for the 403 body. */
-int est_policy_check_csr(const struct est_policy *p, const struct csr_info *csr,
-			 const char *name, const uint8_t *binding, size_t binding_len,
-			 struct acmera_errmsg *e);
+int est_policy_check_csr(const struct est_policy *p, const struct csr_info *csr, const char *name,
+                         const uint8_t *binding, size_t binding_len, struct acmera_errmsg *e);
 
 #endif

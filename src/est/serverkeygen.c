@@ -89,7 +89,7 @@ static int dup_bytes(const uint8_t *p, size_t n, uint8_t **out)
 
 /* A fresh key and the RA's CSR for it. */
 static int make_entry(const struct est_key_spec *spec, const char *name, struct keygen_entry *k,
-		      struct acmera_errmsg *e)
+                      struct acmera_errmsg *e)
 {
 	EVP_PKEY *key = NULL;
 	PKCS8_PRIV_KEY_INFO *p8 = NULL;
@@ -122,8 +122,8 @@ out:
 }
 
 int est_keygen_get(struct est_keygen_cache *c, const char *req_digest,
-		   const struct est_key_spec *spec, const char *name, uint8_t **csr_der,
-		   size_t *csr_len, uint8_t **key_der, size_t *key_len, struct acmera_errmsg *e)
+                   const struct est_key_spec *spec, const char *name, uint8_t **csr_der,
+                   size_t *csr_len, uint8_t **key_der, size_t *key_len, struct acmera_errmsg *e)
 {
 	int rc = 0;
 	time_t now = time(NULL);
@@ -181,8 +181,8 @@ void est_keygen_forget(struct est_keygen_cache *c, const char *req_digest)
 	pthread_mutex_unlock(&c->lock);
 }
 
-int est_serverkeygen_body(const uint8_t *key_der, size_t key_len, STACK_OF(X509) *chain,
-			  char **body, size_t *len, char **content_type, struct acmera_errmsg *e)
+int est_serverkeygen_body(const uint8_t *key_der, size_t key_len, STACK_OF(X509) * chain,
+                          char **body, size_t *len, char **content_type, struct acmera_errmsg *e)
 {
 	struct buf b = BUF_INIT;
 	char *key_b64 = NULL, *p7 = NULL;
@@ -198,11 +198,11 @@ int est_serverkeygen_body(const uint8_t *key_der, size_t key_len, STACK_OF(X509)
 		goto out;
 	}
 	snprintf(boundary, sizeof(boundary), "est-%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x%02x",
-		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9],
-		 rnd[10], rnd[11]);
+	         rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9],
+	         rnd[10], rnd[11]);
 	/* RFC 7030 4.4.2 with RFC 8951: base64 parts, no Content-Transfer-Encoding. */
 	if (buf_printf(&b, "--%s\r\nContent-Type: %s\r\n\r\n%s\r\n--%s\r\nContent-Type: %s\r\n\r\n",
-		       boundary, EST_CT_PKCS8, key_b64, boundary, EST_CT_PKCS7) ||
+	               boundary, EST_CT_PKCS8, key_b64, boundary, EST_CT_PKCS7) ||
 	    buf_append(&b, p7, p7_len) || buf_printf(&b, "\r\n--%s--\r\n", boundary)) {
 		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
 		goto out;

@@ -22,15 +22,15 @@ void est_keygen_cache_free(struct est_keygen_cache *c);
  * digest req_digest: made at the first call, the same afterwards. Both outputs
  * are heap copies (the key DER is PKCS#8: wipe before free). Thread-safe. */
 int est_keygen_get(struct est_keygen_cache *c, const char *req_digest,
-		   const struct est_key_spec *spec, const char *name, uint8_t **csr_der,
-		   size_t *csr_len, uint8_t **key_der, size_t *key_len, struct acmera_errmsg *e);
+                   const struct est_key_spec *spec, const char *name, uint8_t **csr_der,
+                   size_t *csr_len, uint8_t **key_der, size_t *key_len, struct acmera_errmsg *e);
 /* Forgets the key of req_digest (its certificate was delivered). */
 void est_keygen_forget(struct est_keygen_cache *c, const char *req_digest);
 
 /* The multipart/mixed answer: the PKCS#8 key (application/pkcs8) and the
  * certificate chain (application/pkcs7-mime; smime-type=certs-only), each base64.
  * *content_type is the header value with the boundary (heap). */
-int est_serverkeygen_body(const uint8_t *key_der, size_t key_len, STACK_OF(X509) *chain,
-			  char **body, size_t *len, char **content_type, struct acmera_errmsg *e);
+int est_serverkeygen_body(const uint8_t *key_der, size_t key_len, STACK_OF(X509) * chain,
+                          char **body, size_t *len, char **content_type, struct acmera_errmsg *e);
 
 #endif

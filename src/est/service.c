@@ -32,7 +32,7 @@ struct est_profile {
 	struct est_policy policy;
 	struct est_trust *trust; /* IDevID anchors, or NULL */
 	int allow_cert, allow_basic;
-	enum est_key_kind key;   /* what /csrattrs asks for */
+	enum est_key_kind key; /* what /csrattrs asks for */
 };
 
 struct est_service {
@@ -40,7 +40,7 @@ struct est_service {
 	struct est_profile profiles[CONFIG_MAX_PROFILES];
 	size_t n_profiles;
 	struct est_passwd *passwd;
-	STACK_OF(X509) *ca_chain; /* configured /cacerts answer, or NULL */
+	STACK_OF(X509) * ca_chain; /* configured /cacerts answer, or NULL */
 	struct est_keygen_cache *keygen;
 };
 
@@ -97,12 +97,12 @@ static int has_token(const char *list, const char *tok)
 }
 
 static int profile_load(struct est_profile *p, const struct config_profile *c,
-			struct acmera_errmsg *e)
+                        struct acmera_errmsg *e)
 {
 	p->cfg = c;
 	if (!c->name_template)
 		return acmera_fail(e, ACMERA_ERR_CONFIG, "[profile \"%s\"]: no name_template",
-				   c->label);
+		                   c->label);
 	p->policy.name_template = c->name_template;
 	p->policy.allow_p256 = has_token(c->key_types, "p256");
 	p->policy.allow_p384 = has_token(c->key_types, "p384");
@@ -111,10 +111,10 @@ static int profile_load(struct est_profile *p, const struct config_profile *c,
 	p->policy.require_channel_binding = c->channel_binding;
 	p->allow_cert = has_token(c->auth, "cert");
 	p->allow_basic = has_token(c->auth, "basic");
-	p->key = p->policy.allow_p256 ? EST_KEY_EC_P256
-		 : p->policy.allow_p384 ? EST_KEY_EC_P384
-		 : p->policy.rsa_min_bits ? EST_KEY_RSA
-					  : EST_KEY_ED25519;
+	p->key = p->policy.allow_p256     ? EST_KEY_EC_P256
+	         : p->policy.allow_p384   ? EST_KEY_EC_P384
+	         : p->policy.rsa_min_bits ? EST_KEY_RSA
+	                                  : EST_KEY_ED25519;
 	if (p->allow_cert && c->trust_anchors) {
 		int rc = est_trust_load(c->trust_anchors, &p->trust, e);
 		if (rc)
@@ -123,7 +123,7 @@ static int profile_load(struct est_profile *p, const struct config_profile *c,
 	return 0;
 }
 
-static int load_chain(const char *path, STACK_OF(X509) **out, struct acmera_errmsg *e)
+static int load_chain(const char *path, STACK_OF(X509) * *out, struct acmera_errmsg *e)
 {
 	FILE *f = fopen(path, "r");
 	char *text = NULL;
@@ -151,7 +151,7 @@ int est_service_new(const struct config *cfg, struct est_service **out, struct a
 	s->cfg = cfg;
 	if (cfg->n_profiles == 0) {
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-				 "no EST profile: add a [profile \"default\"] section");
+		                 "no EST profile: add a [profile \"default\"] section");
 		goto fail;
 	}
 	for (size_t i = 0; i < cfg->n_profiles; i++) {
@@ -200,7 +200,10 @@ static void reply_text(struct http_request *req, int status, const char *text)
 	char body[700];
 	int n = snprintf(body, sizeof(body), "%s\n", text);
 	http_reply(req, status, "text/plain; charset=utf-8", body,
-		   n < 0 ? 0 : (size_t)n >= sizeof(body) ? sizeof(body) - 1 : (size_t)n, NULL);
+	           n < 0                       ? 0
+	           : (size_t)n >= sizeof(body) ? sizeof(body) - 1
+	                                       : (size_t)n,
+	           NULL);
 }
 
 static void reply_retry(struct http_request *req, int status, int seconds, const char *text)
@@ -210,10 +213,13 @@ static void reply_retry(struct http_request *req, int status, int seconds, const
 	const char *headers[] = {"Retry-After", ra, NULL};
 	int n = snprintf(body, sizeof(body), "%s\n", text);
 	http_reply(req, status, "text/plain; charset=utf-8", body,
-		   n < 0 ? 0 : (size_t)n >= sizeof(body) ? sizeof(body) - 1 : (size_t)n, headers);
+	           n < 0                       ? 0
+	           : (size_t)n >= sizeof(body) ? sizeof(body) - 1
+	                                       : (size_t)n,
+	           headers);
 }
 
-static void reply_chain(struct http_request *req, STACK_OF(X509) *chain)
+static void reply_chain(struct http_request *req, STACK_OF(X509) * chain)
 {
 	struct acmera_errmsg e = {{0}};
 	char *body = NULL;
@@ -248,14 +254,13 @@ static void set_current_peer(const char *peer)
 }
 
 static void log_request(struct http_request *req, const char *label, const char *op, int status,
-			const char *name, const char *why)
+                        const char *name, const char *why)
 {
 	(void)req; /* may already be answered and freed: only current_peer is used */
 	/* label and op come from the decoded path: quoted, so that "%0a" cannot forge a line. */
 	log_event(status >= 400 ? LOG_LVL_WARN : LOG_LVL_INFO, "est.request",
-		  "peer=%s label=%s op=%s status=%d name=%s reason=%s", current_peer,
-		  log_qv(label), log_qv(op), status, name && *name ? name : "-",
-		  log_qv(why ? why : ""));
+	          "peer=%s label=%s op=%s status=%d name=%s reason=%s", current_peer, log_qv(label),
+	          log_qv(op), status, name && *name ? name : "-", log_qv(why ? why : ""));
 }
 
 /* ---- authentication ---- */
@@ -263,8 +268,8 @@ static void log_request(struct http_request *req, const char *label, const char 
 /* Fills id from the TLS client certificate (verified against the profile's
  * anchors) or HTTP Basic. Returns 0, or answers 401 and returns -1. */
 static int authenticate(struct est_service *s, const struct est_profile *p,
-			struct http_request *req, struct est_identity *id, const char *label,
-			const char *op)
+                        struct http_request *req, struct est_identity *id, const char *label,
+                        const char *op)
 {
 	struct acmera_errmsg e = {{0}};
 	memset(id, 0, sizeof(*id));
@@ -281,7 +286,8 @@ static int authenticate(struct est_service *s, const struct est_profile *p,
 		if (est_passwd_check(s->passwd, authz, id->user, sizeof(id->user), &e) == 0)
 			return 0;
 	} else if (chain && p->allow_cert && !e.text[0]) {
-		snprintf(e.text, sizeof(e.text), "client certificate not accepted for this profile");
+		snprintf(e.text, sizeof(e.text),
+		         "client certificate not accepted for this profile");
 	}
 	const char *headers[] = {"WWW-Authenticate", "Basic realm=\"acmera EST\"", NULL};
 	const char *why = e.text[0] ? e.text : "authentication required";
@@ -310,7 +316,7 @@ static void op_cacerts(struct est_service *s, struct http_request *req, const ch
 	    chain_parse_pem(c.chain_pem, strlen(c.chain_pem), &chain, &e) ||
 	    sk_X509_num(chain) < 2) {
 		reply_retry(req, 503, s->cfg->est.retry_after,
-			    "no CA certificates known yet: configure est ca_chain, or enroll once");
+		            "no CA certificates known yet: configure est ca_chain, or enroll once");
 		log_request(req, label, "cacerts", 503, NULL, e.text);
 		if (chain)
 			sk_X509_pop_free(chain, X509_free);
@@ -325,7 +331,7 @@ static void op_cacerts(struct est_service *s, struct http_request *req, const ch
 }
 
 static void op_csrattrs(struct est_service *s, const struct est_profile *p,
-			struct http_request *req, const char *label)
+                        struct http_request *req, const char *label)
 {
 	struct est_identity id;
 	struct acmera_errmsg e = {{0}};
@@ -340,8 +346,11 @@ static void op_csrattrs(struct est_service *s, const struct est_profile *p,
 		return;
 	}
 	const char *names[] = {name};
-	struct est_csrattrs_in in = {.subject_cn = name, .dns_names = names, .n_dns_names = 1,
-				     .key = p->key, .rsa_bits = p->policy.rsa_min_bits};
+	struct est_csrattrs_in in = {.subject_cn = name,
+	                             .dns_names = names,
+	                             .n_dns_names = 1,
+	                             .key = p->key,
+	                             .rsa_bits = p->policy.rsa_min_bits};
 	char *b64 = NULL;
 	if (est_csrattrs_build(&in, &der, &len, &e) || !(b64 = b64_encode(der, len, 64))) {
 		reply_text(req, 500, e.text[0] ? e.text : "out of memory");
@@ -392,7 +401,7 @@ static void wait_free(struct wait *w)
 
 /* The certificate, alone (PKCS#7) or with the key made for serverkeygen. */
 static void reply_issued(struct est_service *s, struct http_request *req, const char *pem,
-			 const uint8_t *key, size_t key_len, const char *key_digest)
+                         const uint8_t *key, size_t key_len, const char *key_digest)
 {
 	struct acmera_errmsg e = {{0}};
 	STACK_OF(X509) *chain = NULL;
@@ -460,7 +469,7 @@ static int wait_check(struct wait *w)
 	if (mono_ms() >= w->deadline_ms) {
 		http_request_on_gone(w->req, NULL, NULL);
 		reply_retry(w->req, 202, w->s->cfg->est.retry_after,
-			    "the certificate is being issued; retry after the indicated time");
+		            "the certificate is being issued; retry after the indicated time");
 		log_request(w->req, w->label, w->op, 202, w->name, "pending");
 		return 1;
 	}
@@ -496,8 +505,8 @@ static void drop_key(uint8_t *key, size_t len)
  * worker's loop: 200 with the certificate, or 202 after est.wait. key_der (a key
  * made for serverkeygen, or NULL) is taken over. */
 static void enroll_job(struct est_service *s, struct http_request *req, const char *label,
-		       const char *op, const struct csr_info *csr, const char *name,
-		       uint8_t *key_der, size_t key_len, const char *key_digest)
+                       const char *op, const struct csr_info *csr, const char *name,
+                       uint8_t *key_der, size_t key_len, const char *key_digest)
 {
 	struct acmera_errmsg e = {{0}};
 	struct store *st = store_of(s, &e);
@@ -519,16 +528,18 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 	char *names = csr_names_joined(csr);
 	int64_t job = 0;
 	int created = 0;
-	if (!names || store_job_submit(st, csr->der, csr->der_len, names, now, &job, &created, &e)) {
+	if (!names ||
+	    store_job_submit(st, csr->der, csr->der_len, names, now, &job, &created, &e)) {
 		free(names);
-		reply_retry(req, 503, s->cfg->est.retry_after, e.text[0] ? e.text : "out of memory");
+		reply_retry(req, 503, s->cfg->est.retry_after,
+		            e.text[0] ? e.text : "out of memory");
 		log_request(req, label, op, 503, name, e.text);
 		drop_key(key_der, key_len);
 		return;
 	}
 	free(names);
 	log_event(LOG_LVL_INFO, "job.submitted", "job=%lld csr=%s names=%s joined=%s via=est",
-		  (long long)job, csr->sha256_hex, name, created ? "no" : "yes");
+	          (long long)job, csr->sha256_hex, name, created ? "no" : "yes");
 	struct wait *w = calloc(1, sizeof(*w));
 	if (!w) {
 		reply_retry(req, 202, s->cfg->est.retry_after, "the certificate is being issued");
@@ -562,14 +573,14 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 
 /* Decodes and parses the body as a CSR; answers 415/400 itself on failure. */
 static int read_csr(struct http_request *req, const char *label, const char *op,
-		    struct csr_info *csr)
+                    struct csr_info *csr)
 {
 	struct acmera_errmsg e = {{0}};
 	const char *ct = http_request_header(req, "Content-Type");
 	if (!ct || !est_content_type_is(ct, EST_CT_PKCS10)) {
 		char why[300];
 		snprintf(why, sizeof(why), "Content-Type must be %s, not %s", EST_CT_PKCS10,
-			 ct ? ct : "(none)");
+		         ct ? ct : "(none)");
 		reply_text(req, 415, why);
 		log_request(req, label, op, 415, NULL, why);
 		return -1;
@@ -604,7 +615,7 @@ static int name_in_zones(const struct est_service *s, const char *name, struct a
 }
 
 static void op_simpleenroll(struct est_service *s, const struct est_profile *p,
-			    struct http_request *req, const char *label)
+                            struct http_request *req, const char *label)
 {
 	struct est_identity id;
 	struct acmera_errmsg e = {{0}};
@@ -634,7 +645,7 @@ static void op_simpleenroll(struct est_service *s, const struct est_profile *p,
 /* Re-enrollment: the client authenticates with a certificate acmera issued and
  * still valid; the new CSR keeps its subject and names (RFC 7030 4.2.2). */
 static void op_simplereenroll(struct est_service *s, const struct est_profile *p,
-			      struct http_request *req, const char *label)
+                              struct http_request *req, const char *label)
 {
 	struct acmera_errmsg e = {{0}};
 	struct csr_info csr = {0};
@@ -665,10 +676,11 @@ static void op_simplereenroll(struct est_service *s, const struct est_profile *p
 	}
 	if (found != 0) {
 		const char *headers[] = {"WWW-Authenticate", "Basic realm=\"acmera EST\"", NULL};
-		const char *why = leaf ? "the client certificate is not a valid certificate issued "
-					 "by this RA"
-				       : "re-enrollment needs the current certificate as TLS client "
-					 "certificate";
+		const char *why = leaf
+		                      ? "the client certificate is not a valid certificate issued "
+		                        "by this RA"
+		                      : "re-enrollment needs the current certificate as TLS client "
+		                        "certificate";
 		http_reply(req, 401, "text/plain; charset=utf-8", why, strlen(why), headers);
 		log_request(req, label, "simplereenroll", 401, NULL, why);
 		goto out;
@@ -686,7 +698,8 @@ static void op_simplereenroll(struct est_service *s, const struct est_profile *p
 		same_names = j < csr.n_names;
 	}
 	if (!same_subject || !same_names) {
-		const char *why = "the CSR must keep the subject and names of the current certificate";
+		const char *why =
+		    "the CSR must keep the subject and names of the current certificate";
 		reply_text(req, 403, why);
 		log_request(req, label, "simplereenroll", 403, NULL, why);
 		goto out;
@@ -694,8 +707,7 @@ static void op_simplereenroll(struct est_service *s, const struct est_profile *p
 	/* The key policy still applies to the new key. */
 	struct est_policy keys_only = p->policy;
 	keys_only.require_channel_binding = 0;
-	if (csr.n_names != 1 ||
-	    est_policy_check_csr(&keys_only, &csr, csr.names[0], NULL, 0, &e)) {
+	if (csr.n_names != 1 || est_policy_check_csr(&keys_only, &csr, csr.names[0], NULL, 0, &e)) {
 		reply_text(req, 403, e.text[0] ? e.text : "re-enrollment is for one name");
 		log_request(req, label, "simplereenroll", 403, NULL, e.text);
 		goto out;
@@ -714,7 +726,7 @@ out:
  * and must ask for its assigned name; the RA's own CSR for the new key goes to the
  * CA; the answer carries key and certificate (RFC 8951 4). */
 static void op_serverkeygen(struct est_service *s, const struct est_profile *p,
-			    struct http_request *req, const char *label)
+                            struct http_request *req, const char *label)
 {
 	struct est_identity id;
 	struct acmera_errmsg e = {{0}};
@@ -739,7 +751,7 @@ static void op_serverkeygen(struct est_service *s, const struct est_profile *p,
 	}
 	struct est_key_spec spec = {.kind = p->key, .rsa_bits = p->policy.rsa_min_bits};
 	if (est_keygen_get(s->keygen, dev.sha256_hex, &spec, name, &csr_der, &csr_len, &key_der,
-			   &key_len, &e) ||
+	                   &key_len, &e) ||
 	    csr_parse_der(csr_der, csr_len, &ours, &e)) {
 		reply_retry(req, 503, s->cfg->est.retry_after, e.text);
 		log_request(req, label, "serverkeygen", 503, name, e.text);
@@ -798,7 +810,7 @@ void est_service_handle(struct http_request *req, void *arg)
 	int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
 	int wants_get = strcmp(op, "cacerts") == 0 || strcmp(op, "csrattrs") == 0;
 	int known = wants_get || strcmp(op, "simpleenroll") == 0 ||
-		    strcmp(op, "simplereenroll") == 0 || strcmp(op, "serverkeygen") == 0;
+	            strcmp(op, "simplereenroll") == 0 || strcmp(op, "serverkeygen") == 0;
 	if (!known) {
 		reply_text(req, 404, "no such EST operation");
 		log_request(req, label, op, 404, NULL, "unknown operation");
@@ -809,7 +821,7 @@ void est_service_handle(struct http_request *req, void *arg)
 		char m[16];
 		snprintf(m, sizeof(m), "%s", method); /* the reply frees the request */
 		http_reply(req, 405, "text/plain; charset=utf-8", "method not allowed\n", 19,
-			   headers);
+		           headers);
 		log_request(req, label, op, 405, NULL, m);
 		return;
 	}

@@ -44,7 +44,7 @@ static int read_bundle(const char *path, BIO **bio, struct acmera_errmsg *e)
 		size_t n = fread(chunk, 1, sizeof(chunk), f);
 		if (b.len + n > TRUST_MAX_FILE) {
 			rc = acmera_fail(e, ACMERA_ERR_CONFIG, "%s: larger than %d bytes", path,
-					 TRUST_MAX_FILE);
+			                 TRUST_MAX_FILE);
 			goto out;
 		}
 		if (n > 0 && buf_append(&b, chunk, n)) {
@@ -93,12 +93,12 @@ int est_trust_load(const char *pem_file, struct est_trust **out, struct acmera_e
 	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
 		if (++n > TRUST_MAX_CERTS) {
 			rc = acmera_fail(e, ACMERA_ERR_CONFIG, "%s: more than %d certificates",
-					 pem_file, TRUST_MAX_CERTS);
+			                 pem_file, TRUST_MAX_CERTS);
 			goto out;
 		}
 		if (X509_STORE_add_cert(t->store, x) != 1) {
 			rc = acmera_fail(e, ACMERA_ERR_CONFIG, "%s: certificate %d: %s", pem_file,
-					 n, ossl_why());
+			                 n, ossl_why());
 			goto out;
 		}
 		X509_free(x);
@@ -107,8 +107,8 @@ int est_trust_load(const char *pem_file, struct est_trust **out, struct acmera_e
 	/* The loop ends at the end of the file or at a broken block. */
 	unsigned long err = ERR_peek_last_error();
 	if (ERR_GET_LIB(err) != ERR_LIB_PEM || ERR_GET_REASON(err) != PEM_R_NO_START_LINE) {
-		rc = acmera_fail(e, ACMERA_ERR_CONFIG, "%s: after %d certificates: %s", pem_file,
-				 n, ossl_why());
+		rc = acmera_fail(e, ACMERA_ERR_CONFIG, "%s: after %d certificates: %s", pem_file, n,
+		                 ossl_why());
 		goto out;
 	}
 	ERR_clear_error();
@@ -155,7 +155,7 @@ static void subject_line(X509 *x, char *out, size_t outlen)
 	BIO_free(bio);
 }
 
-int est_trust_verify(struct est_trust *t, STACK_OF(X509) *chain, struct acmera_errmsg *e)
+int est_trust_verify(struct est_trust *t, STACK_OF(X509) * chain, struct acmera_errmsg *e)
 {
 	STACK_OF(X509) *untrusted = NULL;
 	X509_STORE_CTX *ctx = NULL;
@@ -164,8 +164,8 @@ int est_trust_verify(struct est_trust *t, STACK_OF(X509) *chain, struct acmera_e
 		return acmera_fail(e, ACMERA_ERR_REFUSED, "no client certificate");
 	if (n > CHAIN_MAX)
 		return acmera_fail(e, ACMERA_ERR_REFUSED,
-				   "client certificate chain has %d certificates, more than %d", n,
-				   CHAIN_MAX);
+		                   "client certificate chain has %d certificates, more than %d", n,
+		                   CHAIN_MAX);
 	untrusted = sk_X509_new_null();
 	ctx = X509_STORE_CTX_new();
 	if (!untrusted || !ctx) {
@@ -189,9 +189,9 @@ int est_trust_verify(struct est_trust *t, STACK_OF(X509) *chain, struct acmera_e
 		int err = X509_STORE_CTX_get_error(ctx);
 		subject_line(X509_STORE_CTX_get_current_cert(ctx), subj, sizeof(subj));
 		rc = acmera_fail(e, ACMERA_ERR_REFUSED,
-				 "client certificate not trusted: %s (depth %d%s%s)",
-				 X509_verify_cert_error_string(err),
-				 X509_STORE_CTX_get_error_depth(ctx), subj[0] ? ", " : "", subj);
+		                 "client certificate not trusted: %s (depth %d%s%s)",
+		                 X509_verify_cert_error_string(err),
+		                 X509_STORE_CTX_get_error_depth(ctx), subj[0] ? ", " : "", subj);
 		ERR_clear_error();
 	}
 out:

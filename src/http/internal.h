@@ -90,7 +90,7 @@ int http_tls_ctx_new(const struct http_server_opts *o, SSL_CTX **out, struct acm
 int http_tls_conn_index(void);
 /* The client chain, leaf first, each certificate referenced (sk_X509_pop_free
  * with X509_free), or NULL without a client certificate. */
-STACK_OF(X509) *http_tls_peer_chain(SSL *ssl, const struct conn *c, int *verified);
+STACK_OF(X509) * http_tls_peer_chain(SSL *ssl, const struct conn *c, int *verified);
 /* Fills buf (at least 32 bytes) with the connection's channel binding. */
 int http_tls_channel_binding(SSL *ssl, uint8_t *buf, size_t cap, size_t *len, const char **type);
 

@@ -35,7 +35,7 @@ struct http_request {
 	char peer[INET6_ADDRSTRLEN + 16];
 	const uint8_t *body;
 	size_t body_len;
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	int verified;
 	uint8_t binding[64];
 	size_t binding_len;
@@ -245,7 +245,7 @@ const char *http_request_peer(const struct http_request *r)
 	return r->peer;
 }
 
-STACK_OF(X509) *http_request_peer_chain(const struct http_request *r, int *verified)
+STACK_OF(X509) * http_request_peer_chain(const struct http_request *r, int *verified)
 {
 	if (verified)
 		*verified = r->chain ? r->verified : 0;

@@ -22,23 +22,23 @@ struct http_request;
 struct event_base;
 
 struct http_server_opts {
-	const char *listen;          /* "127.0.0.1:8443", "[::1]:8443", ":8443" */
-	const char *cert_file;       /* server certificate chain, PEM (leaf first) */
-	const char *key_file;        /* its private key, PEM (0600) */
+	const char *listen;    /* "127.0.0.1:8443", "[::1]:8443", ":8443" */
+	const char *cert_file; /* server certificate chain, PEM (leaf first) */
+	const char *key_file;  /* its private key, PEM (0600) */
 	/* Client certificates are requested (not required) and verified against this
 	 * PEM bundle when set; the handler sees whether verification passed. NULL:
 	 * client certificates are not requested. */
 	const char *client_ca_file;
-	int workers;                 /* event loops / threads, default 1 */
-	int max_connections;         /* per worker, default 1000; at the limit the worker
-				      * stops accepting (clients wait in the accept queue) */
-	size_t max_body;             /* bytes, default 64 KiB: larger gets 413 */
-	size_t max_headers;          /* bytes of the header block, default 16 KiB: larger
-				      * gets 400 (libevent has no 431) */
-	int handshake_timeout_ms;    /* default 10000 */
-	int header_timeout_ms;       /* whole request (head and body, from its first byte or
-				      * the handshake's end to the handler), default 10000 */
-	int idle_timeout_ms;         /* keep-alive idle, default 60000 */
+	int workers;              /* event loops / threads, default 1 */
+	int max_connections;      /* per worker, default 1000; at the limit the worker
+	                           * stops accepting (clients wait in the accept queue) */
+	size_t max_body;          /* bytes, default 64 KiB: larger gets 413 */
+	size_t max_headers;       /* bytes of the header block, default 16 KiB: larger
+	                           * gets 400 (libevent has no 431) */
+	int handshake_timeout_ms; /* default 10000 */
+	int header_timeout_ms;    /* whole request (head and body, from its first byte or
+	                           * the handshake's end to the handler), default 10000 */
+	int idle_timeout_ms;      /* keep-alive idle, default 60000 */
 };
 
 typedef void (*http_handler)(struct http_request *req, void *arg);
@@ -46,7 +46,7 @@ typedef void (*http_handler)(struct http_request *req, void *arg);
 /* Creates the server and binds its sockets (errors name the address). The
  * handler is called for every complete request. */
 int http_server_new(const struct http_server_opts *o, http_handler h, void *arg,
-		    struct http_server **out, struct acmera_errmsg *e);
+                    struct http_server **out, struct acmera_errmsg *e);
 /* Runs the workers until http_server_stop (from any thread or a signal handler
  * via a flag polled every 100 ms): blocks the calling thread. The worker threads
  * block all signals (signals go to the caller's thread; SIGPIPE cannot hit them). */
@@ -57,8 +57,8 @@ void http_server_free(struct http_server *s);
 uint16_t http_server_port(const struct http_server *s);
 
 /* ---- the request ---- */
-const char *http_request_method(const struct http_request *r);  /* "GET", "POST", ... */
-const char *http_request_path(const struct http_request *r);    /* decoded path, no query */
+const char *http_request_method(const struct http_request *r); /* "GET", "POST", ... */
+const char *http_request_path(const struct http_request *r);   /* decoded path, no query */
 /* Header value (case-insensitive name) or NULL. */
 const char *http_request_header(const struct http_request *r, const char *name);
 const uint8_t *http_request_body(const struct http_request *r, size_t *len);
@@ -66,13 +66,12 @@ const uint8_t *http_request_body(const struct http_request *r, size_t *len);
 const char *http_request_peer(const struct http_request *r);
 /* The TLS client certificate chain (leaf first; not owned) or NULL, and whether it
  * verified against client_ca_file. */
-STACK_OF(X509) *http_request_peer_chain(const struct http_request *r, int *verified);
+STACK_OF(X509) * http_request_peer_chain(const struct http_request *r, int *verified);
 /* Channel binding of the TLS connection: tls-unique (TLS 1.2, RFC 5929) or
  * tls-exporter (TLS 1.3, RFC 9266: 32 bytes of EXPORTER-Channel-Binding). *len is
  * set; returns NULL when unavailable (tls-unique needs the extended master secret,
  * RFC 7627). */
-const uint8_t *http_request_channel_binding(struct http_request *r, size_t *len,
-					    const char **type);
+const uint8_t *http_request_channel_binding(struct http_request *r, size_t *len, const char **type);
 /* The worker's event loop, for timers that answer later. */
 struct event_base *http_request_base(struct http_request *r);
 /* Called once if the client closes before the answer; the request is freed when
@@ -83,7 +82,7 @@ void http_request_on_gone(struct http_request *r, void (*cb)(void *arg), void *a
 
 /* Answers: status, content type (NULL for none), body, and extra headers as
  * NULL-terminated name/value pairs; headers and body leave in one write. */
-void http_reply(struct http_request *r, int status, const char *content_type,
-		const void *body, size_t len, const char *const *headers);
+void http_reply(struct http_request *r, int status, const char *content_type, const void *body,
+                size_t len, const char *const *headers);
 
 #endif

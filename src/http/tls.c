@@ -213,7 +213,7 @@ out:
 	return rc;
 }
 
-STACK_OF(X509) *http_tls_peer_chain(SSL *ssl, const struct conn *c, int *verified)
+STACK_OF(X509) * http_tls_peer_chain(SSL *ssl, const struct conn *c, int *verified)
 {
 	*verified = 0;
 	X509 *leaf = SSL_get0_peer_certificate(ssl);

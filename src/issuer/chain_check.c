@@ -29,7 +29,8 @@ static int names_equal(X509 *leaf, const struct csr_info *csr, struct acmera_err
 			j++;
 		if (j == n)
 			rc = acmera_fail(e, ACMERA_ERR_INVAL,
-					 "the CA's certificate lacks the CSR's name %s", csr->names[i]);
+			                 "the CA's certificate lacks the CSR's name %s",
+			                 csr->names[i]);
 	}
 	for (size_t j = 0; j < n && !rc; j++) {
 		size_t i = 0;
@@ -37,8 +38,8 @@ static int names_equal(X509 *leaf, const struct csr_info *csr, struct acmera_err
 			i++;
 		if (i == csr->n_names)
 			rc = acmera_fail(e, ACMERA_ERR_INVAL,
-					 "the CA's certificate adds a name %s not in the CSR",
-					 names[j]);
+			                 "the CA's certificate adds a name %s not in the CSR",
+			                 names[j]);
 	}
 	for (size_t j = 0; j < n; j++)
 		free(names[j]);
@@ -49,7 +50,7 @@ static int names_equal(X509 *leaf, const struct csr_info *csr, struct acmera_err
 /* Puts the certificate of key first and each issuer after its subject: a PKCS#7
  * SET need not keep the CA's order. Certificates that chain to nothing stay at the
  * end as they came. Returns -1 when no certificate carries key. */
-static int order_chain(STACK_OF(X509) *certs, EVP_PKEY *key)
+static int order_chain(STACK_OF(X509) * certs, EVP_PKEY *key)
 {
 	int n = sk_X509_num(certs), leaf = -1;
 	for (int i = 0; i < n && leaf < 0; i++)
@@ -64,7 +65,8 @@ static int order_chain(STACK_OF(X509) *certs, EVP_PKEY *key)
 		X509 *prev = sk_X509_value(certs, pos - 1);
 		for (int j = pos; j < n; j++) {
 			X509 *cand = sk_X509_value(certs, j);
-			if (X509_NAME_cmp(X509_get_subject_name(cand), X509_get_issuer_name(prev)) == 0) {
+			if (X509_NAME_cmp(X509_get_subject_name(cand),
+			                  X509_get_issuer_name(prev)) == 0) {
 				sk_X509_set(certs, j, sk_X509_value(certs, pos));
 				sk_X509_set(certs, pos, cand);
 				break;
@@ -75,7 +77,7 @@ static int order_chain(STACK_OF(X509) *certs, EVP_PKEY *key)
 }
 
 int issued_chain_from_response(const struct acme_response *resp, const uint8_t *csr_der,
-			       size_t csr_len, struct issued_chain *out, struct acmera_errmsg *e)
+                               size_t csr_len, struct issued_chain *out, struct acmera_errmsg *e)
 {
 	struct csr_info csr = {0};
 	int rc;
@@ -93,7 +95,7 @@ int issued_chain_from_response(const struct acme_response *resp, const uint8_t *
 		goto out;
 	if (order_chain(out->certs, X509_REQ_get0_pubkey(csr.req)) != 0) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL,
-				 "the CA's certificate carries another key than the CSR");
+		                 "the CA's certificate carries another key than the CSR");
 		goto out;
 	}
 	X509 *leaf = sk_X509_value(out->certs, 0);

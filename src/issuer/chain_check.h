@@ -11,17 +11,17 @@
 #include <stdint.h>
 
 struct issued_chain {
-	STACK_OF(X509) *certs; /* leaf first */
-	char *pem;             /* the chain as PEM, as stored */
-	int64_t not_after;     /* of the leaf */
-	char *issuer;          /* issuer line of the leaf */
+	STACK_OF(X509) * certs; /* leaf first */
+	char *pem;              /* the chain as PEM, as stored */
+	int64_t not_after;      /* of the leaf */
+	char *issuer;           /* issuer line of the leaf */
 };
 
 /* Parses resp (application/pkcs7-mime, or PEM otherwise) and compares the leaf
  * with the CSR: same public key, same set of DNS names. ACMERA_ERR_INVAL with the
  * difference named when they disagree. */
 int issued_chain_from_response(const struct acme_response *resp, const uint8_t *csr_der,
-			       size_t csr_len, struct issued_chain *out, struct acmera_errmsg *e);
+                               size_t csr_len, struct issued_chain *out, struct acmera_errmsg *e);
 /* 1 when the chain's issuers mention want (case-insensitive). */
 int issued_chain_matches(const struct issued_chain *c, const char *want);
 void issued_chain_free(struct issued_chain *c);

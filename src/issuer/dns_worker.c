@@ -114,7 +114,7 @@ int dns_worker_start(const struct config *cfg, struct dns_worker **out, struct a
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "dns worker: cannot start a thread: %s",
-				 strerror(rc));
+		                 strerror(rc));
 		goto fail;
 	}
 	w->started = 1;
@@ -125,8 +125,7 @@ fail:
 	return rc;
 }
 
-int dns_worker_submit(struct dns_worker *w, enum dns_batch_op op, struct pub_record *recs,
-		      size_t n)
+int dns_worker_submit(struct dns_worker *w, enum dns_batch_op op, struct pub_record *recs, size_t n)
 {
 	if (w->held)
 		return ACMERA_ERR_AGAIN;
@@ -139,7 +138,10 @@ int dns_worker_submit(struct dns_worker *w, enum dns_batch_op op, struct pub_rec
 	return 0;
 }
 
-int dns_worker_busy(const struct dns_worker *w) { return w && w->held; }
+int dns_worker_busy(const struct dns_worker *w)
+{
+	return w && w->held;
+}
 
 static void deadline_after(struct timespec *ts, int ms)
 {

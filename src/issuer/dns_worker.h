@@ -24,7 +24,7 @@ struct dns_batch {
 	enum dns_batch_op op;
 	struct pub_record *recs; /* the caller's again: free() it */
 	size_t n;
-	int rc;                  /* publisher_add's or publisher_delete's answer */
+	int rc; /* publisher_add's or publisher_delete's answer */
 	struct acmera_errmsg err;
 };
 
@@ -35,7 +35,7 @@ int dns_worker_start(const struct config *cfg, struct dns_worker **out, struct a
  * one publisher_add or publisher_delete. ACMERA_ERR_AGAIN, and recs still the
  * caller's, while an earlier batch has not been collected. */
 int dns_worker_submit(struct dns_worker *w, enum dns_batch_op op, struct pub_record *recs,
-		      size_t n);
+                      size_t n);
 
 /* 1 from submit until the result is collected. */
 int dns_worker_busy(const struct dns_worker *w);

@@ -16,9 +16,9 @@
 #include <openssl/rand.h>
 
 #define CLAIM_INTERVAL_MS 250
-#define DELETE_GATHER_MS 2000   /* gather deletions of a batch before one UPDATE */
+#define DELETE_GATHER_MS 2000 /* gather deletions of a batch before one UPDATE */
 #define PREAUTH_RECHECK_S 3600
-#define DNS_POLL_MS 50          /* loop tick while the DNS worker has a batch */
+#define DNS_POLL_MS 50 /* loop tick while the DNS worker has a batch */
 
 int engine_stopping(const struct engine *g)
 {
@@ -51,7 +51,7 @@ static int grow(void **arr, size_t *cap, size_t need, size_t size)
 int engine_queue_publish(struct engine *g, struct job_run *r)
 {
 	if (grow((void **)&g->to_publish, &g->cap_publish, g->n_publish + 1,
-		 sizeof(*g->to_publish)))
+	         sizeof(*g->to_publish)))
 		return ACMERA_ERR_NOMEM;
 	if (g->n_publish == 0)
 		g->publish_since_ms = engine_now_ms();
@@ -68,7 +68,7 @@ void engine_queue_delete(struct engine *g, struct job_run *r)
 			continue;
 		c->published = 0;
 		if (grow((void **)&g->to_delete, &g->cap_delete, g->n_delete + 1,
-			 sizeof(*g->to_delete))) {
+		         sizeof(*g->to_delete))) {
 			/* The store still lists it: cleaned at the next start. */
 			continue;
 		}
@@ -167,8 +167,9 @@ static void publish_done(struct engine *g, struct dns_batch *b)
 		if (r->state == RUN_ENDED)
 			engine_queue_delete(g, r); /* ended while its records went out */
 		else if (b->rc)
-			run_retry(r, b->rc == ACMERA_ERR_INVAL ? ACMERA_ERR_INVAL : ACMERA_ERR_AGAIN,
-				  b->err.text, 0, -1);
+			run_retry(r,
+			          b->rc == ACMERA_ERR_INVAL ? ACMERA_ERR_INVAL : ACMERA_ERR_AGAIN,
+			          b->err.text, 0, -1);
 		else
 			run_published(r);
 	}
@@ -193,7 +194,7 @@ static void delete_done(struct engine *g, struct dns_batch *b)
 		if (b->recs[i].id <= 0)
 			continue;
 		if (grow((void **)&g->to_delete, &g->cap_delete, g->n_delete + 1,
-			 sizeof(*g->to_delete)))
+		         sizeof(*g->to_delete)))
 			continue; /* the store still lists it: cleaned at the next start */
 		if (g->n_delete == 0)
 			g->delete_since_ms = engine_now_ms();
@@ -205,7 +206,7 @@ static void delete_done(struct engine *g, struct dns_batch *b)
 		int64_t wait = 1000LL << (g->delete_failures < 6 ? g->delete_failures : 6);
 		g->delete_retry_ms = engine_now_ms() + wait;
 		log_event(LOG_LVL_WARN, "dns.delete_later", "records=%zu retry_in=%lldms", kept,
-			  (long long)wait);
+		          (long long)wait);
 	} else {
 		g->delete_failures = 0;
 	}
@@ -232,10 +233,10 @@ static void dns_dispatch(struct engine *g, int64_t now)
 {
 	if (dns_worker_busy(g->dns))
 		return;
-	int add_due = g->n_publish &&
-		      (!runs_gathering(g) || now - g->publish_since_ms >= g->cfg->issuer.batch_wait);
+	int add_due = g->n_publish && (!runs_gathering(g) ||
+	                               now - g->publish_since_ms >= g->cfg->issuer.batch_wait);
 	int delete_due = g->n_delete && now >= g->delete_retry_ms &&
-			 (!runs_validating(g) || now - g->delete_since_ms >= DELETE_GATHER_MS);
+	                 (!runs_validating(g) || now - g->delete_since_ms >= DELETE_GATHER_MS);
 	if (add_due && !(delete_due && g->last_batch_add))
 		flush_publish(g);
 	else if (delete_due)
@@ -263,8 +264,8 @@ static void dns_drain(struct engine *g)
 static void claim(struct engine *g)
 {
 	size_t room = (size_t)g->cfg->issuer.parallel > g->n_runs
-			      ? (size_t)g->cfg->issuer.parallel - g->n_runs
-			      : 0;
+	                  ? (size_t)g->cfg->issuer.parallel - g->n_runs
+	                  : 0;
 	if (room == 0)
 		return;
 	struct store_job *jobs = NULL;
@@ -274,11 +275,10 @@ static void claim(struct engine *g)
 	int64_t now = (int64_t)time(NULL);
 	/* Watching given jobs (`acmera issue`): leave the others of a shared store to
 	 * the issuers that serve them. */
-	int rc = o->n_watch > 0
-			 ? store_job_claim_ids(g->store, g->owner, o->watch, o->n_watch, now,
-					       g->cfg->issuer.lease, room, &jobs, &n, &e)
-			 : store_job_claim(g->store, g->owner, now, g->cfg->issuer.lease, room,
-					   &jobs, &n, &e);
+	int rc = o->n_watch > 0 ? store_job_claim_ids(g->store, g->owner, o->watch, o->n_watch, now,
+	                                              g->cfg->issuer.lease, room, &jobs, &n, &e)
+	                        : store_job_claim(g->store, g->owner, now, g->cfg->issuer.lease,
+	                                          room, &jobs, &n, &e);
 	if (rc) {
 		log_event(LOG_LVL_ERROR, "issuer.claim", "error=%s", log_qv(e.text));
 		return;
@@ -287,7 +287,7 @@ static void claim(struct engine *g)
 		struct job_run *r = calloc(1, sizeof(*r));
 		if (!r) {
 			store_job_defer(g->store, jobs[i].id, g->owner, (int64_t)time(NULL),
-					"out of memory", NULL);
+			                "out of memory", NULL);
 			store_job_free(&jobs[i]);
 			continue;
 		}
@@ -297,7 +297,7 @@ static void claim(struct engine *g)
 		g->runs = r;
 		g->n_runs++;
 		log_event(LOG_LVL_INFO, "job.claimed", "job=%lld names=%s attempt=%d",
-			  (long long)r->job.id, r->job.names, r->job.attempts + 1);
+		          (long long)r->job.id, r->job.names, r->job.attempts + 1);
 		run_start(r);
 	}
 	free(jobs); /* the jobs' members now belong to the runs */
@@ -328,7 +328,7 @@ static void renew_leases(struct engine *g)
 		    ACMERA_ERR_NOTFOUND) {
 			/* Another issuer holds the job now: stop driving it, change nothing. */
 			log_event(LOG_LVL_WARN, "job.lost", "job=%lld reason=\"%s\"",
-				  (long long)r->job.id, e.text);
+			          (long long)r->job.id, e.text);
 			engine_queue_delete(g, r);
 			r->state = RUN_ENDED;
 		}
@@ -358,8 +358,8 @@ static void release_runs(struct engine *g)
 			continue;
 		/* Keep the last real error visible: it says more than "stopped". */
 		char why[600];
-		snprintf(why, sizeof(why), "issuer stopped%s%s", r->job.reason ? "; last error: " : "",
-			 r->job.reason ? r->job.reason : "");
+		snprintf(why, sizeof(why), "issuer stopped%s%s",
+		         r->job.reason ? "; last error: " : "", r->job.reason ? r->job.reason : "");
 		store_job_defer(g->store, r->job.id, g->owner, (int64_t)time(NULL), why, NULL);
 		engine_queue_delete(g, r);
 		r->state = RUN_ENDED;
@@ -379,11 +379,11 @@ static int ensure_account(struct engine *g, struct acmera_errmsg *e)
 			return rc;
 	}
 	struct acme_account_opts ao = {
-		.key_type = cfg->acme.account_key_type,
-		.contact = cfg->acme.contact,
-		.eab_kid = cfg->acme.eab_kid,
-		.eab_hmac_key = eab_key,
-		.create = 1,
+	    .key_type = cfg->acme.account_key_type,
+	    .contact = cfg->acme.contact,
+	    .eab_kid = cfg->acme.eab_kid,
+	    .eab_hmac_key = eab_key,
+	    .create = 1,
 	};
 	rc = acme_account_ensure(g->acme, g->store, &ao, &key, e);
 	if (eab_key) {
@@ -415,7 +415,8 @@ static void recover_account(struct engine *g)
 	}
 	log_event(LOG_LVL_WARN, "acme.account", "action=re-register reason=accountDoesNotExist");
 	if (ensure_account(g, &e)) {
-		log_event(LOG_LVL_ERROR, "acme.account", "action=re-register error=%s", log_qv(e.text));
+		log_event(LOG_LVL_ERROR, "acme.account", "action=re-register error=%s",
+		          log_qv(e.text));
 		g->account_retry_ms = engine_now_ms() + 5000;
 		return;
 	}
@@ -431,7 +432,7 @@ static void make_owner(struct engine *g)
 	host[sizeof(host) - 1] = '\0';
 	RAND_bytes(rnd, sizeof(rnd));
 	snprintf(g->owner, sizeof(g->owner), "%s:%d:%02x%02x%02x%02x%02x%02x%02x%02x", host,
-		 (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	         (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 }
 
 static int engine_setup(struct engine *g, struct acmera_errmsg *e)
@@ -439,13 +440,13 @@ static int engine_setup(struct engine *g, struct acmera_errmsg *e)
 	const struct config *cfg = g->cfg;
 	make_owner(g);
 	struct acme_client_opts co = {
-		.directory_url = cfg->acme.directory,
-		.ca_bundle = cfg->acme.ca_bundle,
-		.timeout_s = cfg->acme.timeout,
+	    .directory_url = cfg->acme.directory,
+	    .ca_bundle = cfg->acme.ca_bundle,
+	    .timeout_s = cfg->acme.timeout,
 	};
 	if (!cfg->acme.directory)
 		return acmera_fail(e, ACMERA_ERR_CONFIG,
-				   "no ACME directory: set acme directory (or --directory)");
+		                   "no ACME directory: set acme directory (or --directory)");
 	int rc = publisher_new(cfg, g->store, &g->pub, e);
 	if (rc)
 		return rc;
@@ -459,9 +460,9 @@ static int engine_setup(struct engine *g, struct acmera_errmsg *e)
 	g->have_new_authz = d->new_authz != NULL;
 	g->subdomains = d->subdomain_auth_allowed;
 	log_event(LOG_LVL_INFO, "acme.directory",
-		  "url=%s new_authz=%s subdomain_auth=%s external_account_required=%s",
-		  cfg->acme.directory, g->have_new_authz ? "yes" : "no",
-		  g->subdomains ? "yes" : "no", d->external_account_required ? "yes" : "no");
+	          "url=%s new_authz=%s subdomain_auth=%s external_account_required=%s",
+	          cfg->acme.directory, g->have_new_authz ? "yes" : "no",
+	          g->subdomains ? "yes" : "no", d->external_account_required ? "yes" : "no");
 
 	rc = ensure_account(g, e);
 	if (rc)
@@ -493,7 +494,7 @@ static void engine_teardown(struct engine *g)
 }
 
 int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats *st,
-	       struct acmera_errmsg *e)
+               struct acmera_errmsg *e)
 {
 	struct issuer_stats local = {0};
 	struct engine g = {.cfg = o->cfg, .store = s, .stats = st ? st : &local, .opts = o};
@@ -530,7 +531,7 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 			if (time(NULL) - g.preauth_checked > PREAUTH_RECHECK_S) {
 				if (preauth_ensure(&g, &pe))
 					log_event(LOG_LVL_WARN, "acme.preauthorize", "error=%s",
-						  log_qv(pe.text));
+					          log_qv(pe.text));
 				g.preauth_checked = (int64_t)time(NULL);
 			}
 			claim(&g);
@@ -546,7 +547,7 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 		}
 		reap(&g);
 		acme_client_step(g.acme, g.n_runs || dns_worker_busy(g.dns) ? DNS_POLL_MS
-									  : CLAIM_INTERVAL_MS);
+		                                                            : CLAIM_INTERVAL_MS);
 	}
 	/* Last chance to remove records; what stays is listed in the store. */
 	dns_drain(&g);

@@ -11,15 +11,15 @@
 #include <openssl/evp.h>
 
 enum run_state {
-	RUN_ORDER,         /* newOrder or fetching a stored order */
-	RUN_AUTHZ,         /* fetching the order's authorizations */
-	RUN_WAIT_PUBLISH,  /* challenges known, waiting for the batch UPDATE */
-	RUN_CHALLENGE,     /* telling the CA the records are there */
-	RUN_POLL_READY,    /* waiting for the order to become ready */
-	RUN_FINALIZE,      /* finalize sent */
-	RUN_POLL_VALID,    /* waiting for the order to become valid */
-	RUN_DOWNLOAD,      /* fetching the certificate */
-	RUN_ENDED          /* outcome recorded in the store; to be reaped */
+	RUN_ORDER,        /* newOrder or fetching a stored order */
+	RUN_AUTHZ,        /* fetching the order's authorizations */
+	RUN_WAIT_PUBLISH, /* challenges known, waiting for the batch UPDATE */
+	RUN_CHALLENGE,    /* telling the CA the records are there */
+	RUN_POLL_READY,   /* waiting for the order to become ready */
+	RUN_FINALIZE,     /* finalize sent */
+	RUN_POLL_VALID,   /* waiting for the order to become valid */
+	RUN_DOWNLOAD,     /* fetching the certificate */
+	RUN_ENDED         /* outcome recorded in the store; to be reaped */
 };
 
 struct job_run;
@@ -28,7 +28,7 @@ struct run_challenge {
 	struct job_run *run;
 	char *url;
 	struct pub_record rec;
-	int published;   /* the TXT record may be in DNS: delete it when done */
+	int published; /* the TXT record may be in DNS: delete it when done */
 };
 
 struct engine;
@@ -41,9 +41,9 @@ struct job_run {
 	char *finalize_url;
 	struct run_challenge *chals;
 	size_t n_chals;
-	size_t outstanding;  /* authz fetches or challenge posts in flight */
-	size_t pending;      /* requests and timers that will call back with this run */
-	int finalized;       /* the order may have been finalized: never replace it */
+	size_t outstanding;    /* authz fetches or challenge posts in flight */
+	size_t pending;        /* requests and timers that will call back with this run */
+	int finalized;         /* the order may have been finalized: never replace it */
 	int finalize_answered; /* this run's finalize was accepted */
 	int polls;
 	int64_t poll_started;
@@ -67,10 +67,10 @@ struct engine {
 	struct publisher *pub;
 	struct dns_worker *dns;
 	EVP_PKEY *account_key;
-	int subdomains;          /* CA advertises RFC 9444 */
-	int have_new_authz;      /* CA offers pre-authorization */
-	int64_t preauth_checked; /* last time parent authorizations were checked */
-	int account_lost;        /* the CA forgot the account (accountDoesNotExist) */
+	int subdomains;           /* CA advertises RFC 9444 */
+	int have_new_authz;       /* CA offers pre-authorization */
+	int64_t preauth_checked;  /* last time parent authorizations were checked */
+	int account_lost;         /* the CA forgot the account (accountDoesNotExist) */
 	int64_t account_retry_ms; /* next try to register it again */
 	struct job_run *runs;
 	size_t n_runs;
@@ -87,7 +87,7 @@ struct engine {
 	/* The runs whose records the DNS worker is adding now, in record order. */
 	struct job_run **in_flight;
 	size_t n_in_flight, cap_in_flight;
-	int last_batch_add;      /* the last batch handed over was an add */
+	int last_batch_add; /* the last batch handed over was an add */
 	struct issuer_stats *stats;
 	const struct issuer_opts *opts;
 };

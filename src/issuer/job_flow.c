@@ -20,15 +20,22 @@
 #include <strings.h>
 #include <time.h>
 
-#define POLL_FIRST_MS 1000    /* CAs validate within a second or so */
-#define ISSUE_FIRST_MS 500    /* and sign a certificate faster still */
-#define POLL_GIVE_UP_S 300    /* an order still pending after this is retried */
+#define POLL_FIRST_MS 1000 /* CAs validate within a second or so */
+#define ISSUE_FIRST_MS 500 /* and sign a certificate faster still */
+#define POLL_GIVE_UP_S 300 /* an order still pending after this is retried */
 #define PKCS7_FIRST "application/pkcs7-mime, application/pem-certificate-chain;q=0.9"
 
 /* Problems that will not go away by asking again (RFC 8555 6.7). */
-static const char *const permanent_problems[] = {
-	"rejectedIdentifier", "badCSR", "caa", "unsupportedIdentifier", "badSignatureAlgorithm",
-	"badPublicKey", "unsupportedContact", "invalidContact", "userActionRequired", NULL};
+static const char *const permanent_problems[] = {"rejectedIdentifier",
+                                                 "badCSR",
+                                                 "caa",
+                                                 "unsupportedIdentifier",
+                                                 "badSignatureAlgorithm",
+                                                 "badPublicKey",
+                                                 "unsupportedContact",
+                                                 "invalidContact",
+                                                 "userActionRequired",
+                                                 NULL};
 
 static int is_permanent_type(const char *type)
 {
@@ -86,7 +93,7 @@ void run_free(struct job_run *r)
 }
 
 static void run_post(struct job_run *r, const char *url, const char *payload, const char *accept,
-		     acme_cb cb, void *arg)
+                     acme_cb cb, void *arg)
 {
 	r->pending++;
 	acme_post(r->eng->acme, url, payload, accept, cb, arg);
@@ -117,7 +124,10 @@ static void run_end(struct job_run *r)
 /* A new order may replace the recorded one only while ours was never finalized:
  * a finalized order may carry a certificate, and a second finalize would make
  * another. */
-static int may_replace_order(const struct job_run *r) { return !r->finalized; }
+static int may_replace_order(const struct job_run *r)
+{
+	return !r->finalized;
+}
 
 void run_retry(struct job_run *r, int rc, const char *why, int new_order, int64_t retry_after)
 {
@@ -138,22 +148,24 @@ void run_retry(struct job_run *r, int rc, const char *why, int new_order, int64_
 		store_job_fail(g->store, r->job.id, g->owner, why, &e);
 		g->stats->failed++;
 		log_event(LOG_LVL_ERROR, "job.failed", "job=%lld names=%s attempts=%d error=%s",
-			  (long long)r->job.id, r->job.names, attempts, log_qv(why));
+		          (long long)r->job.id, r->job.names, attempts, log_qv(why));
 	} else {
-		int64_t wait = retry_after >= 0 ? retry_after
-						: backoff_seconds(r->job.attempts, g->cfg->acme.poll_max);
+		int64_t wait = retry_after >= 0
+		                   ? retry_after
+		                   : backoff_seconds(r->job.attempts, g->cfg->acme.poll_max);
 		store_job_defer(g->store, r->job.id, g->owner, (int64_t)time(NULL) + wait, why, &e);
 		g->stats->deferred++;
 		log_event(LOG_LVL_WARN, "job.deferred",
-			  "job=%lld names=%s attempt=%d retry_in=%llds error=%s",
-			  (long long)r->job.id, r->job.names, attempts, (long long)wait, log_qv(why));
+		          "job=%lld names=%s attempt=%d retry_in=%llds error=%s",
+		          (long long)r->job.id, r->job.names, attempts, (long long)wait,
+		          log_qv(why));
 	}
 	run_end(r);
 }
 
 /* Common error path of every ACME callback: classifies the CA's answer. */
 static void run_acme_error(struct job_run *r, int rc, struct acme_response *resp,
-			   const struct acmera_errmsg *e, const char *step)
+                           const struct acmera_errmsg *e, const char *step)
 {
 	char why[700];
 	int new_order = 0;
@@ -179,8 +191,7 @@ static void run_acme_error(struct job_run *r, int rc, struct acme_response *resp
 	run_retry(r, rc, why, new_order, retry_after);
 }
 
-static void on_order(void *arg, int rc, struct acme_response *resp,
-		     const struct acmera_errmsg *e);
+static void on_order(void *arg, int rc, struct acme_response *resp, const struct acmera_errmsg *e);
 static void poll_order(void *arg);
 static void finalize(struct job_run *r);
 
@@ -210,7 +221,7 @@ static void poll_order(void *arg)
 	if (time(NULL) - r->poll_started > POLL_GIVE_UP_S) {
 		/* Back to the store; a finalized order is resumed, not replaced. */
 		run_retry(r, ACMERA_ERR_TIMEOUT, "order still not done: gave up polling for now",
-			  may_replace_order(r), -1);
+		          may_replace_order(r), -1);
 		return;
 	}
 	run_post(r, r->order_url, NULL, NULL, on_order, r);
@@ -223,14 +234,15 @@ static void store_chain(struct job_run *r, struct issued_chain *chain)
 	struct engine *g = r->eng;
 	struct acmera_errmsg err = {{0}};
 	int rc = store_job_complete(g->store, r->job.id, g->owner, chain->pem, chain->not_after,
-				    chain->issuer, &err);
+	                            chain->issuer, &err);
 	if (rc) {
 		run_retry(r, rc, err.text, 0, -1);
 		return;
 	}
 	g->stats->issued++;
-	log_event(LOG_LVL_INFO, "acme.certificate", "job=%lld names=%s not_after=%lld issuer=\"%s\"",
-		  (long long)r->job.id, r->job.names, (long long)chain->not_after, chain->issuer);
+	log_event(LOG_LVL_INFO, "acme.certificate",
+	          "job=%lld names=%s not_after=%lld issuer=\"%s\"", (long long)r->job.id,
+	          r->job.names, (long long)chain->not_after, chain->issuer);
 	run_end(r);
 }
 
@@ -250,7 +262,7 @@ static int remember_alternates(struct job_run *r, struct acme_response *resp)
 }
 
 static void on_certificate(void *arg, int rc, struct acme_response *resp,
-			   const struct acmera_errmsg *e)
+                           const struct acmera_errmsg *e)
 {
 	struct job_run *r = arg;
 	struct engine *g = r->eng;
@@ -262,7 +274,7 @@ static void on_certificate(void *arg, int rc, struct acme_response *resp,
 	if (rc && r->fallback) {
 		/* An alternate that cannot be fetched leaves the default chain, which is good. */
 		log_event(LOG_LVL_WARN, "acme.alternate_chain", "job=%lld error=%s using=default",
-			  (long long)r->job.id, log_qv(e ? e->text : ""));
+		          (long long)r->job.id, log_qv(e ? e->text : ""));
 		acme_response_free(resp);
 		store_chain(r, r->fallback);
 		return;
@@ -274,8 +286,9 @@ static void on_certificate(void *arg, int rc, struct acme_response *resp,
 	rc = issued_chain_from_response(resp, r->job.csr_der, r->job.csr_der_len, &chain, &err);
 	if (rc == 0 && !r->fallback && want && *want && resp->n_alternates > 0 &&
 	    !issued_chain_matches(&chain, want))
-		rc = remember_alternates(r, resp) ? acmera_fail(&err, ACMERA_ERR_NOMEM, "out of memory")
-						  : 0;
+		rc = remember_alternates(r, resp)
+		         ? acmera_fail(&err, ACMERA_ERR_NOMEM, "out of memory")
+		         : 0;
 	acme_response_free(resp);
 	if (rc == ACMERA_ERR_INVAL) {
 		/* Not the certificate of this CSR (a CA that reused another job's order for
@@ -304,14 +317,14 @@ static void on_certificate(void *arg, int rc, struct acme_response *resp,
 		}
 		const char *next = r->alts[r->alt_next++];
 		log_event(LOG_LVL_INFO, "acme.alternate_chain", "job=%lld want=\"%s\" url=%s",
-			  (long long)r->job.id, want, next);
+		          (long long)r->job.id, want, next);
 		run_post(r, next, NULL, PKCS7_FIRST, on_certificate, r);
 		return;
 	}
 	if (!matches && r->fallback) {
 		log_event(LOG_LVL_WARN, "acme.alternate_chain",
-			  "job=%lld want=\"%s\" result=none_matched using=default", (long long)r->job.id,
-			  want);
+		          "job=%lld want=\"%s\" result=none_matched using=default",
+		          (long long)r->job.id, want);
 		issued_chain_free(&chain);
 		store_chain(r, r->fallback);
 		return;
@@ -335,7 +348,7 @@ static void finalize(struct job_run *r)
 	}
 	r->state = RUN_FINALIZE;
 	log_event(LOG_LVL_INFO, "acme.finalize", "job=%lld order=%s", (long long)r->job.id,
-		  r->order_url);
+	          r->order_url);
 	run_post(r, r->finalize_url, payload, NULL, on_order, r);
 	free(payload);
 }
@@ -391,8 +404,7 @@ static int identifier_of_job(const struct job_run *r, const char *ident)
 	return 0;
 }
 
-static void on_authz(void *arg, int rc, struct acme_response *resp,
-		     const struct acmera_errmsg *e)
+static void on_authz(void *arg, int rc, struct acme_response *resp, const struct acmera_errmsg *e)
 {
 	struct run_challenge *slot = arg;
 	struct job_run *r = slot->run;
@@ -412,14 +424,15 @@ static void on_authz(void *arg, int rc, struct acme_response *resp,
 		return;
 	}
 	if (!identifier_of_job(r, a.identifier.value)) {
-		run_retry(r, ACMERA_ERR_PROTO, "the CA sent an authorization for a name not in the CSR",
-			  may_replace_order(r), -1);
+		run_retry(r, ACMERA_ERR_PROTO,
+		          "the CA sent an authorization for a name not in the CSR",
+		          may_replace_order(r), -1);
 		acme_authz_free(&a);
 		return;
 	}
 	if (strcmp(a.status, "valid") == 0) {
 		log_event(LOG_LVL_INFO, "acme.authz", "job=%lld identifier=%s status=valid",
-			  (long long)r->job.id, a.identifier.value);
+		          (long long)r->job.id, a.identifier.value);
 	} else if (strcmp(a.status, "pending") == 0) {
 		const struct acme_challenge *ch = acme_authz_challenge(&a, "dns-01");
 		if (!ch) {
@@ -430,23 +443,23 @@ static void on_authz(void *arg, int rc, struct acme_response *resp,
 		/* The zone is settled per job, so that one bad name fails only its own job
 		 * and never the batch UPDATE of others. */
 		rc = publisher_zone_of(r->eng->pub, a.identifier.value, slot->rec.zone,
-				       sizeof(slot->rec.zone), &err);
-		char *value = rc ? NULL : acme_dns01_value(ch->token,
-							   acme_client_thumbprint(r->eng->acme));
+		                       sizeof(slot->rec.zone), &err);
+		char *value =
+		    rc ? NULL : acme_dns01_value(ch->token, acme_client_thumbprint(r->eng->acme));
 		if (!value) {
-			run_retry(r, rc ? rc : ACMERA_ERR_NOMEM, rc ? err.text : "out of memory",
-				  0, -1);
+			run_retry(r, rc ? rc : ACMERA_ERR_NOMEM, rc ? err.text : "out of memory", 0,
+			          -1);
 			acme_authz_free(&a);
 			return;
 		}
 		snprintf(slot->rec.name, sizeof(slot->rec.name), "_acme-challenge.%s",
-			 a.identifier.value);
+		         a.identifier.value);
 		snprintf(slot->rec.value, sizeof(slot->rec.value), "%s", value);
 		free(value);
 		slot->url = strdup(ch->url);
 		log_event(LOG_LVL_INFO, "acme.authz",
-			  "job=%lld identifier=%s status=pending challenge=dns-01",
-			  (long long)r->job.id, a.identifier.value);
+		          "job=%lld identifier=%s status=pending challenge=dns-01",
+		          (long long)r->job.id, a.identifier.value);
 		if (!slot->url) {
 			run_retry(r, ACMERA_ERR_NOMEM, "out of memory", 0, -1);
 			acme_authz_free(&a);
@@ -455,7 +468,7 @@ static void on_authz(void *arg, int rc, struct acme_response *resp,
 	} else {
 		char why[400];
 		snprintf(why, sizeof(why), "authorization of %s is %s", a.identifier.value,
-			 a.status);
+		         a.status);
 		run_retry(r, ACMERA_ERR_REFUSED, why, may_replace_order(r), -1);
 		acme_authz_free(&a);
 		return;
@@ -482,7 +495,7 @@ static void fetch_authzs(struct job_run *r, const struct acme_order *o)
 }
 
 static void on_challenge(void *arg, int rc, struct acme_response *resp,
-			 const struct acmera_errmsg *e)
+                         const struct acmera_errmsg *e)
 {
 	struct job_run *r = arg;
 	r->outstanding--;
@@ -515,7 +528,7 @@ void run_published(struct job_run *r)
 		if (!r->chals[i].url)
 			continue;
 		log_event(LOG_LVL_INFO, "acme.challenge", "job=%lld record=%s",
-			  (long long)r->job.id, r->chals[i].rec.name);
+		          (long long)r->job.id, r->chals[i].rec.name);
 		run_post(r, r->chals[i].url, "{}", NULL, on_challenge, r);
 	}
 }
@@ -523,7 +536,7 @@ void run_published(struct job_run *r)
 /* ---- the order ---- */
 
 static void on_order_error(struct job_run *r, int rc, struct acme_response *resp,
-			   const struct acmera_errmsg *e)
+                           const struct acmera_errmsg *e)
 {
 	if (r->state == RUN_FINALIZE && resp && resp->problem &&
 	    acme_problem_is(resp->problem, "orderNotReady")) {
@@ -552,8 +565,7 @@ static void order_invalid(struct job_run *r, const struct acme_order *o)
 	run_retry(r, rc, why, 1, -1);
 }
 
-static void on_order(void *arg, int rc, struct acme_response *resp,
-		     const struct acmera_errmsg *e)
+static void on_order(void *arg, int rc, struct acme_response *resp, const struct acmera_errmsg *e)
 {
 	struct job_run *r = arg;
 	struct engine *g = r->eng;
@@ -576,7 +588,8 @@ static void on_order(void *arg, int rc, struct acme_response *resp,
 		r->order_url = strdup(resp->location);
 		/* Committed before anything else happens to the order: a restart resumes
 		 * this order rather than placing a second one. */
-		if (!r->order_url || store_job_set_order(g->store, r->job.id, g->owner, r->order_url, &err)) {
+		if (!r->order_url ||
+		    store_job_set_order(g->store, r->job.id, g->owner, r->order_url, &err)) {
 			acme_response_free(resp);
 			run_retry(r, ACMERA_ERR_STORE, err.text, 0, -1);
 			return;
@@ -595,7 +608,7 @@ static void on_order(void *arg, int rc, struct acme_response *resp,
 		return;
 	}
 	log_event(LOG_LVL_INFO, "acme.order", "job=%lld order=%s status=%s", (long long)r->job.id,
-		  r->order_url, o.status);
+	          r->order_url, o.status);
 
 	/* Past pending, the challenge records have served their purpose. */
 	if (strcmp(o.status, "pending") != 0)
@@ -643,7 +656,7 @@ void run_start(struct job_run *r)
 			return;
 		}
 		log_event(LOG_LVL_INFO, "acme.order", "job=%lld order=%s action=resume",
-			  (long long)r->job.id, r->order_url);
+		          (long long)r->job.id, r->order_url);
 		run_post(r, r->order_url, NULL, NULL, on_order, r);
 		return;
 	}
@@ -667,7 +680,7 @@ void run_start(struct job_run *r)
 		return;
 	}
 	log_event(LOG_LVL_INFO, "acme.new_order", "job=%lld names=%s", (long long)r->job.id,
-		  r->job.names);
+	          r->job.names);
 	run_post(r, acme_client_directory(g->acme)->new_order, payload, NULL, on_order, r);
 	free(payload);
 }

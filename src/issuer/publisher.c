@@ -21,10 +21,10 @@
 #define ZONE_CACHE_TTL_S 300
 
 struct zone_cache_entry {
-	char key[256];  /* an identifier (exact) or the parent of one (suffix) */
+	char key[256]; /* an identifier (exact) or the parent of one (suffix) */
 	char zone[256];
 	int exact;
-	int64_t until;  /* monotonic seconds; 0 = empty */
+	int64_t until; /* monotonic seconds; 0 = empty */
 };
 
 struct publisher {
@@ -39,7 +39,7 @@ struct publisher {
 };
 
 int publisher_new(const struct config *cfg, struct store *s, struct publisher **out,
-		  struct acmera_errmsg *e)
+                  struct acmera_errmsg *e)
 {
 	struct publisher *p = calloc(1, sizeof(*p));
 	int rc;
@@ -60,19 +60,20 @@ int publisher_new(const struct config *cfg, struct store *s, struct publisher **
 	 * one it could not run, and skipping it silently would defeat it. */
 	if (cfg->dns.propagation_check && !p->have_server) {
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-				 "dns propagation_check needs dns server (or --dns-server) to find "
-				 "the zone's name servers");
+		                 "dns propagation_check needs dns server (or --dns-server) to find "
+		                 "the zone's name servers");
 		goto fail;
 	}
 	if (!cfg->dns.hook) {
 		if (!p->have_server) {
-			rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-					 "no DNS server: set dns server (or --dns-server), or dns hook");
+			rc = acmera_fail(
+			    e, ACMERA_ERR_CONFIG,
+			    "no DNS server: set dns server (or --dns-server), or dns hook");
 			goto fail;
 		}
 		if (!cfg->dns.tsig_keyfile) {
 			rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-					 "no TSIG key: set dns tsig_keyfile (or --tsig-keyfile)");
+			                 "no TSIG key: set dns tsig_keyfile (or --tsig-keyfile)");
 			goto fail;
 		}
 		rc = tsig_key_load(cfg->dns.tsig_keyfile, 0, &p->key, e);
@@ -94,7 +95,10 @@ void publisher_free(struct publisher *p)
 	free(p);
 }
 
-uint64_t publisher_messages(const struct publisher *p) { return p->messages; }
+uint64_t publisher_messages(const struct publisher *p)
+{
+	return p->messages;
+}
 
 /* Seconds on the monotonic clock: a step of the wall clock never stretches the
  * cache's lifetime. */
@@ -160,21 +164,22 @@ static void zone_remember(struct publisher *p, const char *identifier, const cha
 }
 
 int publisher_zone_of(struct publisher *p, const char *identifier, char *zone, size_t len,
-		      struct acmera_errmsg *e)
+                      struct acmera_errmsg *e)
 {
 	const struct config *cfg = p->cfg;
 	if (cfg->dns.n_zones > 0) {
 		const char *z = dns_zone_for_name(identifier, (const char *const *)cfg->dns.zones,
-						  cfg->dns.n_zones);
+		                                  cfg->dns.n_zones);
 		if (!z)
 			return acmera_fail(e, ACMERA_ERR_INVAL,
-					   "name %s is outside the configured zones", identifier);
+			                   "name %s is outside the configured zones", identifier);
 		snprintf(zone, len, "%s", z);
 		return 0;
 	}
 	if (!p->have_server)
 		return acmera_fail(e, ACMERA_ERR_CONFIG,
-				   "no zone configured for %s and no DNS server to ask", identifier);
+		                   "no zone configured for %s and no DNS server to ask",
+		                   identifier);
 	if (zone_cached(p, identifier, zone, len))
 		return 0;
 	char owner[300];
@@ -188,7 +193,7 @@ int publisher_zone_of(struct publisher *p, const char *identifier, char *zone, s
 
 /* Sends one UPDATE (or hook runs) for the records of one zone. */
 static int send_zone(struct publisher *p, const char *zone, enum dns_update_op op,
-		     struct pub_record **recs, size_t n, struct acmera_errmsg *e)
+                     struct pub_record **recs, size_t n, struct acmera_errmsg *e)
 {
 	struct dns_txt *txt = calloc(n, sizeof(*txt));
 	int rc;
@@ -204,18 +209,18 @@ static int send_zone(struct publisher *p, const char *zone, enum dns_update_op o
 		p->messages += n;
 	} else {
 		rc = dns_update_send(&p->server, &p->key, zone, op, txt, n,
-				     (uint32_t)p->cfg->dns.ttl, e);
+		                     (uint32_t)p->cfg->dns.ttl, e);
 		p->messages++;
 	}
 	if (rc)
 		log_event(LOG_LVL_ERROR, "dns.update", "op=%s zone=%s records=%zu error=%s", verb,
-			  zone, n, log_qv(e ? e->text : ""));
+		          zone, n, log_qv(e ? e->text : ""));
 	else
 		log_event(LOG_LVL_INFO, "dns.update", "op=%s zone=%s records=%zu via=%s", verb,
-			  zone, n, p->cfg->dns.hook ? "hook" : "rfc2136");
+		          zone, n, p->cfg->dns.hook ? "hook" : "rfc2136");
 	if (rc == 0 && op == DNS_UPDATE_ADD && p->cfg->dns.propagation_check && p->have_server) {
 		rc = dns_wait_visible(&p->server, zone, txt, n,
-				      p->cfg->dns.propagation_timeout * 1000, 500, e);
+		                      p->cfg->dns.propagation_timeout * 1000, 500, e);
 		if (rc == 0)
 			log_event(LOG_LVL_INFO, "dns.visible", "zone=%s records=%zu", zone, n);
 	}
@@ -225,7 +230,7 @@ static int send_zone(struct publisher *p, const char *zone, enum dns_update_op o
 
 /* Calls send_zone once per distinct zone among recs. */
 static int for_each_zone(struct publisher *p, enum dns_update_op op, struct pub_record *recs,
-			 size_t n, int forget, struct acmera_errmsg *e)
+                         size_t n, int forget, struct acmera_errmsg *e)
 {
 	struct pub_record **group = calloc(n ? n : 1, sizeof(*group));
 	char *done = calloc(n ? n : 1, 1);
@@ -256,7 +261,8 @@ static int for_each_zone(struct publisher *p, enum dns_update_op op, struct pub_
 			continue;
 		}
 		for (size_t j = 0; forget && j < k; j++)
-			if (group[j]->id > 0 && store_dns_record_remove(p->store, group[j]->id, NULL) == 0)
+			if (group[j]->id > 0 &&
+			    store_dns_record_remove(p->store, group[j]->id, NULL) == 0)
 				group[j]->id = 0;
 	}
 	free(group);
@@ -264,26 +270,25 @@ static int for_each_zone(struct publisher *p, enum dns_update_op op, struct pub_
 	return first_rc;
 }
 
-int publisher_add(struct publisher *p, struct pub_record *recs, size_t n,
-		  struct acmera_errmsg *e)
+int publisher_add(struct publisher *p, struct pub_record *recs, size_t n, struct acmera_errmsg *e)
 {
 	int64_t now = (int64_t)time(NULL);
 	for (size_t i = 0; i < n; i++) {
 		const char *ident = recs[i].name + strlen("_acme-challenge.");
 		/* Usually settled by the caller already (one SOA lookup per name at most). */
-		int rc = recs[i].zone[0] ? 0
-					 : publisher_zone_of(p, ident, recs[i].zone,
-							     sizeof(recs[i].zone), e);
+		int rc = recs[i].zone[0]
+		             ? 0
+		             : publisher_zone_of(p, ident, recs[i].zone, sizeof(recs[i].zone), e);
 		if (rc)
 			return rc;
 		if (!dns_name_allowed(recs[i].name, recs[i].zone))
 			return acmera_fail(e, ACMERA_ERR_INVAL, "refusing to publish %s in zone %s",
-					   recs[i].name, recs[i].zone);
+			                   recs[i].name, recs[i].zone);
 	}
 	/* Remember first: a crash between here and the UPDATE leaves a note to clean. */
 	for (size_t i = 0; i < n; i++) {
 		int rc = store_dns_record_add(p->store, recs[i].zone, recs[i].name, recs[i].value,
-					      now, &recs[i].id, e);
+		                              now, &recs[i].id, e);
 		if (rc)
 			return rc;
 	}
@@ -291,7 +296,7 @@ int publisher_add(struct publisher *p, struct pub_record *recs, size_t n,
 }
 
 int publisher_delete(struct publisher *p, struct pub_record *recs, size_t n,
-		     struct acmera_errmsg *e)
+                     struct acmera_errmsg *e)
 {
 	return for_each_zone(p, DNS_UPDATE_DELETE, recs, n, 1, e);
 }

@@ -15,15 +15,15 @@
 struct publisher;
 
 struct pub_record {
-	char name[300];   /* _acme-challenge.<identifier> */
-	char value[64];   /* dns-01 value */
-	char zone[256];   /* filled by publisher_add */
-	int64_t id;       /* store id, filled by publisher_add */
+	char name[300]; /* _acme-challenge.<identifier> */
+	char value[64]; /* dns-01 value */
+	char zone[256]; /* filled by publisher_add */
+	int64_t id;     /* store id, filled by publisher_add */
 };
 
 /* Reads the TSIG key (when dns.hook is not set) and checks the settings. */
 int publisher_new(const struct config *cfg, struct store *s, struct publisher **out,
-		  struct acmera_errmsg *e);
+                  struct acmera_errmsg *e);
 void publisher_free(struct publisher *p);
 
 /* The zone that will hold the record for identifier, or an error when the name is
@@ -32,19 +32,18 @@ void publisher_free(struct publisher *p);
  * for the identifier and for its siblings (names with the same parent inside that
  * zone), 64 answers at most. */
 int publisher_zone_of(struct publisher *p, const char *identifier, char *zone, size_t len,
-		      struct acmera_errmsg *e);
+                      struct acmera_errmsg *e);
 
 /* A publisher and its store handle are used by one thread at a time (the issuer
  * has one on its loop and one in its DNS worker, see dns_worker.h). */
 
 /* Publishes n records: one UPDATE per zone, then (dns.propagation_check) waits until
  * the zone's servers show them. */
-int publisher_add(struct publisher *p, struct pub_record *recs, size_t n,
-		  struct acmera_errmsg *e);
+int publisher_add(struct publisher *p, struct pub_record *recs, size_t n, struct acmera_errmsg *e);
 /* Deletes exactly these values: one UPDATE per zone; each is forgotten in the store
  * once its zone's UPDATE succeeded. */
 int publisher_delete(struct publisher *p, struct pub_record *recs, size_t n,
-		     struct acmera_errmsg *e);
+                     struct acmera_errmsg *e);
 /* Deletes every record the store still holds (left by a crash or a DNS outage). */
 int publisher_cleanup(struct publisher *p, struct acmera_errmsg *e);
 

@@ -47,7 +47,7 @@ static X509 *cert_from_der(const unsigned char *der, long len, struct acmera_err
 	return x;
 }
 
-static int read_cert_blocks(BIO *bio, STACK_OF(X509) *chain, struct acmera_errmsg *e)
+static int read_cert_blocks(BIO *bio, STACK_OF(X509) * chain, struct acmera_errmsg *e)
 {
 	for (;;) {
 		char *name = NULL, *header = NULL;
@@ -59,20 +59,22 @@ static int read_cert_blocks(BIO *bio, STACK_OF(X509) *chain, struct acmera_errms
 			if (pem_input_ended())
 				return 0;
 			return acmera_fail(e, ACMERA_ERR_INVAL, "bad PEM block %d: %s",
-					   sk_X509_num(chain) + 1, ossl_why());
+			                   sk_X509_num(chain) + 1, ossl_why());
 		}
 		if (strcmp(name, PEM_STRING_X509) != 0)
-			rc = acmera_fail(e, ACMERA_ERR_INVAL, "PEM block %d is \"%.40s\", not a "
-					 "CERTIFICATE", sk_X509_num(chain) + 1, name);
+			rc = acmera_fail(e, ACMERA_ERR_INVAL,
+			                 "PEM block %d is \"%.40s\", not a "
+			                 "CERTIFICATE",
+			                 sk_X509_num(chain) + 1, name);
 		else if (header[0])
 			rc = acmera_fail(e, ACMERA_ERR_INVAL, "PEM block %d has headers",
-					 sk_X509_num(chain) + 1);
+			                 sk_X509_num(chain) + 1);
 		else if (sk_X509_num(chain) == CHAIN_MAX_CERTS)
 			rc = acmera_fail(e, ACMERA_ERR_INVAL, "more than %d certificates",
-					 CHAIN_MAX_CERTS);
+			                 CHAIN_MAX_CERTS);
 		else if (!(x = cert_from_der(data, len, e)))
 			rc = acmera_fail_wrap(e, ACMERA_ERR_INVAL, "PEM block %d",
-					      sk_X509_num(chain) + 1);
+			                      sk_X509_num(chain) + 1);
 		else if (!sk_X509_push(chain, x))
 			rc = acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
 		if (rc)
@@ -85,15 +87,15 @@ static int read_cert_blocks(BIO *bio, STACK_OF(X509) *chain, struct acmera_errms
 	}
 }
 
-int chain_parse_pem(const char *pem, size_t len, STACK_OF(X509) **out, struct acmera_errmsg *e)
+int chain_parse_pem(const char *pem, size_t len, STACK_OF(X509) * *out, struct acmera_errmsg *e)
 {
 	BIO *bio = NULL;
 	STACK_OF(X509) *chain = NULL;
 	int rc;
 	*out = NULL;
 	if (len > CHAIN_MAX_PEM)
-		return acmera_fail(e, ACMERA_ERR_INVAL, "PEM chain is %zu bytes, more than %d",
-				   len, CHAIN_MAX_PEM);
+		return acmera_fail(e, ACMERA_ERR_INVAL, "PEM chain is %zu bytes, more than %d", len,
+		                   CHAIN_MAX_PEM);
 	chain = sk_X509_new_null();
 	bio = BIO_new_mem_buf(len ? pem : "", (int)len);
 	if (!chain || !bio) {
@@ -125,7 +127,7 @@ static char *bio_string(BIO *bio)
 	return strndup(n > 0 ? p : "", (size_t)n);
 }
 
-char *chain_to_pem(STACK_OF(X509) *chain)
+char *chain_to_pem(STACK_OF(X509) * chain)
 {
 	char *pem = NULL;
 	if (!chain)
@@ -170,9 +172,15 @@ static char *name_line(const X509_NAME *name)
 	return line;
 }
 
-char *cert_issuer_line(X509 *cert) { return name_line(X509_get_issuer_name(cert)); }
+char *cert_issuer_line(X509 *cert)
+{
+	return name_line(X509_get_issuer_name(cert));
+}
 
-char *cert_subject_line(X509 *cert) { return name_line(X509_get_subject_name(cert)); }
+char *cert_subject_line(X509 *cert)
+{
+	return name_line(X509_get_subject_name(cert));
+}
 
 static int line_contains(char *line, const char *needle)
 {
@@ -183,7 +191,7 @@ static int line_contains(char *line, const char *needle)
 
 /* Issuers of all certificates and the subject of the last: the leaf's subject is
  * the same in every alternate chain, so it must not decide between them. */
-int chain_matches_issuer(STACK_OF(X509) *chain, const char *needle)
+int chain_matches_issuer(STACK_OF(X509) * chain, const char *needle)
 {
 	int n = chain ? sk_X509_num(chain) : 0;
 	if (!needle || n <= 0)

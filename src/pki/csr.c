@@ -98,7 +98,7 @@ static int add_name(struct csr_info *c, const char *name, struct acmera_errmsg *
 			return 0;
 	if (c->n_names == CSR_MAX_NAMES)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "CSR asks for more than %d names",
-				   CSR_MAX_NAMES);
+		                   CSR_MAX_NAMES);
 	char *dup = strdup(name);
 	if (!dup)
 		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
@@ -115,14 +115,13 @@ static int add_dns_san(struct csr_info *c, const ASN1_IA5STRING *s, struct acmer
 		char shown[NAME_SHOWN_MAX * 4 + 8];
 		show_name((const char *)raw, len < 0 ? 0 : (size_t)len, shown, sizeof(shown));
 		return acmera_fail(e, ACMERA_ERR_INVAL, "CSR name \"%s\" is not a valid host name",
-				   shown);
+		                   shown);
 	}
 	return add_name(c, low, e);
 }
 
 /* The extension request attribute, or NULL (and *exts NULL) when there is none. */
-static int req_extensions(X509_REQ *req, STACK_OF(X509_EXTENSION) **exts,
-			  struct acmera_errmsg *e)
+static int req_extensions(X509_REQ *req, STACK_OF(X509_EXTENSION) * *exts, struct acmera_errmsg *e)
 {
 	*exts = X509_REQ_get_extensions(req);
 	if (*exts)
@@ -130,7 +129,7 @@ static int req_extensions(X509_REQ *req, STACK_OF(X509_EXTENSION) **exts,
 	if (X509_REQ_get_attr_by_NID(req, NID_ext_req, -1) >= 0 ||
 	    X509_REQ_get_attr_by_NID(req, NID_ms_ext_req, -1) >= 0)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "CSR extension request is malformed: %s",
-				   ossl_why());
+		                   ossl_why());
 	ERR_clear_error();
 	return 0;
 }
@@ -182,7 +181,7 @@ static int read_names(struct csr_info *c, struct acmera_errmsg *e)
 	}
 	if (!gens) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL, "CSR subjectAltName is malformed: %s",
-				 ossl_why());
+		                 ossl_why());
 		goto out;
 	}
 	/* IP addresses, e-mail addresses and URIs are not for ACME DNS names. */
@@ -221,10 +220,10 @@ static int verify_pop(X509_REQ *req, struct acmera_errmsg *e)
 	EVP_PKEY *pkey = X509_REQ_get0_pubkey(req);
 	if (!pkey)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "CSR public key is unsupported: %s",
-				   ossl_why());
+		                   ossl_why());
 	if (X509_REQ_verify(req, pkey) != 1)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "CSR signature does not verify: %s",
-				   ossl_why());
+		                   ossl_why());
 	return 0;
 }
 
@@ -236,17 +235,17 @@ int csr_parse_der(const uint8_t *der, size_t len, struct csr_info *out, struct a
 		return acmera_fail(e, ACMERA_ERR_INVAL, "CSR is empty");
 	if (len > CSR_MAX_DER)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "CSR is %zu bytes, more than %d", len,
-				   CSR_MAX_DER);
+		                   CSR_MAX_DER);
 	const unsigned char *p = der;
 	out->req = d2i_X509_REQ(NULL, &p, (long)len);
 	if (!out->req) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL, "CSR is not a PKCS#10 request: %s",
-				 ossl_why());
+		                 ossl_why());
 		goto out;
 	}
 	if (p != der + len) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL, "CSR has %zu trailing bytes",
-				 (size_t)(der + len - p));
+		                 (size_t)(der + len - p));
 		goto out;
 	}
 	if (X509_REQ_get_version(out->req) != X509_REQ_VERSION_1) {
@@ -278,7 +277,7 @@ out:
 
 /* Reads at most max bytes of path; more is an error. */
 static int read_file(const char *path, size_t max, uint8_t **data, size_t *len,
-		     struct acmera_errmsg *e)
+                     struct acmera_errmsg *e)
 {
 	struct buf b = BUF_INIT;
 	int rc = 0;
@@ -322,7 +321,7 @@ static int is_csr_label(const char *name)
 /* Decodes the one CSR PEM block of text; the digest is then over exactly the
  * bytes the device encoded. */
 static int pem_csr_bytes(const uint8_t *text, size_t n, unsigned char **der, long *der_len,
-			 struct acmera_errmsg *e)
+                         struct acmera_errmsg *e)
 {
 	char *name = NULL, *header = NULL, *name2 = NULL, *header2 = NULL;
 	unsigned char *data2 = NULL;

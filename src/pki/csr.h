@@ -13,14 +13,14 @@
 #define CSR_MAX_NAMES 100
 
 struct csr_info {
-	X509_REQ *req;          /* owned */
-	uint8_t *der;           /* the exact bytes received, owned */
+	X509_REQ *req; /* owned */
+	uint8_t *der;  /* the exact bytes received, owned */
 	size_t der_len;
-	char sha256_hex[65];    /* SHA-256 of der, lower case hex: the cache and job key */
+	char sha256_hex[65];        /* SHA-256 of der, lower case hex: the cache and job key */
 	char *names[CSR_MAX_NAMES]; /* dNSName SANs, lower case, without duplicates;
-				       the subject CN when there is no SAN extension */
+	                               the subject CN when there is no SAN extension */
 	size_t n_names;
-	char *subject;          /* one-line RFC 2253 subject */
+	char *subject; /* one-line RFC 2253 subject */
 };
 
 /* Parses DER; refuses trailing bytes, more than CSR_MAX_DER bytes or

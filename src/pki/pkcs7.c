@@ -19,8 +19,8 @@ static const char *ossl_why(void)
 	return r ? r : "unknown reason";
 }
 
-int pkcs7_certs_only_der(STACK_OF(X509) *chain, uint8_t **der, size_t *len,
-			 struct acmera_errmsg *e)
+int pkcs7_certs_only_der(STACK_OF(X509) * chain, uint8_t **der, size_t *len,
+                         struct acmera_errmsg *e)
 {
 	unsigned char *enc = NULL;
 	int rc = 0;
@@ -29,7 +29,7 @@ int pkcs7_certs_only_der(STACK_OF(X509) *chain, uint8_t **der, size_t *len,
 	int n = chain ? sk_X509_num(chain) : 0;
 	if (n <= 0 || n > CHAIN_MAX_CERTS)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "chain has %d certificates, not 1..%d", n,
-				   CHAIN_MAX_CERTS);
+		                   CHAIN_MAX_CERTS);
 	PKCS7 *p7 = PKCS7_new();
 	if (!p7 || !PKCS7_set_type(p7, NID_pkcs7_signed) ||
 	    !PKCS7_content_new(p7, NID_pkcs7_data)) {
@@ -41,7 +41,7 @@ int pkcs7_certs_only_der(STACK_OF(X509) *chain, uint8_t **der, size_t *len,
 	for (int i = 0; i < n; i++) {
 		if (!PKCS7_add_certificate(p7, sk_X509_value(chain, i))) {
 			rc = acmera_fail(e, ACMERA_ERR_NOMEM, "cannot add certificate: %s",
-					 ossl_why());
+			                 ossl_why());
 			goto out;
 		}
 	}
@@ -63,8 +63,8 @@ out:
 	return rc;
 }
 
-int pkcs7_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) **out,
-			   struct acmera_errmsg *e)
+int pkcs7_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) * *out,
+                           struct acmera_errmsg *e)
 {
 	STACK_OF(X509) *chain = NULL;
 	PKCS7 *p7 = NULL;
@@ -74,7 +74,7 @@ int pkcs7_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) **out,
 		return acmera_fail(e, ACMERA_ERR_INVAL, "PKCS#7 is empty");
 	if (len > PKCS7_MAX_DER)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "PKCS#7 is %zu bytes, more than %d", len,
-				   PKCS7_MAX_DER);
+		                   PKCS7_MAX_DER);
 	const unsigned char *p = der;
 	p7 = d2i_PKCS7(NULL, &p, (long)len);
 	if (!p7) {
@@ -83,7 +83,7 @@ int pkcs7_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) **out,
 	}
 	if (p != der + len) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL, "PKCS#7 has %zu trailing bytes",
-				 (size_t)(der + len - p));
+		                 (size_t)(der + len - p));
 		goto out;
 	}
 	if (!PKCS7_type_is_signed(p7) || !p7->d.sign) {
@@ -93,8 +93,8 @@ int pkcs7_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) **out,
 	STACK_OF(X509) *certs = p7->d.sign->cert;
 	int n = certs ? sk_X509_num(certs) : 0;
 	if (n <= 0 || n > CHAIN_MAX_CERTS) {
-		rc = acmera_fail(e, ACMERA_ERR_INVAL, "PKCS#7 holds %d certificates, not 1..%d",
-				 n, CHAIN_MAX_CERTS);
+		rc = acmera_fail(e, ACMERA_ERR_INVAL, "PKCS#7 holds %d certificates, not 1..%d", n,
+		                 CHAIN_MAX_CERTS);
 		goto out;
 	}
 	chain = sk_X509_new_reserve(NULL, n);

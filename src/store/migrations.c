@@ -6,58 +6,58 @@
  * kept to what PostgreSQL also understands (INTEGER PRIMARY KEY maps to BIGSERIAL
  * there); states are the integers of enum store_job_state. */
 static const char *const steps[] = {
-	/* 1: initial schema */
-	"CREATE TABLE accounts ("
-	"  directory TEXT PRIMARY KEY,"
-	"  key_pem TEXT NOT NULL,"
-	"  kid TEXT,"
-	"  status TEXT"
-	");"
-	"CREATE TABLE authzs ("
-	"  id INTEGER PRIMARY KEY,"
-	"  directory TEXT NOT NULL,"
-	"  domain TEXT NOT NULL,"
-	"  url TEXT,"
-	"  status TEXT NOT NULL,"
-	"  subdomains INTEGER NOT NULL DEFAULT 0 CHECK (subdomains IN (0, 1)),"
-	"  expires BIGINT NOT NULL DEFAULT 0,"
-	"  UNIQUE (directory, domain)"
-	");"
-	"CREATE TABLE jobs ("
-	"  id INTEGER PRIMARY KEY,"
-	"  csr_sha256 TEXT NOT NULL UNIQUE,"
-	"  csr_der BLOB NOT NULL,"
-	"  names TEXT NOT NULL,"
-	"  state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2, 3)),"
-	"  order_url TEXT,"
-	"  attempts INTEGER NOT NULL DEFAULT 0,"
-	"  not_before BIGINT NOT NULL DEFAULT 0,"
-	"  lease_until BIGINT NOT NULL DEFAULT 0,"
-	"  reason TEXT,"
-	"  created BIGINT NOT NULL,"
-	"  updated BIGINT NOT NULL"
-	");"
-	"CREATE INDEX jobs_by_state ON jobs (state, not_before);"
-	"CREATE TABLE certs ("
-	"  id INTEGER PRIMARY KEY,"
-	"  csr_sha256 TEXT NOT NULL REFERENCES jobs (csr_sha256),"
-	"  chain_pem TEXT NOT NULL,"
-	"  not_after BIGINT NOT NULL,"
-	"  issuer TEXT,"
-	"  issued BIGINT NOT NULL"
-	");"
-	"CREATE INDEX certs_by_csr ON certs (csr_sha256, not_after);"
-	"CREATE TABLE dns_records ("
-	"  id INTEGER PRIMARY KEY,"
-	"  zone TEXT NOT NULL,"
-	"  name TEXT NOT NULL,"
-	"  value TEXT NOT NULL,"
-	"  created BIGINT NOT NULL"
-	");",
-	/* 2: the issuer holding a job (NULL unless ACTIVE); revoked certificates */
-	"ALTER TABLE jobs ADD COLUMN owner TEXT CHECK (length(owner) BETWEEN 1 AND 128);"
-	"ALTER TABLE certs ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0 "
-	"  CHECK (revoked IN (0, 1));",
+    /* 1: initial schema */
+    "CREATE TABLE accounts ("
+    "  directory TEXT PRIMARY KEY,"
+    "  key_pem TEXT NOT NULL,"
+    "  kid TEXT,"
+    "  status TEXT"
+    ");"
+    "CREATE TABLE authzs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  directory TEXT NOT NULL,"
+    "  domain TEXT NOT NULL,"
+    "  url TEXT,"
+    "  status TEXT NOT NULL,"
+    "  subdomains INTEGER NOT NULL DEFAULT 0 CHECK (subdomains IN (0, 1)),"
+    "  expires BIGINT NOT NULL DEFAULT 0,"
+    "  UNIQUE (directory, domain)"
+    ");"
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  csr_sha256 TEXT NOT NULL UNIQUE,"
+    "  csr_der BLOB NOT NULL,"
+    "  names TEXT NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2, 3)),"
+    "  order_url TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  not_before BIGINT NOT NULL DEFAULT 0,"
+    "  lease_until BIGINT NOT NULL DEFAULT 0,"
+    "  reason TEXT,"
+    "  created BIGINT NOT NULL,"
+    "  updated BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX jobs_by_state ON jobs (state, not_before);"
+    "CREATE TABLE certs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  csr_sha256 TEXT NOT NULL REFERENCES jobs (csr_sha256),"
+    "  chain_pem TEXT NOT NULL,"
+    "  not_after BIGINT NOT NULL,"
+    "  issuer TEXT,"
+    "  issued BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX certs_by_csr ON certs (csr_sha256, not_after);"
+    "CREATE TABLE dns_records ("
+    "  id INTEGER PRIMARY KEY,"
+    "  zone TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  created BIGINT NOT NULL"
+    ");",
+    /* 2: the issuer holding a job (NULL unless ACTIVE); revoked certificates */
+    "ALTER TABLE jobs ADD COLUMN owner TEXT CHECK (length(owner) BETWEEN 1 AND 128);"
+    "ALTER TABLE certs ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0 "
+    "  CHECK (revoked IN (0, 1));",
 };
 
 #define N_STEPS ((int)(sizeof(steps) / sizeof(steps[0])))
@@ -95,7 +95,7 @@ static int exec(sqlite3 *db, const char *sql, struct acmera_errmsg *e, const cha
 
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
 		rc = acmera_fail(e, ACMERA_ERR_STORE, "schema %s: %s", what,
-				 msg ? msg : sqlite3_errmsg(db));
+		                 msg ? msg : sqlite3_errmsg(db));
 	sqlite3_free(msg);
 	return rc;
 }
@@ -121,8 +121,8 @@ int store_migrate(sqlite3 *db, int *version, struct acmera_errmsg *e)
 		goto out;
 	if (v < 0 || v > N_STEPS) {
 		rc = acmera_fail(e, ACMERA_ERR_STORE,
-				 "schema version %d is newer than this build knows (%d)", v,
-				 N_STEPS);
+		                 "schema version %d is newer than this build knows (%d)", v,
+		                 N_STEPS);
 		goto out;
 	}
 	for (; v < N_STEPS; v++) {

@@ -25,8 +25,8 @@
 #define PEM_CERT_BEGIN "-----BEGIN CERTIFICATE-----\n"
 #define PEM_CERT_END "-----END CERTIFICATE-----\n"
 
-#define JOB_COLS                                                                           \
-	"id, csr_sha256, csr_der, names, state, order_url, attempts, not_before, "          \
+#define JOB_COLS                                                                                   \
+	"id, csr_sha256, csr_der, names, state, order_url, attempts, not_before, "                 \
 	"lease_until, reason, created, owner"
 #define AUTHZ_COLS "directory, domain, url, status, subdomains, expires"
 /* The claim owner's parameter, one index in every statement that checks it. */
@@ -69,83 +69,83 @@ enum q {
 };
 
 static const char *const sql[Q_COUNT] = {
-	[Q_BEGIN] = "BEGIN IMMEDIATE",
-	[Q_COMMIT] = "COMMIT",
-	[Q_ROLLBACK] = "ROLLBACK",
-	[Q_ACCOUNT_GET] = "SELECT directory, key_pem, kid, status FROM accounts "
-			  "WHERE directory = ?1",
-	[Q_ACCOUNT_PUT] = "INSERT INTO accounts (directory, key_pem, kid, status) "
-			  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (directory) DO UPDATE SET "
-			  "key_pem = excluded.key_pem, kid = excluded.kid, "
-			  "status = excluded.status",
-	[Q_AUTHZ_PUT] = "INSERT INTO authzs (" AUTHZ_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-			"ON CONFLICT (directory, domain) DO UPDATE SET url = excluded.url, "
-			"status = excluded.status, subdomains = excluded.subdomains, "
-			"expires = excluded.expires",
-	[Q_AUTHZ_GET] = "SELECT " AUTHZ_COLS " FROM authzs WHERE directory = ?1 AND domain = ?2",
-	[Q_AUTHZ_VALID] = "SELECT " AUTHZ_COLS " FROM authzs WHERE directory = ?1 AND "
-			  "domain = ?2 AND status = 'valid' AND (expires = 0 OR expires > ?3) "
-			  "AND subdomains >= ?4",
-	[Q_JOB_INSERT] = "INSERT INTO jobs (csr_sha256, csr_der, names, state, attempts, "
-			 "not_before, lease_until, created, updated) "
-			 "VALUES (?1, ?2, ?3, 0, 0, ?4, 0, ?4, ?4) "
-			 "ON CONFLICT (csr_sha256) DO NOTHING RETURNING id",
-	[Q_JOB_STATE] = "SELECT id, state FROM jobs WHERE csr_sha256 = ?1",
-	[Q_JOB_RESET] = "UPDATE jobs SET state = 0, attempts = 0, reason = NULL, "
-			"order_url = NULL, not_before = ?2, lease_until = 0, owner = NULL, "
-			"updated = ?2 WHERE id = ?1",
-	/* An expired lease is taken over: the old owner's later calls then fail. */
-	[Q_JOB_CLAIM] = "UPDATE jobs SET state = 1, lease_until = ?2, owner = ?4, updated = ?1 "
-			"WHERE id IN (SELECT id FROM jobs WHERE "
-			"(state = 0 AND not_before <= ?1) OR (state = 1 AND lease_until < ?1) "
-			"ORDER BY created, id LIMIT ?3) RETURNING " JOB_COLS,
-	/* The same, among the ids of a JSON array (?5): one bound value however many. */
-	[Q_JOB_CLAIM_IDS] = "UPDATE jobs SET state = 1, lease_until = ?2, owner = ?4, updated = ?1 "
-			    "WHERE id IN (SELECT id FROM jobs WHERE "
-			    "id IN (SELECT value FROM json_each(?5)) AND "
-			    "((state = 0 AND not_before <= ?1) OR (state = 1 AND lease_until < ?1)) "
-			    "ORDER BY created, id LIMIT ?3) RETURNING " JOB_COLS,
-	[Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
-	[Q_JOB_GET_DIGEST] = "SELECT " JOB_COLS " FROM jobs WHERE csr_sha256 = ?1",
-	/* Changes by an issuer apply only to a job it still holds (?9, OWNER_PARAM). */
-	[Q_JOB_SET_ORDER] = "UPDATE jobs SET order_url = ?2, updated = ?3 "
-			    "WHERE id = ?1 AND state = 1 AND owner = ?9",
-	[Q_JOB_RENEW] = "UPDATE jobs SET lease_until = ?2, updated = ?3 "
-			"WHERE id = ?1 AND state = 1 AND owner = ?9",
-	[Q_JOB_DEFER] = "UPDATE jobs SET state = 0, not_before = ?2, reason = ?3, "
-			"attempts = attempts + 1, lease_until = 0, owner = NULL, updated = ?4 "
-			"WHERE id = ?1 AND state = 1 AND owner = ?9",
-	/* No owner check; still, a DONE or FAILED job is never moved back. */
-	[Q_JOB_DEFER_ANY] = "UPDATE jobs SET state = 0, not_before = ?2, reason = ?3, "
-			    "attempts = attempts + 1, lease_until = 0, owner = NULL, "
-			    "updated = ?4 WHERE id = ?1 AND state IN (0, 1)",
-	[Q_JOB_FAIL] = "UPDATE jobs SET state = 3, reason = ?2, lease_until = 0, owner = NULL, "
-		       "updated = ?3 WHERE id = ?1 AND state = 1 AND owner = ?9",
-	[Q_JOB_DONE] = "UPDATE jobs SET state = 2, lease_until = 0, reason = NULL, owner = NULL, "
-		       "updated = ?2 WHERE id = ?1 AND state = 1 AND owner = ?9 "
-		       "RETURNING csr_sha256",
-	[Q_JOB_COUNTS] = "SELECT state, COUNT(*) FROM jobs GROUP BY state",
-	[Q_CERT_INSERT] = "INSERT INTO certs (csr_sha256, chain_pem, not_after, issuer, issued) "
-			  "VALUES (?1, ?2, ?3, ?4, ?5)",
-	[Q_CERT_VALID] = "SELECT 1 FROM certs WHERE csr_sha256 = ?1 AND not_after > ?2 "
-			 "AND revoked = 0 LIMIT 1",
-	[Q_CERT_LOOKUP] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
-			  "WHERE csr_sha256 = ?1 AND not_after > ?2 AND revoked = 0 "
-			  "ORDER BY issued DESC, id DESC LIMIT 1",
-	[Q_CERT_BY_LEAF] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
-			   "WHERE substr(chain_pem, 1, length(?1)) = ?1 AND not_after > ?2 "
-			   "AND revoked = 0 ORDER BY issued DESC, id DESC LIMIT 1",
-	[Q_CERT_NEWEST] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
-			  "WHERE not_after > ?1 AND revoked = 0 ORDER BY issued DESC, id DESC LIMIT 1",
-	[Q_CERT_COUNT] = "SELECT COUNT(*) FROM certs WHERE csr_sha256 = ?1",
-	/* A prefix compare, not LIKE/GLOB: PEM text has no wildcards to escape then.
-	 * Rows already revoked are rewritten too, so that the count covers them. */
-	[Q_CERT_REVOKE] = "UPDATE certs SET revoked = 1 "
-			  "WHERE substr(chain_pem, 1, length(?1)) = ?1",
-	[Q_DNS_ADD] = "INSERT INTO dns_records (zone, name, value, created) "
-		      "VALUES (?1, ?2, ?3, ?4) RETURNING id",
-	[Q_DNS_DEL] = "DELETE FROM dns_records WHERE id = ?1",
-	[Q_DNS_LIST] = "SELECT id, zone, name, value, created FROM dns_records ORDER BY id",
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_ACCOUNT_GET] = "SELECT directory, key_pem, kid, status FROM accounts "
+                      "WHERE directory = ?1",
+    [Q_ACCOUNT_PUT] = "INSERT INTO accounts (directory, key_pem, kid, status) "
+                      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (directory) DO UPDATE SET "
+                      "key_pem = excluded.key_pem, kid = excluded.kid, "
+                      "status = excluded.status",
+    [Q_AUTHZ_PUT] = "INSERT INTO authzs (" AUTHZ_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                    "ON CONFLICT (directory, domain) DO UPDATE SET url = excluded.url, "
+                    "status = excluded.status, subdomains = excluded.subdomains, "
+                    "expires = excluded.expires",
+    [Q_AUTHZ_GET] = "SELECT " AUTHZ_COLS " FROM authzs WHERE directory = ?1 AND domain = ?2",
+    [Q_AUTHZ_VALID] = "SELECT " AUTHZ_COLS " FROM authzs WHERE directory = ?1 AND "
+                      "domain = ?2 AND status = 'valid' AND (expires = 0 OR expires > ?3) "
+                      "AND subdomains >= ?4",
+    [Q_JOB_INSERT] = "INSERT INTO jobs (csr_sha256, csr_der, names, state, attempts, "
+                     "not_before, lease_until, created, updated) "
+                     "VALUES (?1, ?2, ?3, 0, 0, ?4, 0, ?4, ?4) "
+                     "ON CONFLICT (csr_sha256) DO NOTHING RETURNING id",
+    [Q_JOB_STATE] = "SELECT id, state FROM jobs WHERE csr_sha256 = ?1",
+    [Q_JOB_RESET] = "UPDATE jobs SET state = 0, attempts = 0, reason = NULL, "
+                    "order_url = NULL, not_before = ?2, lease_until = 0, owner = NULL, "
+                    "updated = ?2 WHERE id = ?1",
+    /* An expired lease is taken over: the old owner's later calls then fail. */
+    [Q_JOB_CLAIM] = "UPDATE jobs SET state = 1, lease_until = ?2, owner = ?4, updated = ?1 "
+                    "WHERE id IN (SELECT id FROM jobs WHERE "
+                    "(state = 0 AND not_before <= ?1) OR (state = 1 AND lease_until < ?1) "
+                    "ORDER BY created, id LIMIT ?3) RETURNING " JOB_COLS,
+    /* The same, among the ids of a JSON array (?5): one bound value however many. */
+    [Q_JOB_CLAIM_IDS] = "UPDATE jobs SET state = 1, lease_until = ?2, owner = ?4, updated = ?1 "
+                        "WHERE id IN (SELECT id FROM jobs WHERE "
+                        "id IN (SELECT value FROM json_each(?5)) AND "
+                        "((state = 0 AND not_before <= ?1) OR (state = 1 AND lease_until < ?1)) "
+                        "ORDER BY created, id LIMIT ?3) RETURNING " JOB_COLS,
+    [Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
+    [Q_JOB_GET_DIGEST] = "SELECT " JOB_COLS " FROM jobs WHERE csr_sha256 = ?1",
+    /* Changes by an issuer apply only to a job it still holds (?9, OWNER_PARAM). */
+    [Q_JOB_SET_ORDER] = "UPDATE jobs SET order_url = ?2, updated = ?3 "
+                        "WHERE id = ?1 AND state = 1 AND owner = ?9",
+    [Q_JOB_RENEW] = "UPDATE jobs SET lease_until = ?2, updated = ?3 "
+                    "WHERE id = ?1 AND state = 1 AND owner = ?9",
+    [Q_JOB_DEFER] = "UPDATE jobs SET state = 0, not_before = ?2, reason = ?3, "
+                    "attempts = attempts + 1, lease_until = 0, owner = NULL, updated = ?4 "
+                    "WHERE id = ?1 AND state = 1 AND owner = ?9",
+    /* No owner check; still, a DONE or FAILED job is never moved back. */
+    [Q_JOB_DEFER_ANY] = "UPDATE jobs SET state = 0, not_before = ?2, reason = ?3, "
+                        "attempts = attempts + 1, lease_until = 0, owner = NULL, "
+                        "updated = ?4 WHERE id = ?1 AND state IN (0, 1)",
+    [Q_JOB_FAIL] = "UPDATE jobs SET state = 3, reason = ?2, lease_until = 0, owner = NULL, "
+                   "updated = ?3 WHERE id = ?1 AND state = 1 AND owner = ?9",
+    [Q_JOB_DONE] = "UPDATE jobs SET state = 2, lease_until = 0, reason = NULL, owner = NULL, "
+                   "updated = ?2 WHERE id = ?1 AND state = 1 AND owner = ?9 "
+                   "RETURNING csr_sha256",
+    [Q_JOB_COUNTS] = "SELECT state, COUNT(*) FROM jobs GROUP BY state",
+    [Q_CERT_INSERT] = "INSERT INTO certs (csr_sha256, chain_pem, not_after, issuer, issued) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_CERT_VALID] = "SELECT 1 FROM certs WHERE csr_sha256 = ?1 AND not_after > ?2 "
+                     "AND revoked = 0 LIMIT 1",
+    [Q_CERT_LOOKUP] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
+                      "WHERE csr_sha256 = ?1 AND not_after > ?2 AND revoked = 0 "
+                      "ORDER BY issued DESC, id DESC LIMIT 1",
+    [Q_CERT_BY_LEAF] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
+                       "WHERE substr(chain_pem, 1, length(?1)) = ?1 AND not_after > ?2 "
+                       "AND revoked = 0 ORDER BY issued DESC, id DESC LIMIT 1",
+    [Q_CERT_NEWEST] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
+                      "WHERE not_after > ?1 AND revoked = 0 ORDER BY issued DESC, id DESC LIMIT 1",
+    [Q_CERT_COUNT] = "SELECT COUNT(*) FROM certs WHERE csr_sha256 = ?1",
+    /* A prefix compare, not LIKE/GLOB: PEM text has no wildcards to escape then.
+     * Rows already revoked are rewritten too, so that the count covers them. */
+    [Q_CERT_REVOKE] = "UPDATE certs SET revoked = 1 "
+                      "WHERE substr(chain_pem, 1, length(?1)) = ?1",
+    [Q_DNS_ADD] = "INSERT INTO dns_records (zone, name, value, created) "
+                  "VALUES (?1, ?2, ?3, ?4) RETURNING id",
+    [Q_DNS_DEL] = "DELETE FROM dns_records WHERE id = ?1",
+    [Q_DNS_LIST] = "SELECT id, zone, name, value, created FROM dns_records ORDER BY id",
 };
 
 struct store {
@@ -170,14 +170,14 @@ static int nomem(struct acmera_errmsg *e)
 static int lost(int64_t id, struct acmera_errmsg *e)
 {
 	return acmera_fail(e, ACMERA_ERR_NOTFOUND,
-			   "job %" PRId64 " is no longer held by this issuer", id);
+	                   "job %" PRId64 " is no longer held by this issuer", id);
 }
 
 /* The cached statement, prepared on first use. */
 static sqlite3_stmt *prep(struct store *s, enum q id, struct acmera_errmsg *e)
 {
 	if (!s->st[id] && sqlite3_prepare_v3(s->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-					     &s->st[id], NULL) != SQLITE_OK) {
+	                                     &s->st[id], NULL) != SQLITE_OK) {
 		db_fail(s, e, "prepare");
 		return NULL;
 	}
@@ -212,8 +212,7 @@ static int bind_text(sqlite3_stmt *st, int i, const char *v)
 }
 
 /* Runs a statement that returns no row (or whose rows are not wanted). */
-static int step_done(struct store *s, sqlite3_stmt *st, const char *what,
-		     struct acmera_errmsg *e)
+static int step_done(struct store *s, sqlite3_stmt *st, const char *what, struct acmera_errmsg *e)
 {
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW)
@@ -317,10 +316,10 @@ static int set_pragmas(struct store *s, struct acmera_errmsg *e)
 		goto out;
 	}
 	/* FULL: a commit is on disk before the caller acknowledges it. */
-	if (sqlite3_exec(s->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", NULL,
-			 NULL, &msg) != SQLITE_OK)
+	if (sqlite3_exec(s->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", NULL, NULL,
+	                 &msg) != SQLITE_OK)
 		rc = acmera_fail(e, ACMERA_ERR_STORE, "store: pragmas: %s",
-				 msg ? msg : sqlite3_errmsg(s->db));
+		                 msg ? msg : sqlite3_errmsg(s->db));
 out:
 	sqlite3_free(msg);
 	sqlite3_finalize(st);
@@ -349,10 +348,10 @@ int store_open(const char *path, struct store **out, struct acmera_errmsg *e)
 	if (!s)
 		return nomem(e);
 	if (sqlite3_open_v2(path, &s->db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-			    NULL) != SQLITE_OK) {
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+	                    NULL) != SQLITE_OK) {
 		rc = acmera_fail(e, ACMERA_ERR_STORE, "store: %s: %s", path,
-				 s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		goto out;
 	}
 	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
@@ -390,7 +389,7 @@ int store_schema_version(struct store *s)
 /* ---- accounts ---- */
 
 int store_account_get(struct store *s, const char *directory, struct store_account *out,
-		      struct acmera_errmsg *e)
+                      struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	int rc = 0, r;
@@ -479,7 +478,7 @@ int store_authz_put(struct store *s, const struct store_authz *a, struct acmera_
 
 	if (!a->directory || !a->domain || !a->status)
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "store: authorization needs directory, domain and status");
+		                   "store: authorization needs directory, domain and status");
 	domain = lower_dup(a->domain);
 	if (!domain)
 		return nomem(e);
@@ -503,8 +502,8 @@ out:
 }
 
 /* One row of the cached statement st (already bound) into out, or NOTFOUND. */
-static int fetch_authz(struct store *s, sqlite3_stmt *st, const char *name,
-		       struct store_authz *out, struct acmera_errmsg *e)
+static int fetch_authz(struct store *s, sqlite3_stmt *st, const char *name, struct store_authz *out,
+                       struct acmera_errmsg *e)
 {
 	int r = sqlite3_step(st);
 
@@ -520,7 +519,7 @@ static int fetch_authz(struct store *s, sqlite3_stmt *st, const char *name,
 }
 
 int store_authz_get(struct store *s, const char *directory, const char *domain,
-		    struct store_authz *out, struct acmera_errmsg *e)
+                    struct store_authz *out, struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st = NULL;
 	char *d = NULL;
@@ -548,9 +547,8 @@ out:
 	return rc;
 }
 
-int store_authz_find_covering(struct store *s, const char *directory, const char *name,
-			      int64_t now, int64_t margin, struct store_authz *out,
-			      struct acmera_errmsg *e)
+int store_authz_find_covering(struct store *s, const char *directory, const char *name, int64_t now,
+                              int64_t margin, struct store_authz *out, struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st = NULL;
 	char *n = NULL;
@@ -657,7 +655,7 @@ static int read_job_fail(struct store_job *j, int code, struct acmera_errmsg *e)
  * job it is, and resets it to PENDING when it must be worked on again (FAILED, or
  * DONE with no unexpired certificate left). */
 static int rejoin(struct store *s, const char *hex, int64_t now, int64_t *id,
-		  struct acmera_errmsg *e)
+                  struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st = prep(s, Q_JOB_STATE, e);
 	int rc = 0, state, reset = 0, r = 0;
@@ -702,7 +700,7 @@ out:
 }
 
 int store_job_submit(struct store *s, const uint8_t *csr_der, size_t len, const char *names,
-		     int64_t now, int64_t *id, int *created, struct acmera_errmsg *e)
+                     int64_t now, int64_t *id, int *created, struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st = NULL;
 	char hex[65];
@@ -727,8 +725,8 @@ int store_job_submit(struct store *s, const uint8_t *csr_der, size_t len, const 
 		goto out;
 	}
 	if (bind_text(st, 1, hex) != SQLITE_OK ||
-	    sqlite3_bind_blob64(st, 2, csr_der, len, SQLITE_STATIC) ||
-	    bind_text(st, 3, lnames) || sqlite3_bind_int64(st, 4, now)) {
+	    sqlite3_bind_blob64(st, 2, csr_der, len, SQLITE_STATIC) || bind_text(st, 3, lnames) ||
+	    sqlite3_bind_int64(st, 4, now)) {
 		rc = db_fail(s, e, "job insert");
 		goto out;
 	}
@@ -771,7 +769,7 @@ static int check_owner(const char *owner, struct acmera_errmsg *e)
 	len = strnlen(owner, STORE_OWNER_MAX + 1);
 	if (len == 0 || len > STORE_OWNER_MAX)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: claim owner must be 1 to %d bytes",
-				   STORE_OWNER_MAX);
+		                   STORE_OWNER_MAX);
 	return 0;
 }
 
@@ -786,8 +784,8 @@ static int cmp_job(const void *a, const void *b)
 /* Runs a claim statement (Q_JOB_CLAIM, or Q_JOB_CLAIM_IDS with ids_json) for
  * store_job_claim and store_job_claim_ids; arguments already checked. */
 static int claim_rows(struct store *s, enum q q, const char *owner, const char *ids_json,
-		      int64_t now, int64_t lease, size_t max, struct store_job **jobs, size_t *n,
-		      struct acmera_errmsg *e)
+                      int64_t now, int64_t lease, size_t max, struct store_job **jobs, size_t *n,
+                      struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st = NULL;
 	struct store_job *arr = NULL;
@@ -857,7 +855,7 @@ out:
 }
 
 int store_job_claim(struct store *s, const char *owner, int64_t now, int64_t lease, size_t max,
-		    struct store_job **jobs, size_t *n, struct acmera_errmsg *e)
+                    struct store_job **jobs, size_t *n, struct acmera_errmsg *e)
 {
 	int rc;
 
@@ -874,8 +872,8 @@ int store_job_claim(struct store *s, const char *owner, int64_t now, int64_t lea
 }
 
 int store_job_claim_ids(struct store *s, const char *owner, const int64_t *ids, size_t n_ids,
-			int64_t now, int64_t lease, size_t max, struct store_job **jobs, size_t *n,
-			struct acmera_errmsg *e)
+                        int64_t now, int64_t lease, size_t max, struct store_job **jobs, size_t *n,
+                        struct acmera_errmsg *e)
 {
 	char *json = NULL, *p;
 	size_t len;
@@ -890,7 +888,7 @@ int store_job_claim_ids(struct store *s, const char *owner, const int64_t *ids, 
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: negative lease");
 	if (n_ids > STORE_CLAIM_IDS_MAX || (n_ids > 0 && !ids))
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: claim takes 0 to %d job ids",
-				   STORE_CLAIM_IDS_MAX);
+		                   STORE_CLAIM_IDS_MAX);
 	if (max == 0 || n_ids == 0)
 		return 0;
 	/* "[id,id,...]": at most 20 digits and a sign per id, one separator each. */
@@ -910,7 +908,7 @@ int store_job_claim_ids(struct store *s, const char *owner, const int64_t *ids, 
 }
 
 static int job_get(struct store *s, sqlite3_stmt *st, struct store_job *out,
-		   struct acmera_errmsg *e)
+                   struct acmera_errmsg *e)
 {
 	int r = sqlite3_step(st), rc;
 
@@ -940,7 +938,7 @@ int store_job_get(struct store *s, int64_t id, struct store_job *out, struct acm
 }
 
 int store_job_get_by_digest(struct store *s, const char *csr_sha256, struct store_job *out,
-			    struct acmera_errmsg *e)
+                            struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -961,13 +959,13 @@ int store_job_get_by_digest(struct store *s, const char *csr_sha256, struct stor
 
 /* Runs a bound UPDATE/DELETE on one row: NOTFOUND when it touched none. */
 static int change_one(struct store *s, sqlite3_stmt *st, const char *what, int64_t id,
-		      struct acmera_errmsg *e)
+                      struct acmera_errmsg *e)
 {
 	int rc = step_done(s, st, what, e);
 
 	if (rc == 0 && sqlite3_changes(s->db) == 0)
-		rc = acmera_fail(e, ACMERA_ERR_NOTFOUND, "store: %s: no such record %" PRId64,
-				 what, id);
+		rc = acmera_fail(e, ACMERA_ERR_NOTFOUND, "store: %s: no such record %" PRId64, what,
+		                 id);
 	done(st);
 	return rc;
 }
@@ -975,7 +973,7 @@ static int change_one(struct store *s, sqlite3_stmt *st, const char *what, int64
 /* Runs a bound UPDATE of a job the owner must hold: NOTFOUND when it touched
  * none (the job was taken over, is finished, or does not exist). */
 static int change_held(struct store *s, sqlite3_stmt *st, const char *what, int64_t id,
-		       struct acmera_errmsg *e)
+                       struct acmera_errmsg *e)
 {
 	int rc = step_done(s, st, what, e);
 
@@ -986,7 +984,7 @@ static int change_held(struct store *s, sqlite3_stmt *st, const char *what, int6
 }
 
 int store_job_set_order(struct store *s, int64_t id, const char *owner, const char *order_url,
-			struct acmera_errmsg *e)
+                        struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	int rc = check_owner(owner, e);
@@ -1005,7 +1003,7 @@ int store_job_set_order(struct store *s, int64_t id, const char *owner, const ch
 }
 
 int store_job_renew_lease(struct store *s, int64_t id, const char *owner, int64_t lease_until,
-			  struct acmera_errmsg *e)
+                          struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	int rc = check_owner(owner, e);
@@ -1024,7 +1022,7 @@ int store_job_renew_lease(struct store *s, int64_t id, const char *owner, int64_
 }
 
 int store_job_defer(struct store *s, int64_t id, const char *owner, int64_t not_before,
-		    const char *reason, struct acmera_errmsg *e)
+                    const char *reason, struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	int rc = owner ? check_owner(owner, e) : 0;
@@ -1046,7 +1044,7 @@ int store_job_defer(struct store *s, int64_t id, const char *owner, int64_t not_
 }
 
 int store_job_fail(struct store *s, int64_t id, const char *owner, const char *reason,
-		   struct acmera_errmsg *e)
+                   struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	int rc = check_owner(owner, e);
@@ -1067,7 +1065,7 @@ int store_job_fail(struct store *s, int64_t id, const char *owner, const char *r
 /* Under the complete transaction: marks job id DONE if owner holds it, and gives
  * its digest for the certificate row. */
 static int job_done(struct store *s, int64_t id, const char *owner, int64_t now, char hex[65],
-		    struct acmera_errmsg *e)
+                    struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st = prep(s, Q_JOB_DONE, e);
 	int rc = 0, r;
@@ -1099,7 +1097,7 @@ out:
 }
 
 int store_job_complete(struct store *s, int64_t id, const char *owner, const char *chain_pem,
-		       int64_t not_after, const char *issuer, struct acmera_errmsg *e)
+                       int64_t not_after, const char *issuer, struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st = NULL;
 	char hex[65];
@@ -1189,7 +1187,7 @@ static int check_leaf_pem(const char *pem, struct acmera_errmsg *e);
 
 /* Reads the one row a cert query returns into out. */
 static int cert_row(struct store *s, sqlite3_stmt *st, struct store_cert *out,
-		    struct acmera_errmsg *e)
+                    struct acmera_errmsg *e)
 {
 	int rc = 0;
 	int r = sqlite3_step(st);
@@ -1206,8 +1204,8 @@ static int cert_row(struct store *s, sqlite3_stmt *st, struct store_cert *out,
 	return rc;
 }
 
-int store_cert_lookup(struct store *s, const char *csr_sha256, int64_t now,
-		      struct store_cert *out, struct acmera_errmsg *e)
+int store_cert_lookup(struct store *s, const char *csr_sha256, int64_t now, struct store_cert *out,
+                      struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -1228,8 +1226,8 @@ int store_cert_lookup(struct store *s, const char *csr_sha256, int64_t now,
 	return rc;
 }
 
-int store_cert_find_leaf(struct store *s, const char *leaf_pem, int64_t now,
-			 struct store_cert *out, struct acmera_errmsg *e)
+int store_cert_find_leaf(struct store *s, const char *leaf_pem, int64_t now, struct store_cert *out,
+                         struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -1253,8 +1251,7 @@ int store_cert_find_leaf(struct store *s, const char *leaf_pem, int64_t now,
 	return rc;
 }
 
-int store_cert_newest(struct store *s, int64_t now, struct store_cert *out,
-		      struct acmera_errmsg *e)
+int store_cert_newest(struct store *s, int64_t now, struct store_cert *out, struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -1274,7 +1271,7 @@ int store_cert_newest(struct store *s, int64_t now, struct store_cert *out,
 }
 
 int store_cert_count(struct store *s, const char *csr_sha256, int64_t *count,
-		     struct acmera_errmsg *e)
+                     struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	int rc = 0;
@@ -1306,22 +1303,22 @@ static int check_leaf_pem(const char *pem, struct acmera_errmsg *e)
 	if (len <= nb + ne || memcmp(pem, PEM_CERT_BEGIN, nb) != 0 ||
 	    memcmp(pem + len - ne, PEM_CERT_END, ne) != 0)
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "store: leaf is not one PEM certificate block");
+		                   "store: leaf is not one PEM certificate block");
 	for (size_t i = nb; i < len - ne; i++) {
 		char c = pem[i];
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		      c == '+' || c == '/' || c == '=' || c == '\n'))
 			return acmera_fail(e, ACMERA_ERR_INVAL,
-					   "store: leaf is not one PEM certificate block");
+			                   "store: leaf is not one PEM certificate block");
 	}
 	if (pem[len - ne - 1] != '\n')
 		return acmera_fail(e, ACMERA_ERR_INVAL,
-				   "store: leaf is not one PEM certificate block");
+		                   "store: leaf is not one PEM certificate block");
 	return 0;
 }
 
 int store_cert_mark_revoked(struct store *s, const char *leaf_pem, int64_t *marked,
-			    struct acmera_errmsg *e)
+                            struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -1358,15 +1355,16 @@ void store_cert_free(struct store_cert *c)
 
 /* ---- DNS records ---- */
 
-int store_dns_record_add(struct store *s, const char *zone, const char *name,
-			 const char *value, int64_t now, int64_t *id, struct acmera_errmsg *e)
+int store_dns_record_add(struct store *s, const char *zone, const char *name, const char *value,
+                         int64_t now, int64_t *id, struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	int rc = 0;
 
 	*id = 0;
 	if (!zone || !name || !value)
-		return acmera_fail(e, ACMERA_ERR_INVAL, "store: dns record needs zone, name, value");
+		return acmera_fail(e, ACMERA_ERR_INVAL,
+		                   "store: dns record needs zone, name, value");
 	st = prep(s, Q_DNS_ADD, e);
 	if (!st)
 		return ACMERA_ERR_STORE;
@@ -1399,7 +1397,7 @@ int store_dns_record_remove(struct store *s, int64_t id, struct acmera_errmsg *e
 }
 
 int store_dns_record_list(struct store *s, struct store_dns_record **out, size_t *n,
-			  struct acmera_errmsg *e)
+                          struct acmera_errmsg *e)
 {
 	sqlite3_stmt *st;
 	struct store_dns_record *arr = NULL;

@@ -19,8 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!out || len > size / 4 * 3 + 2)
 			abort();
 		char *enc = b64_encode(out, len, 64);
-		if (!enc || b64_decode(enc, strlen(enc), &again, &len2, NULL) != 0 ||
-		    len2 != len || (len && memcmp(again, out, len) != 0))
+		if (!enc || b64_decode(enc, strlen(enc), &again, &len2, NULL) != 0 || len2 != len ||
+		    (len && memcmp(again, out, len) != 0))
 			abort();
 		free(enc);
 		free(again);

@@ -8,11 +8,11 @@
 static void round_trip(const struct est_csrattrs_out *o)
 {
 	struct est_csrattrs_in in = {
-		.subject_cn = o->subject_cn,
-		.dns_names = (const char *const *)o->dns_names,
-		.n_dns_names = o->n_dns_names,
-		.key = o->key,
-		.rsa_bits = o->rsa_bits,
+	    .subject_cn = o->subject_cn,
+	    .dns_names = (const char *const *)o->dns_names,
+	    .n_dns_names = o->n_dns_names,
+	    .key = o->key,
+	    .rsa_bits = o->rsa_bits,
 	};
 	uint8_t *der = NULL;
 	size_t len = 0;

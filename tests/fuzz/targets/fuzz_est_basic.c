@@ -10,9 +10,9 @@
 
 /* Users "dev" and "robot 7", both with password "dummy". */
 static const char passwd_text[] =
-	"# fuzz fixture\n"
-	"dev:$y$j75$rpMS.6wzlsCfGgkcj.4Yo.$nA/aliH2.v/KT8L.G/ZbgmuoLoEodnSa7aAM9DBHq04\n"
-	"robot 7:$y$j75$rpMS.6wzlsCfGgkcj.4Yo.$nA/aliH2.v/KT8L.G/ZbgmuoLoEodnSa7aAM9DBHq04\n";
+    "# fuzz fixture\n"
+    "dev:$y$j75$rpMS.6wzlsCfGgkcj.4Yo.$nA/aliH2.v/KT8L.G/ZbgmuoLoEodnSa7aAM9DBHq04\n"
+    "robot 7:$y$j75$rpMS.6wzlsCfGgkcj.4Yo.$nA/aliH2.v/KT8L.G/ZbgmuoLoEodnSa7aAM9DBHq04\n";
 
 static struct est_passwd *pw;
 
@@ -21,8 +21,8 @@ static void load_fixture(void)
 	char path[] = "/tmp/acmera-fuzz-passwd-XXXXXX";
 	struct acmera_errmsg e;
 	int fd = mkstemp(path);
-	if (fd < 0 || write(fd, passwd_text, sizeof(passwd_text) - 1) !=
-			      (ssize_t)(sizeof(passwd_text) - 1)) {
+	if (fd < 0 ||
+	    write(fd, passwd_text, sizeof(passwd_text) - 1) != (ssize_t)(sizeof(passwd_text) - 1)) {
 		perror("fixture");
 		abort();
 	}
@@ -48,8 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(h, data, size);
 	h[size] = '\0';
-	if (est_passwd_check(pw, h, user, sizeof(user), &e) == 0 &&
-	    strcmp(user, "dev") != 0 && strcmp(user, "robot 7") != 0)
+	if (est_passwd_check(pw, h, user, sizeof(user), &e) == 0 && strcmp(user, "dev") != 0 &&
+	    strcmp(user, "robot 7") != 0)
 		abort();
 	free(h);
 	return 0;

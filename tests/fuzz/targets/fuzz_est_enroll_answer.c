@@ -9,10 +9,10 @@
 #include <string.h>
 
 static const char PUBLIC_KEY[] =
-	"-----BEGIN PUBLIC KEY-----\n"
-	"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEF90o/hJcU4w2OBaEcNJc0s78Z4lP\n"
-	"+u+WUNBHh2oCNVzWJ8vHMTgWkH2PHc5rWhbHXdSKBxLS00BLjhJwnVG92A==\n"
-	"-----END PUBLIC KEY-----\n";
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEF90o/hJcU4w2OBaEcNJc0s78Z4lP\n"
+    "+u+WUNBHh2oCNVzWJ8vHMTgWkH2PHc5rWhbHXdSKBxLS00BLjhJwnVG92A==\n"
+    "-----END PUBLIC KEY-----\n";
 
 static EVP_PKEY *fixed_key(void)
 {

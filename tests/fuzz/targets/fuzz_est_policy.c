@@ -22,12 +22,15 @@ static void field(const char **p, const char *end, char *out, size_t outlen)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const uint8_t binding[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-					    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
-					    31, 32};
+	static const uint8_t binding[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+	                                    12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+	                                    23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 	struct est_identity id;
 	struct est_policy pol = {
-		.allow_p256 = 1, .allow_p384 = 1, .allow_ed25519 = 1, .rsa_min_bits = 2048,
+	    .allow_p256 = 1,
+	    .allow_p384 = 1,
+	    .allow_ed25519 = 1,
+	    .rsa_min_bits = 2048,
 	};
 	struct acmera_errmsg e;
 	char tmpl[512], name[254];

@@ -60,26 +60,26 @@ static void retry_after_refuses_malformed(void **state)
 {
 	(void)state;
 	const char *bad[] = {
-		"",
-		"   ",
-		"-5",
-		"+5",
-		"1.5",
-		"12a",
-		"5 s",
-		"Sun, 06 Nov 1994 08:49:37 UTC",
-		"Sun, 06 Nov 1994 08:49:37",
-		"Sun, 31 Feb 1994 08:49:37 GMT",
-		"Xyz, 06 Nov 1994 08:49:37 GMT",
-		"Sun, 06 Foo 1994 08:49:37 GMT",
-		"Sun, 06 Nov 1994 25:49:37 GMT",
-		"Sun, 06 Nov 1994 08-49-37 GMT",
-		"Sun,  6 Nov 1994 08:49:37 GMT",
-		"Sunday, 06-Nov-1994 08:49:37 GMT",
-		"Funday, 06-Nov-94 08:49:37 GMT",
-		"Sun Nov  6 08:49:37 94",
-		"Sun Nov 6 08:49:37 1994",
-		"2026-11-28T13:00:00Z",
+	    "",
+	    "   ",
+	    "-5",
+	    "+5",
+	    "1.5",
+	    "12a",
+	    "5 s",
+	    "Sun, 06 Nov 1994 08:49:37 UTC",
+	    "Sun, 06 Nov 1994 08:49:37",
+	    "Sun, 31 Feb 1994 08:49:37 GMT",
+	    "Xyz, 06 Nov 1994 08:49:37 GMT",
+	    "Sun, 06 Foo 1994 08:49:37 GMT",
+	    "Sun, 06 Nov 1994 25:49:37 GMT",
+	    "Sun, 06 Nov 1994 08-49-37 GMT",
+	    "Sun,  6 Nov 1994 08:49:37 GMT",
+	    "Sunday, 06-Nov-1994 08:49:37 GMT",
+	    "Funday, 06-Nov-94 08:49:37 GMT",
+	    "Sun Nov  6 08:49:37 94",
+	    "Sun Nov 6 08:49:37 1994",
+	    "2026-11-28T13:00:00Z",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (retry(bad[i], T2026) != -1)
@@ -117,16 +117,16 @@ static void link_finds_urls_by_rel(void **state)
 	(void)state;
 	/* As Pebble sends them. */
 	expect_links("<https://127.0.0.1:14444/dir>;rel=\"index\"", "index", 1,
-		     "https://127.0.0.1:14444/dir");
+	             "https://127.0.0.1:14444/dir");
 	expect_links("<https://127.0.0.1:14444/dir>;rel=\"index\"", "up", 0);
 	expect_links("<https://127.0.0.1:14444/authZ/U1In-QRh>;rel=\"up\"", "up", 1,
-		     "https://127.0.0.1:14444/authZ/U1In-QRh");
+	             "https://127.0.0.1:14444/authZ/U1In-QRh");
 	/* Alternate chains (RFC 8555 7.4.2), several in one value, in order. */
 	const char *alts = "<https://a.example/cert/1/1>;rel=\"alternate\", "
-			   "<https://a.example/dir>;rel=\"index\",<https://a.example/cert/1/2>; "
-			   "rel=alternate ,";
+	                   "<https://a.example/dir>;rel=\"index\",<https://a.example/cert/1/2>; "
+	                   "rel=alternate ,";
 	expect_links(alts, "alternate", 2, "https://a.example/cert/1/1",
-		     "https://a.example/cert/1/2");
+	             "https://a.example/cert/1/2");
 	expect_links(alts, "index", 1, "https://a.example/dir");
 	expect_links("", "up", 0);
 }
@@ -140,15 +140,15 @@ static void link_handles_rel_lists_case_and_other_params(void **state)
 	expect_links("<https://a/x>; rel=uploader", "up", 0);
 	expect_links("<https://a/x>; rel=\"http://example.net/rel/up\"", "up", 0);
 	expect_links("<https://a/x>; title=\"a, b; c <d>\"; rel=up; type=\"text/html\"", "up", 1,
-		     "https://a/x");
+	             "https://a/x");
 	expect_links("<https://a/x>; title=\"say \\\"hi\\\", rel=up\"; rel=\"index\"", "up", 0);
 	expect_links("<https://a/x>; title=\"say \\\"hi\\\"\"; rel=\"index\"", "index", 1,
-		     "https://a/x");
+	             "https://a/x");
 	/* Only the first rel parameter counts (RFC 8288 3.3). */
 	expect_links("<https://a/x>; rel=index; rel=up", "up", 0);
 	expect_links("<https://a/x> ; rel = \"up\" ;; anchor=\"#foo\"", "up", 1, "https://a/x");
 	expect_links("<https://a/x;y,z>; rel=up, <https://a/w>; hreflang=de", "up", 1,
-		     "https://a/x;y,z");
+	             "https://a/x;y,z");
 	expect_links("<https://a/x>; rel*=UTF-8'de'up; rel=up", "up", 1, "https://a/x");
 }
 
@@ -156,16 +156,16 @@ static void link_refuses_malformed_values(void **state)
 {
 	(void)state;
 	const char *bad[] = {
-		"https://a/x; rel=up",
-		"<https://a/x; rel=up",
-		"<https://a/x> rel=up",
-		"<https://a/x>; rel=\"up",
-		"<https://a/x>; rel=\"up\\",
-		"<https://a/ x>; rel=up",
-		"<https://a/x>; rel=up <https://a/y>; rel=up",
-		"<https://a/x>; =up",
-		"<https://a/x>; rel=\"u\x01p\"",
-		"<https://a/\x7fx>; rel=up",
+	    "https://a/x; rel=up",
+	    "<https://a/x; rel=up",
+	    "<https://a/x> rel=up",
+	    "<https://a/x>; rel=\"up",
+	    "<https://a/x>; rel=\"up\\",
+	    "<https://a/ x>; rel=up",
+	    "<https://a/x>; rel=up <https://a/y>; rel=up",
+	    "<https://a/x>; =up",
+	    "<https://a/x>; rel=\"u\x01p\"",
+	    "<https://a/\x7fx>; rel=up",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char **urls = (char **)1;
@@ -179,7 +179,7 @@ static void link_refuses_malformed_values(void **state)
 	size_t n;
 	assert_int_equal(http_link_parse(NULL, "up", &urls, &n), ACMERA_ERR_INVAL);
 	assert_int_equal(http_link_parse("<https://a/x>;rel=up", NULL, &urls, &n),
-			 ACMERA_ERR_INVAL);
+	                 ACMERA_ERR_INVAL);
 }
 
 static void link_bounds_count_and_size(void **state)
@@ -212,13 +212,13 @@ static void link_bounds_count_and_size(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(retry_after_reads_delta_seconds_and_clamps),
-		cmocka_unit_test(retry_after_reads_the_three_http_date_forms),
-		cmocka_unit_test(retry_after_refuses_malformed),
-		cmocka_unit_test(link_finds_urls_by_rel),
-		cmocka_unit_test(link_handles_rel_lists_case_and_other_params),
-		cmocka_unit_test(link_refuses_malformed_values),
-		cmocka_unit_test(link_bounds_count_and_size),
+	    cmocka_unit_test(retry_after_reads_delta_seconds_and_clamps),
+	    cmocka_unit_test(retry_after_reads_the_three_http_date_forms),
+	    cmocka_unit_test(retry_after_refuses_malformed),
+	    cmocka_unit_test(link_finds_urls_by_rel),
+	    cmocka_unit_test(link_handles_rel_lists_case_and_other_params),
+	    cmocka_unit_test(link_refuses_malformed_values),
+	    cmocka_unit_test(link_bounds_count_and_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,10 +21,10 @@
 
 /* RFC 7638 section 3.1 example RSA key and its thumbprint. */
 static const char RFC7638_N[] =
-	"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc"
-	"_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR"
-	"0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTW"
-	"hAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+    "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc"
+    "_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR"
+    "0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTW"
+    "hAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
 static const char RFC7638_TP[] = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
 
 /* RFC 7515 appendix A.3 P-256 key. */
@@ -226,10 +226,10 @@ static void key_from_pem_refuses_other_curves_and_types(void **state)
 {
 	(void)state;
 	EVP_PKEY *bad[4] = {
-		EVP_EC_gen("P-521"),
-		EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"),
-		EVP_RSA_gen(1024),
-		EVP_EC_gen("secp256k1"),
+	    EVP_EC_gen("P-521"),
+	    EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"),
+	    EVP_RSA_gen(1024),
+	    EVP_EC_gen("secp256k1"),
 	};
 	for (size_t i = 0; i < 4; i++) {
 		assert_non_null(bad[i]);
@@ -287,7 +287,7 @@ static void jwk_rsa_matches_rfc7638_example(void **state)
 	char *text = json_dumps(jwk, JSON_COMPACT);
 	char expect[1024];
 	snprintf(expect, sizeof(expect), "{\"e\":\"AQAB\",\"kty\":\"RSA\",\"n\":\"%s\"}",
-		 RFC7638_N);
+	         RFC7638_N);
 	assert_string_equal(text, expect);
 	char *tp = jws_thumbprint(k);
 	assert_string_equal(tp, RFC7638_TP);
@@ -321,8 +321,8 @@ static void jwk_ec_matches_rfc7515_example_key(void **state)
 	char *text = json_dumps(jwk, JSON_COMPACT);
 	char expect[256];
 	snprintf(expect, sizeof(expect),
-		 "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", RFC7515_X,
-		 RFC7515_Y);
+	         "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", RFC7515_X,
+	         RFC7515_Y);
 	assert_string_equal(text, expect);
 	char *want = t_sha256_b64url(expect), *tp = jws_thumbprint(k);
 	assert_string_equal(tp, want);
@@ -352,9 +352,9 @@ static char *ec_jwk_text(EVP_PKEY *k, const char *crv, size_t w)
 {
 	unsigned char pub[97];
 	size_t pl = 0;
-	assert_int_equal(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
-							 pub, sizeof(pub), &pl),
-			 1);
+	assert_int_equal(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub,
+	                                                 sizeof(pub), &pl),
+	                 1);
 	assert_int_equal(pl, 1 + 2 * w);
 	assert_int_equal(pub[0], 0x04);
 	char *x = t_b64url_enc(pub + 1, w), *y = t_b64url_enc(pub + 1 + w, w);
@@ -401,7 +401,7 @@ static void jwk_ec_keeps_leading_zero_bytes_of_coordinates(void **state)
 		unsigned char pub[65];
 		size_t pl = 0;
 		EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub,
-						sizeof(pub), &pl);
+		                                sizeof(pub), &pl);
 		if (pub[1] == 0 || pub[33] == 0) {
 			found = 1;
 			char *expect = ec_jwk_text(k, "P-256", 32);
@@ -438,7 +438,7 @@ static void sign_and_check(enum acme_key_type t, const char *alg)
 	assert_true(verify_jws(jws, k, &d));
 	assert_string_equal(json_string_value(json_object_get(d.header, "alg")), alg);
 	assert_string_equal(json_string_value(json_object_get(d.header, "nonce")),
-			    "Z7ngtCAtPQKu7uOHMyZUcw");
+	                    "Z7ngtCAtPQKu7uOHMyZUcw");
 	assert_string_equal(json_string_value(json_object_get(d.header, "url")), url);
 	assert_null(json_object_get(d.header, "kid"));
 	json_t *jwk = jws_jwk(k);
@@ -636,23 +636,23 @@ static void dns01_value_is_sha256_of_the_key_authorization(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(key_type_parse_accepts_known_names_only),
-		cmocka_unit_test(key_generate_gives_the_requested_algorithm),
-		cmocka_unit_test(key_pem_round_trip_keeps_the_key),
-		cmocka_unit_test(key_from_pem_refuses_other_curves_and_types),
-		cmocka_unit_test(jwk_rsa_matches_rfc7638_example),
-		cmocka_unit_test(jwk_ec_matches_rfc7515_example_key),
-		cmocka_unit_test(jwk_ec_and_thumbprint_match_independent_computation),
-		cmocka_unit_test(jwk_ec_keeps_leading_zero_bytes_of_coordinates),
-		cmocka_unit_test(jws_es256_verifies_with_openssl),
-		cmocka_unit_test(jws_es384_verifies_with_openssl),
-		cmocka_unit_test(jws_rs256_verifies_with_openssl),
-		cmocka_unit_test(jws_does_not_verify_with_another_key_or_tampered),
-		cmocka_unit_test(jws_sign_refuses_missing_nonce_or_url),
-		cmocka_unit_test(eab_is_hs256_over_the_account_jwk),
-		cmocka_unit_test(eab_refuses_a_mac_key_that_is_not_base64url),
-		cmocka_unit_test(key_change_inner_has_new_jwk_no_nonce_and_old_key_payload),
-		cmocka_unit_test(dns01_value_is_sha256_of_the_key_authorization),
+	    cmocka_unit_test(key_type_parse_accepts_known_names_only),
+	    cmocka_unit_test(key_generate_gives_the_requested_algorithm),
+	    cmocka_unit_test(key_pem_round_trip_keeps_the_key),
+	    cmocka_unit_test(key_from_pem_refuses_other_curves_and_types),
+	    cmocka_unit_test(jwk_rsa_matches_rfc7638_example),
+	    cmocka_unit_test(jwk_ec_matches_rfc7515_example_key),
+	    cmocka_unit_test(jwk_ec_and_thumbprint_match_independent_computation),
+	    cmocka_unit_test(jwk_ec_keeps_leading_zero_bytes_of_coordinates),
+	    cmocka_unit_test(jws_es256_verifies_with_openssl),
+	    cmocka_unit_test(jws_es384_verifies_with_openssl),
+	    cmocka_unit_test(jws_rs256_verifies_with_openssl),
+	    cmocka_unit_test(jws_does_not_verify_with_another_key_or_tampered),
+	    cmocka_unit_test(jws_sign_refuses_missing_nonce_or_url),
+	    cmocka_unit_test(eab_is_hs256_over_the_account_jwk),
+	    cmocka_unit_test(eab_refuses_a_mac_key_that_is_not_base64url),
+	    cmocka_unit_test(key_change_inner_has_new_jwk_no_nonce_and_old_key_payload),
+	    cmocka_unit_test(dns01_value_is_sha256_of_the_key_authorization),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static int put_str(struct nonce_pool *p, const char *s) { return nonce_pool_put(p, s, strlen(s)); }
+static int put_str(struct nonce_pool *p, const char *s)
+{
+	return nonce_pool_put(p, s, strlen(s));
+}
 
 static void nonce_pool_hands_out_newest_first_and_each_once(void **state)
 {
@@ -40,9 +43,8 @@ static void nonce_pool_refuses_non_base64url_and_bad_lengths(void **state)
 	char out[NONCE_MAX_LEN + 1];
 	char big[NONCE_MAX_LEN + 2];
 	nonce_pool_init(&p);
-	const char *bad[] = {"",      "abc=",  "a b",
-			     "a+b",   "a/b",   "abc\n",
-			     "ab\"c", "\xc3\xa9t\xc3\xa9"};
+	const char *bad[] = {"",    "abc=",  "a b",   "a+b",
+	                     "a/b", "abc\n", "ab\"c", "\xc3\xa9t\xc3\xa9"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(put_str(&p, bad[i]), -1);
 	assert_int_equal(nonce_pool_put(&p, NULL, 3), -1);
@@ -99,10 +101,10 @@ static void nonce_pool_drops_the_oldest_when_full(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(nonce_pool_hands_out_newest_first_and_each_once),
-		cmocka_unit_test(nonce_pool_refuses_non_base64url_and_bad_lengths),
-		cmocka_unit_test(nonce_pool_copies_exactly_len_bytes),
-		cmocka_unit_test(nonce_pool_drops_the_oldest_when_full),
+	    cmocka_unit_test(nonce_pool_hands_out_newest_first_and_each_once),
+	    cmocka_unit_test(nonce_pool_refuses_non_base64url_and_bad_lengths),
+	    cmocka_unit_test(nonce_pool_copies_exactly_len_bytes),
+	    cmocka_unit_test(nonce_pool_drops_the_oldest_when_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,42 +24,42 @@ static void assert_contains(const char *hay, const char *needle)
 /* ---- directory ---- */
 
 static const char PEBBLE_DIR[] =
-	"{\n"
-	"   \"keyChange\": \"https://127.0.0.1:14444/rollover-account-key\",\n"
-	"   \"meta\": {\n"
-	"      \"externalAccountRequired\": false,\n"
-	"      \"termsOfService\": \"data:text/plain,Do%20what%20thou%20wilt\"\n"
-	"   },\n"
-	"   \"newAccount\": \"https://127.0.0.1:14444/sign-me-up\",\n"
-	"   \"newNonce\": \"https://127.0.0.1:14444/nonce-plz\",\n"
-	"   \"newOrder\": \"https://127.0.0.1:14444/order-plz\",\n"
-	"   \"revokeCert\": \"https://127.0.0.1:14444/revoke-cert\"\n"
-	"}";
+    "{\n"
+    "   \"keyChange\": \"https://127.0.0.1:14444/rollover-account-key\",\n"
+    "   \"meta\": {\n"
+    "      \"externalAccountRequired\": false,\n"
+    "      \"termsOfService\": \"data:text/plain,Do%20what%20thou%20wilt\"\n"
+    "   },\n"
+    "   \"newAccount\": \"https://127.0.0.1:14444/sign-me-up\",\n"
+    "   \"newNonce\": \"https://127.0.0.1:14444/nonce-plz\",\n"
+    "   \"newOrder\": \"https://127.0.0.1:14444/order-plz\",\n"
+    "   \"revokeCert\": \"https://127.0.0.1:14444/revoke-cert\"\n"
+    "}";
 
 static const char LE_DIR[] =
-	"{\"keyChange\":\"https://acme-v02.api.letsencrypt.org/acme/key-change\","
-	"\"meta\":{\"caaIdentities\":[\"letsencrypt.org\"],"
-	"\"profiles\":{\"classic\":\"https://letsencrypt.org/docs/profiles#classic\"},"
-	"\"termsOfService\":\"https://letsencrypt.org/documents/LE-SA-v1.5-February-24-2025.pdf\","
-	"\"website\":\"https://letsencrypt.org\"},"
-	"\"newAccount\":\"https://acme-v02.api.letsencrypt.org/acme/new-acct\","
-	"\"newNonce\":\"https://acme-v02.api.letsencrypt.org/acme/new-nonce\","
-	"\"newOrder\":\"https://acme-v02.api.letsencrypt.org/acme/new-order\","
-	"\"renewalInfo\":"
-	"\"https://acme-v02.api.letsencrypt.org/draft-ietf-acme-ari-03/renewalInfo\","
-	"\"revokeCert\":\"https://acme-v02.api.letsencrypt.org/acme/revoke-cert\","
-	"\"rZ1Ha6EDn3Q\":\"https://community.letsencrypt.org/t/adding-random-entries-to-the-"
-	"directory/33417\"}";
+    "{\"keyChange\":\"https://acme-v02.api.letsencrypt.org/acme/key-change\","
+    "\"meta\":{\"caaIdentities\":[\"letsencrypt.org\"],"
+    "\"profiles\":{\"classic\":\"https://letsencrypt.org/docs/profiles#classic\"},"
+    "\"termsOfService\":\"https://letsencrypt.org/documents/LE-SA-v1.5-February-24-2025.pdf\","
+    "\"website\":\"https://letsencrypt.org\"},"
+    "\"newAccount\":\"https://acme-v02.api.letsencrypt.org/acme/new-acct\","
+    "\"newNonce\":\"https://acme-v02.api.letsencrypt.org/acme/new-nonce\","
+    "\"newOrder\":\"https://acme-v02.api.letsencrypt.org/acme/new-order\","
+    "\"renewalInfo\":"
+    "\"https://acme-v02.api.letsencrypt.org/draft-ietf-acme-ari-03/renewalInfo\","
+    "\"revokeCert\":\"https://acme-v02.api.letsencrypt.org/acme/revoke-cert\","
+    "\"rZ1Ha6EDn3Q\":\"https://community.letsencrypt.org/t/adding-random-entries-to-the-"
+    "directory/33417\"}";
 
 /* A private CA with pre-authorization and RFC 9444, as acmera ca offers. */
 static const char SUBDOMAIN_DIR[] =
-	"{\"newNonce\":\"http://ca.internal:8080/acme/new-nonce\","
-	"\"newAccount\":\"http://ca.internal:8080/acme/new-account\","
-	"\"newOrder\":\"http://ca.internal:8080/acme/new-order\","
-	"\"newAuthz\":\"http://ca.internal:8080/acme/new-authz\","
-	"\"revokeCert\":\"http://ca.internal:8080/acme/revoke-cert\","
-	"\"keyChange\":\"http://ca.internal:8080/acme/key-change\","
-	"\"meta\":{\"externalAccountRequired\":true,\"subdomainAuthAllowed\":true}}";
+    "{\"newNonce\":\"http://ca.internal:8080/acme/new-nonce\","
+    "\"newAccount\":\"http://ca.internal:8080/acme/new-account\","
+    "\"newOrder\":\"http://ca.internal:8080/acme/new-order\","
+    "\"newAuthz\":\"http://ca.internal:8080/acme/new-authz\","
+    "\"revokeCert\":\"http://ca.internal:8080/acme/revoke-cert\","
+    "\"keyChange\":\"http://ca.internal:8080/acme/key-change\","
+    "\"meta\":{\"externalAccountRequired\":true,\"subdomainAuthAllowed\":true}}";
 
 static void directory_parses_pebble(void **state)
 {
@@ -91,7 +91,7 @@ static void directory_parses_lets_encrypt_with_unknown_fields(void **state)
 	assert_int_equal(PARSE(acme_directory_parse, LE_DIR, &d, NULL), 0);
 	assert_string_equal(d.new_account, "https://acme-v02.api.letsencrypt.org/acme/new-acct");
 	assert_string_equal(d.renewal_info, "https://acme-v02.api.letsencrypt.org/"
-					    "draft-ietf-acme-ari-03/renewalInfo");
+	                                    "draft-ietf-acme-ari-03/renewalInfo");
 	assert_string_equal(d.website, "https://letsencrypt.org");
 	assert_contains(d.terms_of_service, "LE-SA-v1.5");
 	assert_null(d.new_authz);
@@ -123,35 +123,35 @@ static void directory_refuses_missing_fields_wrong_types_and_bad_urls(void **sta
 {
 	(void)state;
 	expect_dir_error("{\"newAccount\":\"https://a/acct\",\"newOrder\":\"https://a/order\"}",
-			 "missing field \"newNonce\"");
+	                 "missing field \"newNonce\"");
 	expect_dir_error("{\"newNonce\":\"https://a/n\",\"newOrder\":\"https://a/order\"}",
-			 "missing field \"newAccount\"");
+	                 "missing field \"newAccount\"");
 	expect_dir_error("{\"newNonce\":\"https://a/n\",\"newAccount\":\"https://a/acct\"}",
-			 "missing field \"newOrder\"");
+	                 "missing field \"newOrder\"");
 	expect_dir_error("{\"newNonce\":\"https://a/n\",\"newAccount\":\"https://a/acct\","
-			 "\"newOrder\":42}",
-			 "\"newOrder\" is not a string");
+	                 "\"newOrder\":42}",
+	                 "\"newOrder\" is not a string");
 	expect_dir_error("{\"newNonce\":\"ftp://a/n\",\"newAccount\":\"https://a/acct\","
-			 "\"newOrder\":\"https://a/o\"}",
-			 "\"newNonce\" is not an http(s) URL");
+	                 "\"newOrder\":\"https://a/o\"}",
+	                 "\"newNonce\" is not an http(s) URL");
 	expect_dir_error("{\"newNonce\":\"https://a/n x\",\"newAccount\":\"https://a/acct\","
-			 "\"newOrder\":\"https://a/o\"}",
-			 "bad character");
+	                 "\"newOrder\":\"https://a/o\"}",
+	                 "bad character");
 	expect_dir_error("{\"newNonce\":\"https://a/n\",\"newAccount\":\"https://a/acct\","
-			 "\"newOrder\":\"https://a/o\",\"meta\":[]}",
-			 "\"meta\" is not an object");
+	                 "\"newOrder\":\"https://a/o\",\"meta\":[]}",
+	                 "\"meta\" is not an object");
 	expect_dir_error("{\"newNonce\":\"https://a/n\",\"newAccount\":\"https://a/acct\","
-			 "\"newOrder\":\"https://a/o\","
-			 "\"meta\":{\"subdomainAuthAllowed\":\"yes\"}}",
-			 "\"subdomainAuthAllowed\" is not a boolean");
+	                 "\"newOrder\":\"https://a/o\","
+	                 "\"meta\":{\"subdomainAuthAllowed\":\"yes\"}}",
+	                 "\"subdomainAuthAllowed\" is not a boolean");
 	expect_dir_error("{\"newNonce\":\"https://a/n\",\"newAccount\":\"https://a/acct\","
-			 "\"newOrder\":\"\"}",
-			 "\"newOrder\" is empty");
+	                 "\"newOrder\":\"\"}",
+	                 "\"newOrder\" is empty");
 	expect_dir_error("[\"https://a/n\"]", "not a JSON object");
 	expect_dir_error("{\"newNonce\":", "bad JSON");
 	expect_dir_error("{\"newNonce\":\"https://a/n\",\"newNonce\":\"https://b/n\","
-			 "\"newAccount\":\"https://a/acct\",\"newOrder\":\"https://a/o\"}",
-			 "bad JSON");
+	                 "\"newAccount\":\"https://a/acct\",\"newOrder\":\"https://a/o\"}",
+	                 "bad JSON");
 }
 
 static void directory_bounds_url_length(void **state)
@@ -162,15 +162,15 @@ static void directory_bounds_url_length(void **state)
 	memset(url + 8, 'a', sizeof(url) - 9);
 	url[sizeof(url) - 1] = '\0'; /* 2049 characters */
 	snprintf(json, sizeof(json),
-		 "{\"newNonce\":\"%s\",\"newAccount\":\"https://a/a\","
-		 "\"newOrder\":\"https://a/o\"}",
-		 url);
+	         "{\"newNonce\":\"%s\",\"newAccount\":\"https://a/a\","
+	         "\"newOrder\":\"https://a/o\"}",
+	         url);
 	expect_dir_error(json, "longer than 2048");
 	url[2048] = '\0';
 	snprintf(json, sizeof(json),
-		 "{\"newNonce\":\"%s\",\"newAccount\":\"https://a/a\","
-		 "\"newOrder\":\"https://a/o\"}",
-		 url);
+	         "{\"newNonce\":\"%s\",\"newAccount\":\"https://a/a\","
+	         "\"newOrder\":\"https://a/o\"}",
+	         url);
 	struct acme_directory d;
 	assert_int_equal(PARSE(acme_directory_parse, json, &d, NULL), 0);
 	assert_int_equal(strlen(d.new_nonce), 2048);
@@ -228,44 +228,44 @@ static void parsers_refuse_oversize_deep_and_nul_bodies(void **state)
 /* ---- orders ---- */
 
 static const char PEBBLE_ORDER[] =
-	"{\n   \"status\": \"pending\",\n   \"expires\": \"2026-11-29T13:23:52Z\",\n"
-	"   \"identifiers\": [\n      {\n         \"type\": \"dns\",\n"
-	"         \"value\": \"*.iot.example.com\"\n      },\n      {\n"
-	"         \"type\": \"dns\",\n"
-	"         \"value\": \"dev1.iot.example.com\"\n      }\n   ],\n"
-	"   \"finalize\": \"https://127.0.0.1:14444/finalize-order/"
-	"ucwe6Xf7TOvPGm5pWWR_eqTMgqAO_sFDNli8G6jXmVE\",\n"
-	"   \"authorizations\": [\n"
-	"      \"https://127.0.0.1:14444/authZ/U1In-QRhDizPF-eksT7HeP-BEovNsDTL5qR0MYgcM0o\",\n"
-	"      \"https://127.0.0.1:14444/authZ/YaoNZxzHA_rY0esMa-lgglBvmSRpX7vZhOgNy0IQpgA\"\n"
-	"   ]\n}";
+    "{\n   \"status\": \"pending\",\n   \"expires\": \"2026-11-29T13:23:52Z\",\n"
+    "   \"identifiers\": [\n      {\n         \"type\": \"dns\",\n"
+    "         \"value\": \"*.iot.example.com\"\n      },\n      {\n"
+    "         \"type\": \"dns\",\n"
+    "         \"value\": \"dev1.iot.example.com\"\n      }\n   ],\n"
+    "   \"finalize\": \"https://127.0.0.1:14444/finalize-order/"
+    "ucwe6Xf7TOvPGm5pWWR_eqTMgqAO_sFDNli8G6jXmVE\",\n"
+    "   \"authorizations\": [\n"
+    "      \"https://127.0.0.1:14444/authZ/U1In-QRhDizPF-eksT7HeP-BEovNsDTL5qR0MYgcM0o\",\n"
+    "      \"https://127.0.0.1:14444/authZ/YaoNZxzHA_rY0esMa-lgglBvmSRpX7vZhOgNy0IQpgA\"\n"
+    "   ]\n}";
 
 static const char PEBBLE_ORDER_INVALID[] =
-	"{\"status\":\"invalid\",\"error\":{\"type\":\"urn:ietf:params:acme:error:unauthorized\","
-	"\"detail\":\"Error retrieving TXT records for DNS challenge (\\\"lookup "
-	"_acme-challenge.iot.example.com on 127.0.0.1:53: no such host\\\")\","
-	"\"status\":403},\"expires\":\"2026-11-29T13:23:52Z\","
-	"\"identifiers\":[{\"type\":\"dns\",\"value\":\"dev1.iot.example.com\"},"
-	"{\"type\":\"dns\",\"value\":\"*.iot.example.com\"}],"
-	"\"finalize\":\"https://127.0.0.1:14444/finalize-order/ucwe6Xf7\","
-	"\"authorizations\":[\"https://127.0.0.1:14444/authZ/YaoNZxzHA\","
-	"\"https://127.0.0.1:14444/authZ/U1In-QRhDizPF\"]}";
+    "{\"status\":\"invalid\",\"error\":{\"type\":\"urn:ietf:params:acme:error:unauthorized\","
+    "\"detail\":\"Error retrieving TXT records for DNS challenge (\\\"lookup "
+    "_acme-challenge.iot.example.com on 127.0.0.1:53: no such host\\\")\","
+    "\"status\":403},\"expires\":\"2026-11-29T13:23:52Z\","
+    "\"identifiers\":[{\"type\":\"dns\",\"value\":\"dev1.iot.example.com\"},"
+    "{\"type\":\"dns\",\"value\":\"*.iot.example.com\"}],"
+    "\"finalize\":\"https://127.0.0.1:14444/finalize-order/ucwe6Xf7\","
+    "\"authorizations\":[\"https://127.0.0.1:14444/authZ/YaoNZxzHA\","
+    "\"https://127.0.0.1:14444/authZ/U1In-QRhDizPF\"]}";
 
 static const char LE_ORDER_VALID[] =
-	"{\"status\":\"valid\",\"expires\":\"2026-12-05T10:41:07Z\","
-	"\"identifiers\":[{\"type\":\"dns\",\"value\":\"dev1.iot.example.com\"}],"
-	"\"authorizations\":[\"https://acme-v02.api.letsencrypt.org/acme/authz/1234/5678\"],"
-	"\"finalize\":\"https://acme-v02.api.letsencrypt.org/acme/finalize/1234/9999\","
-	"\"certificate\":\"https://acme-v02.api.letsencrypt.org/acme/cert/04aa1b2c3d4e5f\","
-	"\"notBefore\":null}";
+    "{\"status\":\"valid\",\"expires\":\"2026-12-05T10:41:07Z\","
+    "\"identifiers\":[{\"type\":\"dns\",\"value\":\"dev1.iot.example.com\"}],"
+    "\"authorizations\":[\"https://acme-v02.api.letsencrypt.org/acme/authz/1234/5678\"],"
+    "\"finalize\":\"https://acme-v02.api.letsencrypt.org/acme/finalize/1234/9999\","
+    "\"certificate\":\"https://acme-v02.api.letsencrypt.org/acme/cert/04aa1b2c3d4e5f\","
+    "\"notBefore\":null}";
 
 /* RFC 9444 5: the order names the ancestor domain the client controls. */
 static const char ANCESTOR_ORDER[] =
-	"{\"status\":\"ready\",\"expires\":\"2026-11-28T14:00:00.123456789+01:00\","
-	"\"identifiers\":[{\"type\":\"dns\",\"value\":\"foo.bar.example.org\","
-	"\"ancestorDomain\":\"example.org\"}],"
-	"\"authorizations\":[\"https://ca.example/authz/e\"],"
-	"\"finalize\":\"https://ca.example/order/1/finalize\"}";
+    "{\"status\":\"ready\",\"expires\":\"2026-11-28T14:00:00.123456789+01:00\","
+    "\"identifiers\":[{\"type\":\"dns\",\"value\":\"foo.bar.example.org\","
+    "\"ancestorDomain\":\"example.org\"}],"
+    "\"authorizations\":[\"https://ca.example/authz/e\"],"
+    "\"finalize\":\"https://ca.example/order/1/finalize\"}";
 
 static void order_parses_pebble_pending(void **state)
 {
@@ -281,7 +281,7 @@ static void order_parses_pebble_pending(void **state)
 	assert_null(o.identifiers[1].ancestor_domain);
 	assert_int_equal(o.n_authorizations, 2);
 	assert_string_equal(o.authorizations[1], "https://127.0.0.1:14444/authZ/"
-						 "YaoNZxzHA_rY0esMa-lgglBvmSRpX7vZhOgNy0IQpgA");
+	                                         "YaoNZxzHA_rY0esMa-lgglBvmSRpX7vZhOgNy0IQpgA");
 	assert_contains(o.finalize, "/finalize-order/ucwe6Xf7");
 	assert_null(o.certificate);
 	assert_null(o.error);
@@ -312,7 +312,7 @@ static void order_parses_valid_with_certificate(void **state)
 	assert_int_equal(PARSE(acme_order_parse, LE_ORDER_VALID, &o, NULL), 0);
 	assert_string_equal(o.status, "valid");
 	assert_string_equal(o.certificate,
-			    "https://acme-v02.api.letsencrypt.org/acme/cert/04aa1b2c3d4e5f");
+	                    "https://acme-v02.api.letsencrypt.org/acme/cert/04aa1b2c3d4e5f");
 	acme_order_free(&o);
 }
 
@@ -343,45 +343,46 @@ static void order_refuses_missing_and_mistyped_fields(void **state)
 {
 	(void)state;
 	expect_order_error("{\"finalize\":\"https://a/f\",\"authorizations\":[]}",
-			   "missing field \"status\"");
+	                   "missing field \"status\"");
 	expect_order_error("{\"status\":\"pending\",\"authorizations\":[]}",
-			   "missing field \"finalize\"");
+	                   "missing field \"finalize\"");
 	expect_order_error("{\"status\":\"pending\",\"finalize\":\"https://a/f\"}",
-			   "missing field \"authorizations\"");
+	                   "missing field \"authorizations\"");
 	expect_order_error("{\"status\":\"pending\",\"finalize\":\"https://a/f\","
-			   "\"authorizations\":\"https://a/z\"}",
-			   "\"authorizations\" is not an array");
+	                   "\"authorizations\":\"https://a/z\"}",
+	                   "\"authorizations\" is not an array");
 	expect_order_error("{\"status\":\"pending\",\"finalize\":\"https://a/f\","
-			   "\"authorizations\":[\"https://a/z\",7]}",
-			   "\"authorizations[1]\" is not a string");
+	                   "\"authorizations\":[\"https://a/z\",7]}",
+	                   "\"authorizations[1]\" is not a string");
 	expect_order_error("{\"status\":\"done\",\"finalize\":\"https://a/f\","
-			   "\"authorizations\":[]}",
-			   "unknown status \"done\"");
+	                   "\"authorizations\":[]}",
+	                   "unknown status \"done\"");
 	expect_order_error("{\"status\":true,\"finalize\":\"https://a/f\",\"authorizations\":[]}",
-			   "\"status\" is not a string");
+	                   "\"status\" is not a string");
 	expect_order_error("{\"status\":\"pending\",\"expires\":\"tomorrow\","
-			   "\"finalize\":\"https://a/f\",\"authorizations\":[]}",
-			   "\"expires\" is not an RFC 3339 time");
+	                   "\"finalize\":\"https://a/f\",\"authorizations\":[]}",
+	                   "\"expires\" is not an RFC 3339 time");
 	expect_order_error("{\"status\":\"pending\",\"finalize\":\"https://a/f\","
-			   "\"authorizations\":[],\"identifiers\":[{\"type\":\"dns\"}]}",
-			   "identifiers[0]: missing field \"value\"");
+	                   "\"authorizations\":[],\"identifiers\":[{\"type\":\"dns\"}]}",
+	                   "identifiers[0]: missing field \"value\"");
 	expect_order_error("{\"status\":\"pending\",\"finalize\":\"https://a/f\","
-			   "\"authorizations\":[],\"identifiers\":[\"a.example\"]}",
-			   "identifier is not an object");
+	                   "\"authorizations\":[],\"identifiers\":[\"a.example\"]}",
+	                   "identifier is not an object");
 	expect_order_error("{\"status\":\"invalid\",\"finalize\":\"https://a/f\","
-			   "\"authorizations\":[],\"error\":\"failed\"}",
-			   "\"error\" is not an object");
+	                   "\"authorizations\":[],\"error\":\"failed\"}",
+	                   "\"error\" is not an object");
 	expect_order_error("{\"status\":\"valid\",\"finalize\":\"https://a/f\","
-			   "\"authorizations\":[],\"certificate\":\"file:///etc/passwd\"}",
-			   "\"certificate\" is not an http(s) URL");
+	                   "\"authorizations\":[],\"certificate\":\"file:///etc/passwd\"}",
+	                   "\"certificate\" is not an http(s) URL");
 }
 
 static char *order_with_authzs(size_t n)
 {
 	size_t cap = 128 + n * 32;
 	char *s = malloc(cap);
-	size_t o = (size_t)snprintf(s, cap, "{\"status\":\"pending\",\"finalize\":\"https://a/f\","
-					    "\"authorizations\":[");
+	size_t o = (size_t)snprintf(s, cap,
+	                            "{\"status\":\"pending\",\"finalize\":\"https://a/f\","
+	                            "\"authorizations\":[");
 	for (size_t i = 0; i < n; i++)
 		o += (size_t)snprintf(s + o, cap - o, "%s\"https://a/z/%zu\"", i ? "," : "", i);
 	snprintf(s + o, cap - o, "]}");
@@ -405,45 +406,45 @@ static void order_bounds_the_number_of_authorizations(void **state)
 /* ---- authorizations and challenges ---- */
 
 static const char PEBBLE_AUTHZ[] =
-	"{\n   \"status\": \"pending\",\n   \"identifier\": {\n      \"type\": \"dns\",\n"
-	"      \"value\": \"iot.example.com\"\n   },\n   \"challenges\": [\n      {\n"
-	"         \"type\": \"dns-01\",\n"
-	"         \"url\": \"https://127.0.0.1:14444/chalZ/"
-	"6IOkrGSrNoVoXXUaIJCcp0ZKx_CAx8pHSTpSXHNkT9A\",\n"
-	"         \"token\": \"5Uxk6_0OhSLmqoc3UmIO7XzsdIqMpxZCv87QbLYlVYc\",\n"
-	"         \"status\": \"pending\"\n      }\n   ],\n"
-	"   \"expires\": \"2026-11-28T14:23:52Z\",\n   \"wildcard\": true\n}";
+    "{\n   \"status\": \"pending\",\n   \"identifier\": {\n      \"type\": \"dns\",\n"
+    "      \"value\": \"iot.example.com\"\n   },\n   \"challenges\": [\n      {\n"
+    "         \"type\": \"dns-01\",\n"
+    "         \"url\": \"https://127.0.0.1:14444/chalZ/"
+    "6IOkrGSrNoVoXXUaIJCcp0ZKx_CAx8pHSTpSXHNkT9A\",\n"
+    "         \"token\": \"5Uxk6_0OhSLmqoc3UmIO7XzsdIqMpxZCv87QbLYlVYc\",\n"
+    "         \"status\": \"pending\"\n      }\n   ],\n"
+    "   \"expires\": \"2026-11-28T14:23:52Z\",\n   \"wildcard\": true\n}";
 
 static const char PEBBLE_AUTHZ_INVALID[] =
-	"{\"status\":\"invalid\",\"identifier\":{\"type\":\"dns\",\"value\":\"iot.example.com\"},"
-	"\"challenges\":[{\"type\":\"dns-01\",\"url\":\"https://127.0.0.1:14444/chalZ/6IOk\","
-	"\"token\":\"5Uxk6_0OhSLmqoc3UmIO7XzsdIqMpxZCv87QbLYlVYc\",\"status\":\"invalid\","
-	"\"validated\":\"2026-11-28T13:23:58Z\",\"error\":{\"type\":"
-	"\"urn:ietf:params:acme:error:unauthorized\",\"detail\":\"Error retrieving TXT records "
-	"for DNS challenge\",\"status\":403}}],\"expires\":\"2026-11-28T14:23:52Z\","
-	"\"wildcard\":true}";
+    "{\"status\":\"invalid\",\"identifier\":{\"type\":\"dns\",\"value\":\"iot.example.com\"},"
+    "\"challenges\":[{\"type\":\"dns-01\",\"url\":\"https://127.0.0.1:14444/chalZ/6IOk\","
+    "\"token\":\"5Uxk6_0OhSLmqoc3UmIO7XzsdIqMpxZCv87QbLYlVYc\",\"status\":\"invalid\","
+    "\"validated\":\"2026-11-28T13:23:58Z\",\"error\":{\"type\":"
+    "\"urn:ietf:params:acme:error:unauthorized\",\"detail\":\"Error retrieving TXT records "
+    "for DNS challenge\",\"status\":403}}],\"expires\":\"2026-11-28T14:23:52Z\","
+    "\"wildcard\":true}";
 
 static const char LE_AUTHZ[] =
-	"{\"identifier\":{\"type\":\"dns\",\"value\":\"dev1.iot.example.com\"},"
-	"\"status\":\"pending\",\"expires\":\"2026-12-05T10:41:07Z\",\"challenges\":["
-	"{\"type\":\"http-01\",\"status\":\"pending\","
-	"\"url\":\"https://acme-v02.api.letsencrypt.org/acme/chall/1234/5678/Ab1\","
-	"\"token\":\"LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0\"},"
-	"{\"type\":\"dns-01\",\"status\":\"pending\","
-	"\"url\":\"https://acme-v02.api.letsencrypt.org/acme/chall/1234/5678/Cd2\","
-	"\"token\":\"LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0\"},"
-	"{\"type\":\"tls-alpn-01\",\"status\":\"pending\","
-	"\"url\":\"https://acme-v02.api.letsencrypt.org/acme/chall/1234/5678/Ef3\","
-	"\"token\":\"LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0\"}]}";
+    "{\"identifier\":{\"type\":\"dns\",\"value\":\"dev1.iot.example.com\"},"
+    "\"status\":\"pending\",\"expires\":\"2026-12-05T10:41:07Z\",\"challenges\":["
+    "{\"type\":\"http-01\",\"status\":\"pending\","
+    "\"url\":\"https://acme-v02.api.letsencrypt.org/acme/chall/1234/5678/Ab1\","
+    "\"token\":\"LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0\"},"
+    "{\"type\":\"dns-01\",\"status\":\"pending\","
+    "\"url\":\"https://acme-v02.api.letsencrypt.org/acme/chall/1234/5678/Cd2\","
+    "\"token\":\"LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0\"},"
+    "{\"type\":\"tls-alpn-01\",\"status\":\"pending\","
+    "\"url\":\"https://acme-v02.api.letsencrypt.org/acme/chall/1234/5678/Ef3\","
+    "\"token\":\"LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0\"}]}";
 
 /* RFC 9444 4.1: a pre-authorization for example.org that covers its subdomains. */
 static const char SUBDOMAIN_AUTHZ[] =
-	"{\"status\":\"valid\",\"expires\":\"2026-12-28T13:00:00Z\","
-	"\"identifier\":{\"type\":\"dns\",\"value\":\"example.org\"},"
-	"\"challenges\":[{\"url\":\"https://example.com/acme/chall/prV_B7yEyA4\","
-	"\"type\":\"dns-01\",\"status\":\"valid\","
-	"\"token\":\"DGyRejmCefe7v4NfDGDKfA\",\"validated\":\"2026-11-28T12:59:00Z\"}],"
-	"\"subdomainAuthAllowed\":true}";
+    "{\"status\":\"valid\",\"expires\":\"2026-12-28T13:00:00Z\","
+    "\"identifier\":{\"type\":\"dns\",\"value\":\"example.org\"},"
+    "\"challenges\":[{\"url\":\"https://example.com/acme/chall/prV_B7yEyA4\","
+    "\"type\":\"dns-01\",\"status\":\"valid\","
+    "\"token\":\"DGyRejmCefe7v4NfDGDKfA\",\"validated\":\"2026-11-28T12:59:00Z\"}],"
+    "\"subdomainAuthAllowed\":true}";
 
 static void authz_parses_pebble_wildcard(void **state)
 {
@@ -490,9 +491,9 @@ static void authz_finds_each_challenge_type(void **state)
 	assert_int_equal(a.n_challenges, 3);
 	assert_int_equal(a.wildcard, 0);
 	assert_string_equal(acme_authz_challenge(&a, "dns-01")->url,
-			    "https://acme-v02.api.letsencrypt.org/acme/chall/1234/5678/Cd2");
+	                    "https://acme-v02.api.letsencrypt.org/acme/chall/1234/5678/Cd2");
 	assert_string_equal(acme_authz_challenge(&a, "tls-alpn-01")->url,
-			    "https://acme-v02.api.letsencrypt.org/acme/chall/1234/5678/Ef3");
+	                    "https://acme-v02.api.letsencrypt.org/acme/chall/1234/5678/Ef3");
 	assert_null(acme_authz_challenge(&a, "dns-account-01"));
 	acme_authz_free(&a);
 }
@@ -522,42 +523,42 @@ static void authz_refuses_missing_and_mistyped_fields(void **state)
 {
 	(void)state;
 	expect_authz_error("{\"status\":\"pending\",\"challenges\":[]}",
-			   "missing field \"identifier\"");
+	                   "missing field \"identifier\"");
 	expect_authz_error("{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
-			   "\"challenges\":[]}",
-			   "missing field \"status\"");
+	                   "\"challenges\":[]}",
+	                   "missing field \"status\"");
 	expect_authz_error("{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
-			   "\"status\":\"pending\"}",
-			   "missing field \"challenges\"");
+	                   "\"status\":\"pending\"}",
+	                   "missing field \"challenges\"");
 	expect_authz_error("{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
-			   "\"status\":\"pending\",\"challenges\":[],\"wildcard\":1}",
-			   "\"wildcard\" is not a boolean");
+	                   "\"status\":\"pending\",\"challenges\":[],\"wildcard\":1}",
+	                   "\"wildcard\" is not a boolean");
 	expect_authz_error("{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
-			   "\"status\":\"pending\",\"challenges\":[],"
-			   "\"subdomainAuthAllowed\":\"true\"}",
-			   "\"subdomainAuthAllowed\" is not a boolean");
+	                   "\"status\":\"pending\",\"challenges\":[],"
+	                   "\"subdomainAuthAllowed\":\"true\"}",
+	                   "\"subdomainAuthAllowed\" is not a boolean");
 	expect_authz_error("{\"identifier\":\"a.example\",\"status\":\"pending\","
-			   "\"challenges\":[]}",
-			   "\"identifier\" is not an object");
+	                   "\"challenges\":[]}",
+	                   "\"identifier\" is not an object");
 	/* dns-01 and http-01 need a base64url token; other types need none. */
 	expect_authz_error("{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
-			   "\"status\":\"pending\",\"challenges\":[{\"type\":\"dns-01\","
-			   "\"url\":\"https://a/c\",\"status\":\"pending\"}]}",
-			   "challenges[0]: missing field \"token\"");
+	                   "\"status\":\"pending\",\"challenges\":[{\"type\":\"dns-01\","
+	                   "\"url\":\"https://a/c\",\"status\":\"pending\"}]}",
+	                   "challenges[0]: missing field \"token\"");
 	expect_authz_error("{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
-			   "\"status\":\"pending\",\"challenges\":[{\"type\":\"http-01\","
-			   "\"url\":\"https://a/c\",\"status\":\"pending\","
-			   "\"token\":\"../../etc\"}]}",
-			   "token is not base64url");
+	                   "\"status\":\"pending\",\"challenges\":[{\"type\":\"http-01\","
+	                   "\"url\":\"https://a/c\",\"status\":\"pending\","
+	                   "\"token\":\"../../etc\"}]}",
+	                   "token is not base64url");
 	expect_authz_error("{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
-			   "\"status\":\"pending\",\"challenges\":[{\"type\":\"dns-01\","
-			   "\"url\":\"https://a/c\",\"status\":\"ready\",\"token\":\"abc\"}]}",
-			   "unknown status \"ready\"");
+	                   "\"status\":\"pending\",\"challenges\":[{\"type\":\"dns-01\","
+	                   "\"url\":\"https://a/c\",\"status\":\"ready\",\"token\":\"abc\"}]}",
+	                   "unknown status \"ready\"");
 	struct acme_authz a;
 	const char *no_token = "{\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
-			       "\"status\":\"pending\","
-			       "\"challenges\":[{\"type\":\"dns-account-01\","
-			       "\"url\":\"https://a/c\",\"status\":\"pending\"}]}";
+	                       "\"status\":\"pending\","
+	                       "\"challenges\":[{\"type\":\"dns-account-01\","
+	                       "\"url\":\"https://a/c\",\"status\":\"pending\"}]}";
 	assert_int_equal(PARSE(acme_authz_parse, no_token, &a, NULL), 0);
 	assert_null(a.challenges[0].token);
 	acme_authz_free(&a);
@@ -569,10 +570,10 @@ static void challenge_parses_pebble_and_refuses_bad_ones(void **state)
 	struct acme_challenge c;
 	struct acmera_errmsg e = {{0}};
 	const char *pebble =
-		"{\n   \"type\": \"dns-01\",\n   \"url\": \"https://127.0.0.1:14444/chalZ/"
-		"6IOkrGSrNoVoXXUaIJCcp0ZKx_CAx8pHSTpSXHNkT9A\",\n"
-		"   \"token\": \"5Uxk6_0OhSLmqoc3UmIO7XzsdIqMpxZCv87QbLYlVYc\",\n"
-		"   \"status\": \"processing\"\n}";
+	    "{\n   \"type\": \"dns-01\",\n   \"url\": \"https://127.0.0.1:14444/chalZ/"
+	    "6IOkrGSrNoVoXXUaIJCcp0ZKx_CAx8pHSTpSXHNkT9A\",\n"
+	    "   \"token\": \"5Uxk6_0OhSLmqoc3UmIO7XzsdIqMpxZCv87QbLYlVYc\",\n"
+	    "   \"status\": \"processing\"\n}";
 	assert_int_equal(PARSE(acme_challenge_parse, pebble, &c, NULL), 0);
 	assert_string_equal(c.type, "dns-01");
 	assert_string_equal(c.status, "processing");
@@ -586,8 +587,8 @@ static void challenge_parses_pebble_and_refuses_bad_ones(void **state)
 	assert_int_equal(PARSE(acme_challenge_parse, no_type, &c, &e), ACMERA_ERR_PROTO);
 	assert_contains(e.text, "missing field \"type\"");
 	const char *num_token =
-		"{\"type\":\"tls-alpn-01\",\"url\":\"https://a/c\",\"status\":\"pending\","
-		"\"token\":5}";
+	    "{\"type\":\"tls-alpn-01\",\"url\":\"https://a/c\",\"status\":\"pending\","
+	    "\"token\":5}";
 	assert_int_equal(PARSE(acme_challenge_parse, num_token, &c, &e), ACMERA_ERR_PROTO);
 	assert_contains(e.text, "\"token\" is not a string");
 }
@@ -599,12 +600,12 @@ static void account_parses_pebble_and_lets_encrypt(void **state)
 	(void)state;
 	struct acme_account a;
 	const char *pebble =
-		"{\n   \"status\": \"valid\",\n"
-		"   \"contact\": [\n      \"mailto:ops@example.com\"\n"
-		"   ],\n   \"orders\": \"https://127.0.0.1:14444/list-orderz/7a379ffded33351f\",\n"
-		"   \"key\": {\n      \"kty\": \"EC\",\n      \"crv\": \"P-256\",\n"
-		"      \"x\": \"tFobDnwwDaLClXTZhhCuJ7UddH34Be6g7g5k5UQZeEQ\",\n"
-		"      \"y\": \"9BFBFbdlZu14w9ZG-dsUoy8rXEnrjHxDGyY_ocnLzPE\"\n   }\n}";
+	    "{\n   \"status\": \"valid\",\n"
+	    "   \"contact\": [\n      \"mailto:ops@example.com\"\n"
+	    "   ],\n   \"orders\": \"https://127.0.0.1:14444/list-orderz/7a379ffded33351f\",\n"
+	    "   \"key\": {\n      \"kty\": \"EC\",\n      \"crv\": \"P-256\",\n"
+	    "      \"x\": \"tFobDnwwDaLClXTZhhCuJ7UddH34Be6g7g5k5UQZeEQ\",\n"
+	    "      \"y\": \"9BFBFbdlZu14w9ZG-dsUoy8rXEnrjHxDGyY_ocnLzPE\"\n   }\n}";
 	assert_int_equal(PARSE(acme_account_parse, pebble, &a, NULL), 0);
 	assert_string_equal(a.status, "valid");
 	assert_int_equal(a.n_contact, 1);
@@ -613,8 +614,8 @@ static void account_parses_pebble_and_lets_encrypt(void **state)
 	acme_account_free(&a);
 	/* Let's Encrypt sends no "orders". */
 	const char *le = "{\"key\":{\"kty\":\"RSA\",\"n\":\"xyz\",\"e\":\"AQAB\"},"
-			 "\"initialIp\":\"192.0.2.1\",\"createdAt\":\"2026-11-28T13:00:00Z\","
-			 "\"status\":\"deactivated\"}";
+	                 "\"initialIp\":\"192.0.2.1\",\"createdAt\":\"2026-11-28T13:00:00Z\","
+	                 "\"status\":\"deactivated\"}";
 	assert_int_equal(PARSE(acme_account_parse, le, &a, NULL), 0);
 	assert_string_equal(a.status, "deactivated");
 	assert_int_equal(a.n_contact, 0);
@@ -634,12 +635,12 @@ static void account_refuses_bad_status_and_contacts(void **state)
 	assert_int_equal(PARSE(acme_account_parse, num, &a, &e), ACMERA_ERR_PROTO);
 	assert_contains(e.text, "\"contact[0]\" is not a string");
 	assert_null(a.contact);
-	assert_int_equal(PARSE(acme_account_parse,
-			       "{\"status\":\"valid\",\"contact\":\"mailto:a@b\"}", &a, &e),
-			 ACMERA_ERR_PROTO);
+	assert_int_equal(
+	    PARSE(acme_account_parse, "{\"status\":\"valid\",\"contact\":\"mailto:a@b\"}", &a, &e),
+	    ACMERA_ERR_PROTO);
 	assert_contains(e.text, "\"contact\" is not an array");
 	assert_int_equal(PARSE(acme_account_parse, "{\"status\":\"pending\"}", &a, &e),
-			 ACMERA_ERR_PROTO);
+	                 ACMERA_ERR_PROTO);
 	assert_contains(e.text, "unknown status");
 }
 
@@ -650,8 +651,8 @@ static void problem_parses_pebble_bad_nonce(void **state)
 	(void)state;
 	struct acme_problem p;
 	const char *json = "{\n   \"type\": \"urn:ietf:params:acme:error:badNonce\",\n"
-			   "   \"detail\": \"JWS has an invalid anti-replay nonce: "
-			   "AAAAAAAAAAAAAAAAAAAAAA\",\n   \"status\": 400\n}";
+	                   "   \"detail\": \"JWS has an invalid anti-replay nonce: "
+	                   "AAAAAAAAAAAAAAAAAAAAAA\",\n   \"status\": 400\n}";
 	assert_int_equal(PARSE(acme_problem_parse, json, &p, NULL), 0);
 	assert_true(acme_problem_is(&p, "badNonce"));
 	assert_false(acme_problem_is(&p, "malformed"));
@@ -660,7 +661,7 @@ static void problem_parses_pebble_bad_nonce(void **state)
 	char text[256];
 	acme_problem_describe(&p, text, sizeof(text));
 	assert_string_equal(text, "type=badNonce status=400 detail=\"JWS has an invalid "
-				  "anti-replay nonce: AAAAAAAAAAAAAAAAAAAAAA\"");
+	                          "anti-replay nonce: AAAAAAAAAAAAAAAAAAAAAA\"");
 	acme_problem_free(&p);
 	assert_null(p.type);
 	acme_problem_free(NULL);
@@ -668,14 +669,14 @@ static void problem_parses_pebble_bad_nonce(void **state)
 
 /* RFC 8555 6.7.1 example. */
 static const char SUBPROBLEMS[] =
-	"{\"type\":\"urn:ietf:params:acme:error:malformed\","
-	"\"detail\":\"Some of the identifiers requested were rejected\","
-	"\"subproblems\":[{\"type\":\"urn:ietf:params:acme:error:malformed\","
-	"\"detail\":\"Invalid underscore in DNS name \\\"_example.org\\\"\","
-	"\"identifier\":{\"type\":\"dns\",\"value\":\"_example.org\"}},"
-	"{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
-	"\"detail\":\"This CA will not issue for \\\"example.net\\\"\","
-	"\"identifier\":{\"type\":\"dns\",\"value\":\"example.net\"}}]}";
+    "{\"type\":\"urn:ietf:params:acme:error:malformed\","
+    "\"detail\":\"Some of the identifiers requested were rejected\","
+    "\"subproblems\":[{\"type\":\"urn:ietf:params:acme:error:malformed\","
+    "\"detail\":\"Invalid underscore in DNS name \\\"_example.org\\\"\","
+    "\"identifier\":{\"type\":\"dns\",\"value\":\"_example.org\"}},"
+    "{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
+    "\"detail\":\"This CA will not issue for \\\"example.net\\\"\","
+    "\"identifier\":{\"type\":\"dns\",\"value\":\"example.net\"}}]}";
 
 static void problem_keeps_subproblem_identifiers(void **state)
 {
@@ -691,10 +692,10 @@ static void problem_keeps_subproblem_identifiers(void **state)
 	char text[512];
 	acme_problem_describe(&p, text, sizeof(text));
 	assert_string_equal(text, "type=malformed detail=\"Some of the identifiers requested "
-				  "were rejected\" sub=[_example.org: malformed \"Invalid "
-				  "underscore in DNS name \"_example.org\"\"; example.net: "
-				  "rejectedIdentifier \"This CA will not issue for "
-				  "\"example.net\"\"]");
+	                          "were rejected\" sub=[_example.org: malformed \"Invalid "
+	                          "underscore in DNS name \"_example.org\"\"; example.net: "
+	                          "rejectedIdentifier \"This CA will not issue for "
+	                          "\"example.net\"\"]");
 	/* Truncation keeps a terminated string. */
 	char small[16];
 	acme_problem_describe(&p, small, sizeof(small));
@@ -708,9 +709,8 @@ static void problem_defaults_type_and_checks_types(void **state)
 	struct acme_problem p;
 	struct acmera_errmsg e = {{0}};
 	char text[128];
-	assert_int_equal(PARSE(acme_problem_parse, "{\"detail\":\"no\\nway\",\"status\":503}", &p,
-			       NULL),
-			 0);
+	assert_int_equal(
+	    PARSE(acme_problem_parse, "{\"detail\":\"no\\nway\",\"status\":503}", &p, NULL), 0);
 	assert_string_equal(p.type, "about:blank");
 	assert_false(acme_problem_is(&p, "about:blank"));
 	acme_problem_describe(&p, text, sizeof(text));
@@ -718,22 +718,22 @@ static void problem_defaults_type_and_checks_types(void **state)
 	assert_string_equal(text, "type=about:blank status=503 detail=\"no?way\"");
 	acme_problem_free(&p);
 	assert_int_equal(PARSE(acme_problem_parse, "{\"status\":\"400\"}", &p, &e),
-			 ACMERA_ERR_PROTO);
+	                 ACMERA_ERR_PROTO);
 	assert_contains(e.text, "\"status\" is not an HTTP status");
 	assert_int_equal(PARSE(acme_problem_parse, "{\"status\":4000}", &p, &e), ACMERA_ERR_PROTO);
 	assert_int_equal(PARSE(acme_problem_parse, "{\"type\":7}", &p, &e), ACMERA_ERR_PROTO);
 	assert_contains(e.text, "\"type\" is not a string");
-	assert_int_equal(PARSE(acme_problem_parse, "{\"subproblems\":[{\"identifier\":\"x\"}]}",
-			       &p, &e),
-			 ACMERA_ERR_PROTO);
+	assert_int_equal(
+	    PARSE(acme_problem_parse, "{\"subproblems\":[{\"identifier\":\"x\"}]}", &p, &e),
+	    ACMERA_ERR_PROTO);
 	assert_contains(e.text, "subproblems[0]: field \"identifier\" is not an object");
 	assert_null(p.sub);
 	assert_int_equal(PARSE(acme_problem_parse,
-			       "{\"subproblems\":[{\"identifier\":{\"type\":\"dns\"}}]}", &p, &e),
-			 ACMERA_ERR_PROTO);
+	                       "{\"subproblems\":[{\"identifier\":{\"type\":\"dns\"}}]}", &p, &e),
+	                 ACMERA_ERR_PROTO);
 	assert_contains(e.text, "missing field \"value\"");
 	assert_int_equal(PARSE(acme_problem_parse, "{\"subproblems\":{}}", &p, &e),
-			 ACMERA_ERR_PROTO);
+	                 ACMERA_ERR_PROTO);
 	acme_problem_describe(NULL, text, sizeof(text));
 	assert_string_equal(text, "");
 	assert_false(acme_problem_is(NULL, "badNonce"));
@@ -748,18 +748,18 @@ static void time_parse_accepts_rfc3339_forms(void **state)
 		const char *s;
 		int64_t t;
 	} ok[] = {
-		{"2026-11-28T13:00:00Z", 1795870800},
-		{"2026-11-28t13:00:00z", 1795870800},
-		{"2026-11-28T13:00:00.5Z", 1795870800},
-		{"2026-11-28T13:00:00.123456789Z", 1795870800},
-		{"2026-11-28T15:30:00+02:30", 1795870800},
-		{"2026-11-28T08:00:00-05:00", 1795870800},
-		{"2026-11-28T13:00:00-00:00", 1795870800},
-		{"2000-02-29T00:00:00Z", 951782400},
-		{"1970-01-01T00:00:00Z", 0},
-		{"0001-01-01T00:00:00Z", -62135596800},
-		{"9999-12-31T23:59:59Z", 253402300799},
-		{"2016-12-31T23:59:60Z", 1483228800},
+	    {"2026-11-28T13:00:00Z", 1795870800},
+	    {"2026-11-28t13:00:00z", 1795870800},
+	    {"2026-11-28T13:00:00.5Z", 1795870800},
+	    {"2026-11-28T13:00:00.123456789Z", 1795870800},
+	    {"2026-11-28T15:30:00+02:30", 1795870800},
+	    {"2026-11-28T08:00:00-05:00", 1795870800},
+	    {"2026-11-28T13:00:00-00:00", 1795870800},
+	    {"2000-02-29T00:00:00Z", 951782400},
+	    {"1970-01-01T00:00:00Z", 0},
+	    {"0001-01-01T00:00:00Z", -62135596800},
+	    {"9999-12-31T23:59:59Z", 253402300799},
+	    {"2016-12-31T23:59:60Z", 1483228800},
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		int64_t t = 1;
@@ -774,27 +774,27 @@ static void time_parse_refuses_malformed(void **state)
 {
 	(void)state;
 	const char *bad[] = {
-		"",
-		"2026-11-28",
-		"2026-11-28T13:00:00",
-		"2026-11-28 13:00:00Z",
-		"2026-11-28T13:00:00ZZ",
-		"2026-11-28T13:00:00.Z",
-		"2026-11-28T13:00:00+0100",
-		"2026-11-28T13:00:00+01",
-		"2026-11-28T13:00:00+24:00",
-		"2026-13-01T00:00:00Z",
-		"2026-00-01T00:00:00Z",
-		"2026-02-29T00:00:00Z",
-		"2026-04-31T00:00:00Z",
-		"2026-11-28T24:00:00Z",
-		"2026-11-28T13:60:00Z",
-		"2026-11-28T13:00:61Z",
-		"0000-01-01T00:00:00Z",
-		"+2026-11-28T13:00:00Z",
-		"2026-1-28T13:00:00Z",
-		"2026-11-28T13:00:00.1234567890123456789Z",
-		"Sat, 28 Nov 2026 13:00:00 GMT",
+	    "",
+	    "2026-11-28",
+	    "2026-11-28T13:00:00",
+	    "2026-11-28 13:00:00Z",
+	    "2026-11-28T13:00:00ZZ",
+	    "2026-11-28T13:00:00.Z",
+	    "2026-11-28T13:00:00+0100",
+	    "2026-11-28T13:00:00+01",
+	    "2026-11-28T13:00:00+24:00",
+	    "2026-13-01T00:00:00Z",
+	    "2026-00-01T00:00:00Z",
+	    "2026-02-29T00:00:00Z",
+	    "2026-04-31T00:00:00Z",
+	    "2026-11-28T24:00:00Z",
+	    "2026-11-28T13:60:00Z",
+	    "2026-11-28T13:00:61Z",
+	    "0000-01-01T00:00:00Z",
+	    "+2026-11-28T13:00:00Z",
+	    "2026-1-28T13:00:00Z",
+	    "2026-11-28T13:00:00.1234567890123456789Z",
+	    "Sat, 28 Nov 2026 13:00:00 GMT",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int64_t t;
@@ -819,7 +819,7 @@ static void time_parse_agrees_with_timegm(void **state)
 		tm.tm_sec = rand() % 60;
 		char s[64];
 		snprintf(s, sizeof(s), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 		int64_t t;
 		assert_int_equal(acme_time_parse(s, &t), 0);
 		if (t != (int64_t)timegm(&tm))
@@ -830,32 +830,32 @@ static void time_parse_agrees_with_timegm(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(directory_parses_pebble),
-		cmocka_unit_test(directory_parses_lets_encrypt_with_unknown_fields),
-		cmocka_unit_test(directory_reads_rfc9444_subdomain_auth_and_new_authz),
-		cmocka_unit_test(directory_refuses_missing_fields_wrong_types_and_bad_urls),
-		cmocka_unit_test(directory_bounds_url_length),
-		cmocka_unit_test(parsers_refuse_oversize_deep_and_nul_bodies),
-		cmocka_unit_test(order_parses_pebble_pending),
-		cmocka_unit_test(order_parses_invalid_with_error),
-		cmocka_unit_test(order_parses_valid_with_certificate),
-		cmocka_unit_test(order_reads_rfc9444_ancestor_domain),
-		cmocka_unit_test(order_refuses_missing_and_mistyped_fields),
-		cmocka_unit_test(order_bounds_the_number_of_authorizations),
-		cmocka_unit_test(authz_parses_pebble_wildcard),
-		cmocka_unit_test(authz_parses_invalid_challenge_error),
-		cmocka_unit_test(authz_finds_each_challenge_type),
-		cmocka_unit_test(authz_reads_rfc9444_subdomain_auth_allowed),
-		cmocka_unit_test(authz_refuses_missing_and_mistyped_fields),
-		cmocka_unit_test(challenge_parses_pebble_and_refuses_bad_ones),
-		cmocka_unit_test(account_parses_pebble_and_lets_encrypt),
-		cmocka_unit_test(account_refuses_bad_status_and_contacts),
-		cmocka_unit_test(problem_parses_pebble_bad_nonce),
-		cmocka_unit_test(problem_keeps_subproblem_identifiers),
-		cmocka_unit_test(problem_defaults_type_and_checks_types),
-		cmocka_unit_test(time_parse_accepts_rfc3339_forms),
-		cmocka_unit_test(time_parse_refuses_malformed),
-		cmocka_unit_test(time_parse_agrees_with_timegm),
+	    cmocka_unit_test(directory_parses_pebble),
+	    cmocka_unit_test(directory_parses_lets_encrypt_with_unknown_fields),
+	    cmocka_unit_test(directory_reads_rfc9444_subdomain_auth_and_new_authz),
+	    cmocka_unit_test(directory_refuses_missing_fields_wrong_types_and_bad_urls),
+	    cmocka_unit_test(directory_bounds_url_length),
+	    cmocka_unit_test(parsers_refuse_oversize_deep_and_nul_bodies),
+	    cmocka_unit_test(order_parses_pebble_pending),
+	    cmocka_unit_test(order_parses_invalid_with_error),
+	    cmocka_unit_test(order_parses_valid_with_certificate),
+	    cmocka_unit_test(order_reads_rfc9444_ancestor_domain),
+	    cmocka_unit_test(order_refuses_missing_and_mistyped_fields),
+	    cmocka_unit_test(order_bounds_the_number_of_authorizations),
+	    cmocka_unit_test(authz_parses_pebble_wildcard),
+	    cmocka_unit_test(authz_parses_invalid_challenge_error),
+	    cmocka_unit_test(authz_finds_each_challenge_type),
+	    cmocka_unit_test(authz_reads_rfc9444_subdomain_auth_allowed),
+	    cmocka_unit_test(authz_refuses_missing_and_mistyped_fields),
+	    cmocka_unit_test(challenge_parses_pebble_and_refuses_bad_ones),
+	    cmocka_unit_test(account_parses_pebble_and_lets_encrypt),
+	    cmocka_unit_test(account_refuses_bad_status_and_contacts),
+	    cmocka_unit_test(problem_parses_pebble_bad_nonce),
+	    cmocka_unit_test(problem_keeps_subproblem_identifiers),
+	    cmocka_unit_test(problem_defaults_type_and_checks_types),
+	    cmocka_unit_test(time_parse_accepts_rfc3339_forms),
+	    cmocka_unit_test(time_parse_refuses_malformed),
+	    cmocka_unit_test(time_parse_agrees_with_timegm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

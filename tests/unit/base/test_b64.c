@@ -20,13 +20,13 @@ struct vector {
 
 /* RFC 4648 section 10. */
 static const struct vector rfc4648[] = {
-	{"", "", ""},
-	{"f", "Zg==", "Zg"},
-	{"fo", "Zm8=", "Zm8"},
-	{"foo", "Zm9v", "Zm9v"},
-	{"foob", "Zm9vYg==", "Zm9vYg"},
-	{"fooba", "Zm9vYmE=", "Zm9vYmE"},
-	{"foobar", "Zm9vYmFy", "Zm9vYmFy"},
+    {"", "", ""},
+    {"f", "Zg==", "Zg"},
+    {"fo", "Zm8=", "Zm8"},
+    {"foo", "Zm9v", "Zm9v"},
+    {"foob", "Zm9vYg==", "Zm9vYg"},
+    {"fooba", "Zm9vYmE=", "Zm9vYmE"},
+    {"foobar", "Zm9vYmFy", "Zm9vYmFy"},
 };
 #define N_VECTORS (sizeof(rfc4648) / sizeof(rfc4648[0]))
 
@@ -242,12 +242,12 @@ static void decode_reports_offset_of_bad_character(void **state)
 static void decode_rejects_wrong_padding_at_its_offset(void **state)
 {
 	(void)state;
-	expect_decode_error("Zm8==", 5, 4);  /* one '=' too many */
+	expect_decode_error("Zm8==", 5, 4); /* one '=' too many */
 	expect_decode_error("Zg===", 5, 4);
-	expect_decode_error("Zg=", 3, 2);    /* padding begun, not finished */
-	expect_decode_error("Zm9v=", 5, 4);  /* nothing to pad */
+	expect_decode_error("Zg=", 3, 2);   /* padding begun, not finished */
+	expect_decode_error("Zm9v=", 5, 4); /* nothing to pad */
 	expect_decode_error("=", 1, 0);
-	expect_decode_error("Z===", 4, 1);   /* one character cannot be padded */
+	expect_decode_error("Z===", 4, 1);     /* one character cannot be padded */
 	expect_decode_error("Zg==Zg==", 8, 4); /* data after padding */
 	expect_decode_error("Zg==\r\nZg", 8, 6);
 }
@@ -271,11 +271,11 @@ static void decode_without_bad_at_still_fails(void **state)
 static void b64url_decode_is_strict(void **state)
 {
 	(void)state;
-	expect_url_error("Zg==");  /* padding */
+	expect_url_error("Zg==");   /* padding */
 	expect_url_error("Zm9v\n"); /* whitespace */
 	expect_url_error("Zm 9v");
-	expect_url_error("Z");     /* lone character */
-	expect_url_error("Zh");    /* non-zero trailing bits */
+	expect_url_error("Z");  /* lone character */
+	expect_url_error("Zh"); /* non-zero trailing bits */
 	expect_url_error("Zm9");
 	expect_url_error("Zm9v+A");
 	uint8_t *out = NULL;
@@ -289,21 +289,21 @@ static void b64url_decode_is_strict(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(b64_encode_matches_rfc4648_vectors),
-		cmocka_unit_test(b64_decode_matches_rfc4648_vectors),
-		cmocka_unit_test(b64url_matches_rfc4648_vectors_without_padding),
-		cmocka_unit_test(b64_and_b64url_differ_in_characters_62_and_63),
-		cmocka_unit_test(round_trip_every_length_and_line_width),
-		cmocka_unit_test(encode_breaks_lines_and_ends_each_with_newline),
-		cmocka_unit_test(decode_accepts_crlf_lines_with_and_without_final_newline),
-		cmocka_unit_test(decode_ignores_spaces_and_tabs_anywhere),
-		cmocka_unit_test(decode_accepts_missing_padding),
-		cmocka_unit_test(decode_accepts_nonzero_trailing_bits),
-		cmocka_unit_test(decode_reports_offset_of_bad_character),
-		cmocka_unit_test(decode_rejects_wrong_padding_at_its_offset),
-		cmocka_unit_test(decode_rejects_lone_final_character),
-		cmocka_unit_test(decode_without_bad_at_still_fails),
-		cmocka_unit_test(b64url_decode_is_strict),
+	    cmocka_unit_test(b64_encode_matches_rfc4648_vectors),
+	    cmocka_unit_test(b64_decode_matches_rfc4648_vectors),
+	    cmocka_unit_test(b64url_matches_rfc4648_vectors_without_padding),
+	    cmocka_unit_test(b64_and_b64url_differ_in_characters_62_and_63),
+	    cmocka_unit_test(round_trip_every_length_and_line_width),
+	    cmocka_unit_test(encode_breaks_lines_and_ends_each_with_newline),
+	    cmocka_unit_test(decode_accepts_crlf_lines_with_and_without_final_newline),
+	    cmocka_unit_test(decode_ignores_spaces_and_tabs_anywhere),
+	    cmocka_unit_test(decode_accepts_missing_padding),
+	    cmocka_unit_test(decode_accepts_nonzero_trailing_bits),
+	    cmocka_unit_test(decode_reports_offset_of_bad_character),
+	    cmocka_unit_test(decode_rejects_wrong_padding_at_its_offset),
+	    cmocka_unit_test(decode_rejects_lone_final_character),
+	    cmocka_unit_test(decode_without_bad_at_still_fails),
+	    cmocka_unit_test(b64url_decode_is_strict),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -138,14 +138,14 @@ static void steal_hands_over_text_and_empties_buffer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(empty_buffer_reads_as_empty_string),
-		cmocka_unit_test(append_keeps_bytes_and_terminating_nul),
-		cmocka_unit_test(append_grows_past_many_reallocations),
-		cmocka_unit_test(printf_appends_formatted_text),
-		cmocka_unit_test(reserve_refuses_sizes_that_overflow),
-		cmocka_unit_test(reserve_on_empty_buffer_still_reads_as_empty_string),
-		cmocka_unit_test(reset_empties_but_keeps_memory),
-		cmocka_unit_test(steal_hands_over_text_and_empties_buffer),
+	    cmocka_unit_test(empty_buffer_reads_as_empty_string),
+	    cmocka_unit_test(append_keeps_bytes_and_terminating_nul),
+	    cmocka_unit_test(append_grows_past_many_reallocations),
+	    cmocka_unit_test(printf_appends_formatted_text),
+	    cmocka_unit_test(reserve_refuses_sizes_that_overflow),
+	    cmocka_unit_test(reserve_on_empty_buffer_still_reads_as_empty_string),
+	    cmocka_unit_test(reset_empties_but_keeps_memory),
+	    cmocka_unit_test(steal_hands_over_text_and_empties_buffer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -132,13 +132,13 @@ static void event_writes_one_key_value_line_at_or_above_level(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(quote_leaves_plain_values_alone),
-		cmocka_unit_test(quote_wraps_spaces_quotes_and_equals),
-		cmocka_unit_test(quote_replaces_control_characters),
-		cmocka_unit_test(quote_truncates_within_the_buffer),
-		cmocka_unit_test(level_names_parse),
-		cmocka_unit_test(init_refuses_unknown_destination),
-		cmocka_unit_test(event_writes_one_key_value_line_at_or_above_level),
+	    cmocka_unit_test(quote_leaves_plain_values_alone),
+	    cmocka_unit_test(quote_wraps_spaces_quotes_and_equals),
+	    cmocka_unit_test(quote_replaces_control_characters),
+	    cmocka_unit_test(quote_truncates_within_the_buffer),
+	    cmocka_unit_test(level_names_parse),
+	    cmocka_unit_test(init_refuses_unknown_destination),
+	    cmocka_unit_test(event_writes_one_key_value_line_at_or_above_level),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

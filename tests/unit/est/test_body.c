@@ -105,7 +105,7 @@ static void expect_refused(const char *body, size_t len, const char *why)
 	size_t dlen = 5;
 	struct acmera_errmsg e = {{0}};
 	assert_int_equal(est_body_decode((const uint8_t *)body, len, &der, &dlen, &e),
-			 ACMERA_ERR_INVAL);
+	                 ACMERA_ERR_INVAL);
 	assert_null(der);
 	assert_int_equal(dlen, 0);
 	if (!strstr(e.text, why))
@@ -138,12 +138,12 @@ static void body_over_256k_is_refused(void **state)
 	free(b);
 }
 
-static STACK_OF(X509) *test_chain(void)
+static STACK_OF(X509) * test_chain(void)
 {
 	EVP_PKEY *key = tu_key(TU_EC_P256);
 	X509 *root = tu_cert("Test Root", key, NULL, NULL, T_2051, NULL);
-	X509 *leaf = tu_cert("dev1.iot.example.com", key, root, key, T_2051,
-			     "DNS:dev1.iot.example.com");
+	X509 *leaf =
+	    tu_cert("dev1.iot.example.com", key, root, key, T_2051, "DNS:dev1.iot.example.com");
 	STACK_OF(X509) *chain = sk_X509_new_null();
 	assert_non_null(chain);
 	assert_true(sk_X509_push(chain, leaf) > 0);
@@ -207,8 +207,8 @@ static void content_type_matches_the_media_type_only(void **state)
 	assert_true(est_content_type_is("  application/pkcs10 ;charset=x", EST_CT_PKCS10));
 	assert_true(est_content_type_is("application/pkcs10\t", EST_CT_PKCS10));
 	assert_true(est_content_type_is("application/pkcs7-mime", EST_CT_PKCS7));
-	assert_true(est_content_type_is("application/pkcs7-mime; smime-type=certs-only",
-					EST_CT_PKCS7));
+	assert_true(
+	    est_content_type_is("application/pkcs7-mime; smime-type=certs-only", EST_CT_PKCS7));
 	assert_true(est_content_type_is("APPLICATION/CSRATTRS", EST_CT_CSRATTRS));
 
 	assert_false(est_content_type_is("application/pkcs10x", EST_CT_PKCS10));
@@ -223,15 +223,15 @@ static void content_type_matches_the_media_type_only(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(body_with_crlf_lines_decodes),
-		cmocka_unit_test(body_without_final_newline_decodes),
-		cmocka_unit_test(body_in_mime_lines_or_one_line_decodes),
-		cmocka_unit_test(body_with_a_bad_character_names_its_offset),
-		cmocka_unit_test(body_with_broken_groups_or_nothing_is_refused),
-		cmocka_unit_test(body_over_256k_is_refused),
-		cmocka_unit_test(pkcs7_body_has_64_char_lines_and_reads_back_as_the_chain),
-		cmocka_unit_test(pkcs7_body_of_an_empty_chain_is_refused),
-		cmocka_unit_test(content_type_matches_the_media_type_only),
+	    cmocka_unit_test(body_with_crlf_lines_decodes),
+	    cmocka_unit_test(body_without_final_newline_decodes),
+	    cmocka_unit_test(body_in_mime_lines_or_one_line_decodes),
+	    cmocka_unit_test(body_with_a_bad_character_names_its_offset),
+	    cmocka_unit_test(body_with_broken_groups_or_nothing_is_refused),
+	    cmocka_unit_test(body_over_256k_is_refused),
+	    cmocka_unit_test(pkcs7_body_has_64_char_lines_and_reads_back_as_the_chain),
+	    cmocka_unit_test(pkcs7_body_of_an_empty_chain_is_refused),
+	    cmocka_unit_test(content_type_matches_the_media_type_only),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

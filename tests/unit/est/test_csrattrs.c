@@ -61,16 +61,16 @@ static void csrattrs_round_trip_keeps_cn_names_and_key_for_every_key_kind(void *
 {
 	static const char *const names[] = {"dev1.iot.example.com", "dev1-alt.iot.example.com"};
 	static const enum est_key_kind kinds[] = {EST_KEY_EC_P256, EST_KEY_EC_P384, EST_KEY_RSA,
-						  EST_KEY_ED25519};
+	                                          EST_KEY_ED25519};
 	for (size_t k = 0; k < 4; k++) {
 		for (size_t n = 1; n <= 2; n++) {
 			for (int with_cn = 0; with_cn <= 1; with_cn++) {
 				struct est_csrattrs_in in = {
-					.subject_cn = with_cn ? "Device 1 – Halle 3" : NULL,
-					.dns_names = names,
-					.n_dns_names = n,
-					.key = kinds[k],
-					.rsa_bits = 3072,
+				    .subject_cn = with_cn ? "Device 1 – Halle 3" : NULL,
+				    .dns_names = names,
+				    .n_dns_names = n,
+				    .key = kinds[k],
+				    .rsa_bits = 3072,
 				};
 				uint8_t *der;
 				size_t len;
@@ -97,18 +97,18 @@ static void csrattrs_round_trip_keeps_cn_names_and_key_for_every_key_kind(void *
 /* vectors/build-p256-cn-one-name.cnf: the RFC 9908 template (subject CN, P-256
  * algorithm without key, extensionRequest with the SAN) then the RFC 7030 list. */
 static const char golden_p256[] =
-	"MIHWMIGABgsqhkiG9w0BCRACPTFxMG8CAQAwHzEdMBsGA1UEAwwUZGV2MS5pb3QuZXhhbXBsZS5jb22gFTAT"
-	"BgcqhkjOPQIBBggqhkjOPQMBB6EyMDAGCSqGSIb3DQEJDjEjMCEwHwYDVR0RBBgwFoIUZGV2MS5pb3QuZXhh"
-	"bXBsZS5jb20wFQYHKoZIzj0CATEKBggqhkjOPQMBBzAwBgkqhkiG9w0BCQ4xIzAhMB8GA1UdEQQYMBaCFGRl"
-	"djEuaW90LmV4YW1wbGUuY29tBggqhkjOPQQDAg==";
+    "MIHWMIGABgsqhkiG9w0BCRACPTFxMG8CAQAwHzEdMBsGA1UEAwwUZGV2MS5pb3QuZXhhbXBsZS5jb22gFTAT"
+    "BgcqhkjOPQIBBggqhkjOPQMBB6EyMDAGCSqGSIb3DQEJDjEjMCEwHwYDVR0RBBgwFoIUZGV2MS5pb3QuZXhh"
+    "bXBsZS5jb20wFQYHKoZIzj0CATEKBggqhkjOPQMBBzAwBgkqhkiG9w0BCQ4xIzAhMB8GA1UdEQQYMBaCFGRl"
+    "djEuaW90LmV4YW1wbGUuY29tBggqhkjOPQQDAg==";
 
 static void csrattrs_build_encodes_exactly_the_rfc9908_template_shape(void **state)
 {
 	const char *names[] = {"dev1.iot.example.com"};
 	struct est_csrattrs_in in = {.subject_cn = "dev1.iot.example.com",
-				     .dns_names = names,
-				     .n_dns_names = 1,
-				     .key = EST_KEY_EC_P256};
+	                             .dns_names = names,
+	                             .n_dns_names = 1,
+	                             .key = EST_KEY_EC_P256};
 	uint8_t *der, *want;
 	size_t len, want_len;
 	build(&in, &der, &len);
@@ -125,8 +125,8 @@ static void csrattrs_without_cn_has_no_subject_and_a_critical_san(void **state)
 	struct est_csrattrs_in in = {.dns_names = names, .n_dns_names = 1, .key = EST_KEY_EC_P384};
 	static const uint8_t cn_oid[] = {0x06, 0x03, 0x55, 0x04, 0x03};
 	static const uint8_t san_critical[] = {0x06, 0x03, 0x55, 0x1d, 0x11, 0x01, 0x01, 0xff};
-	static const uint8_t ecdsa_sha384[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
-					       0x3d, 0x04, 0x03, 0x03};
+	static const uint8_t ecdsa_sha384[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+	                                       0xce, 0x3d, 0x04, 0x03, 0x03};
 	uint8_t *der;
 	size_t len;
 	build(&in, &der, &len);
@@ -180,8 +180,8 @@ static void csrattrs_build_refuses_bad_input(void **state)
 	expect_build_refused(&in, "RSA size 1024");
 	in.rsa_bits = 2049;
 	expect_build_refused(&in, "RSA size 2049");
-	in = (struct est_csrattrs_in){.key = EST_KEY_EC_P256, .dns_names = bad_names,
-				      .n_dns_names = 2};
+	in = (struct est_csrattrs_in){
+	    .key = EST_KEY_EC_P256, .dns_names = bad_names, .n_dns_names = 2};
 	expect_build_refused(&in, "dNSName 1");
 	in.dns_names = many;
 	in.n_dns_names = 101;
@@ -200,9 +200,9 @@ static void csrattrs_build_refuses_bad_input(void **state)
  * (vectors/rfc9908-csr-template.cnf): CN without a value, two OUs, P-256,
  * extensionReqTemplate with a SAN of a dNSName and an empty iPAddress. */
 static const char rfc9908_template[] =
-	"MIGpMIGmBgsqhkiG9w0BCRACPTGBljCBkwIBADAsMQcwBQYDVQQDMQ8wDQYDVQQLDAZteURlcHQxEDAOBgNV"
-	"BAsMB215R3JvdXCgFTATBgcqhkjOPQIBBggqhkjOPQMBB6FJMEcGCyqGSIb3DQEJEAI+MTgwNjAdBgNVHREE"
-	"FjAUghB3d3cubXlTZXJ2ZXIuY29thwAwDgYDVR0PAQH/BAQDAgOIMAUGA1UdJQ==";
+    "MIGpMIGmBgsqhkiG9w0BCRACPTGBljCBkwIBADAsMQcwBQYDVQQDMQ8wDQYDVQQLDAZteURlcHQxEDAOBgNV"
+    "BAsMB215R3JvdXCgFTATBgcqhkjOPQIBBggqhkjOPQMBB6FJMEcGCyqGSIb3DQEJEAI+MTgwNjAdBgNVHREE"
+    "FjAUghB3d3cubXlTZXJ2ZXIuY29thwAwDgYDVR0PAQH/BAQDAgOIMAUGA1UdJQ==";
 
 static void csrattrs_reads_the_rfc9908_csr_template_example(void **state)
 {
@@ -225,25 +225,25 @@ struct example {
 
 /* rfc9908-csrattrs-examples.txt, section 5 of RFC 9908 */
 static const struct example rfc9908_examples[] = {
-	{"realistic-acp",
-	 "MGgwZgYJKoZIhvcNAQkOMVkwVzBVBgNVHREBAf8ESzBJoEcGCCsGAQUFBwgKoDsWOXJmYzg5OTQrZmQ3MzlmYz"
-	 "IzYzM0NDAxMTIyMzM0NDU1MDAwMDAwMDArQGFjcC5leGFtcGxlLmNvbQ==",
-	 0, 0, 0},
-	{"rfc7030-example01",
-	 "MDIGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAiBgcrBgEBAQEWBggqhkjOPQQDAw==", 1,
-	 EST_KEY_EC_P384, 0},
-	{"potato-example",
-	 "MEUGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAjBgkqhkiG9w0BCRQGCgmSJomT8ixkAQUGA1UEBQYIKo"
-	 "ZIzj0EAwQ=",
-	 0, 0, 0}, /* secp521r1: not a kind we name */
-	{"harkins01", "MCkGCSqGSIb3DQEJBzARBgkqhkiG9w0BAQExBAICEAAGCSqGSIb3DQEBCw==", 1,
-	 EST_KEY_RSA, 4096},
-	{"harkins02", "MC4GCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAiBgNVBAUGCCqGSM49BAMD", 1,
-	 EST_KEY_EC_P384, 0},
-	{"harkins03",
-	 "MEUGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAjBgkqhkiG9w0BCRQGCgmSJomT8ixkAQUGA1UEBQYIKo"
-	 "ZIzj0EAwQ=",
-	 0, 0, 0},
+    {"realistic-acp",
+     "MGgwZgYJKoZIhvcNAQkOMVkwVzBVBgNVHREBAf8ESzBJoEcGCCsGAQUFBwgKoDsWOXJmYzg5OTQrZmQ3MzlmYz"
+     "IzYzM0NDAxMTIyMzM0NDU1MDAwMDAwMDArQGFjcC5leGFtcGxlLmNvbQ==",
+     0, 0, 0},
+    {"rfc7030-example01",
+     "MDIGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAiBgcrBgEBAQEWBggqhkjOPQQDAw==", 1, EST_KEY_EC_P384,
+     0},
+    {"potato-example",
+     "MEUGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAjBgkqhkiG9w0BCRQGCgmSJomT8ixkAQUGA1UEBQYIKo"
+     "ZIzj0EAwQ=",
+     0, 0, 0}, /* secp521r1: not a kind we name */
+    {"harkins01", "MCkGCSqGSIb3DQEJBzARBgkqhkiG9w0BAQExBAICEAAGCSqGSIb3DQEBCw==", 1, EST_KEY_RSA,
+     4096},
+    {"harkins02", "MC4GCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAiBgNVBAUGCCqGSM49BAMD", 1,
+     EST_KEY_EC_P384, 0},
+    {"harkins03",
+     "MEUGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAjBgkqhkiG9w0BCRQGCgmSJomT8ixkAQUGA1UEBQYIKo"
+     "ZIzj0EAwQ=",
+     0, 0, 0},
 };
 
 static void csrattrs_reads_the_rfc9908_section5_examples(void **state)
@@ -271,8 +271,8 @@ static void csrattrs_reads_the_old_rfc7030_example(void **state)
 {
 	struct est_csrattrs_out o;
 	parse_b64_ok("MEEGCSqGSIb3DQEJBzASBgcqhkjOPQIBMQcGBSuBBAAiMBYGCSqGSIb3DQEJDjEJ\n"
-		     "BgcrBgEBAQEWBggqhkjOPQQDAw==",
-		     &o);
+	             "BgcrBgEBAQEWBggqhkjOPQQDAw==",
+	             &o);
 	assert_int_equal(o.have_key, 1);
 	assert_int_equal(o.key, EST_KEY_EC_P384);
 	assert_int_equal(o.n_dns_names, 0);
@@ -284,8 +284,8 @@ static void csrattrs_template_wins_over_the_legacy_list(void **state)
 {
 	struct est_csrattrs_out o;
 	parse_b64_ok("MD8wEQYJKoZIhvcNAQEBMQQCAhAAMCoGCyqGSIb3DQEJEAI9MRswGQIBAKASMBAG"
-		     "ByqGSM49AgEGBSuBBAAioQA=",
-		     &o);
+	             "ByqGSM49AgEGBSuBBAAioQA=",
+	             &o);
 	assert_int_equal(o.have_key, 1);
 	assert_int_equal(o.key, EST_KEY_EC_P384);
 	est_csrattrs_out_free(&o);
@@ -321,10 +321,10 @@ static void csrattrs_truncated_input_is_refused_at_every_length(void **state)
 {
 	const char *names[] = {"dev1.iot.example.com", "x.iot.example.com"};
 	struct est_csrattrs_in in = {.subject_cn = "dev1",
-				     .dns_names = names,
-				     .n_dns_names = 2,
-				     .key = EST_KEY_RSA,
-				     .rsa_bits = 2048};
+	                             .dns_names = names,
+	                             .n_dns_names = 2,
+	                             .key = EST_KEY_RSA,
+	                             .rsa_bits = 2048};
 	uint8_t *der;
 	size_t len;
 	build(&in, &der, &len);
@@ -354,8 +354,8 @@ static void csrattrs_refuses_a_dnsname_that_is_not_a_dns_name(void **state)
 {
 	size_t len;
 	uint8_t *der = unb64("MC4wLAYJKoZIhvcNAQkOMR8wHTAbBgNVHREEFDASghBiYWQg"
-			     "bmFtZS5leGFtcGxl",
-			     &len);
+	                     "bmFtZS5leGFtcGxl",
+	                     &len);
 	expect_parse_refused(der, len, "not a DNS name");
 	free(der);
 }
@@ -382,20 +382,20 @@ static void csrattrs_refuses_two_templates(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(csrattrs_round_trip_keeps_cn_names_and_key_for_every_key_kind),
-		cmocka_unit_test(csrattrs_build_encodes_exactly_the_rfc9908_template_shape),
-		cmocka_unit_test(csrattrs_without_cn_has_no_subject_and_a_critical_san),
-		cmocka_unit_test(csrattrs_rsa_template_carries_a_placeholder_key_of_the_size),
-		cmocka_unit_test(csrattrs_build_refuses_bad_input),
-		cmocka_unit_test(csrattrs_reads_the_rfc9908_csr_template_example),
-		cmocka_unit_test(csrattrs_reads_the_rfc9908_section5_examples),
-		cmocka_unit_test(csrattrs_reads_the_old_rfc7030_example),
-		cmocka_unit_test(csrattrs_template_wins_over_the_legacy_list),
-		cmocka_unit_test(csrattrs_empty_sequence_asks_for_nothing),
-		cmocka_unit_test(csrattrs_truncated_input_is_refused_at_every_length),
-		cmocka_unit_test(csrattrs_garbage_and_trailing_bytes_are_refused),
-		cmocka_unit_test(csrattrs_refuses_a_dnsname_that_is_not_a_dns_name),
-		cmocka_unit_test(csrattrs_refuses_two_templates),
+	    cmocka_unit_test(csrattrs_round_trip_keeps_cn_names_and_key_for_every_key_kind),
+	    cmocka_unit_test(csrattrs_build_encodes_exactly_the_rfc9908_template_shape),
+	    cmocka_unit_test(csrattrs_without_cn_has_no_subject_and_a_critical_san),
+	    cmocka_unit_test(csrattrs_rsa_template_carries_a_placeholder_key_of_the_size),
+	    cmocka_unit_test(csrattrs_build_refuses_bad_input),
+	    cmocka_unit_test(csrattrs_reads_the_rfc9908_csr_template_example),
+	    cmocka_unit_test(csrattrs_reads_the_rfc9908_section5_examples),
+	    cmocka_unit_test(csrattrs_reads_the_old_rfc7030_example),
+	    cmocka_unit_test(csrattrs_template_wins_over_the_legacy_list),
+	    cmocka_unit_test(csrattrs_empty_sequence_asks_for_nothing),
+	    cmocka_unit_test(csrattrs_truncated_input_is_refused_at_every_length),
+	    cmocka_unit_test(csrattrs_garbage_and_trailing_bytes_are_refused),
+	    cmocka_unit_test(csrattrs_refuses_a_dnsname_that_is_not_a_dns_name),
+	    cmocka_unit_test(csrattrs_refuses_two_templates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

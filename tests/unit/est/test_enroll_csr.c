@@ -23,11 +23,14 @@
 
 /* What the RA would answer on /csrattrs, read back as the device reads it. */
 static void template_for(const char *name, enum est_key_kind key, int rsa_bits,
-			 struct est_csrattrs_out *out)
+                         struct est_csrattrs_out *out)
 {
 	const char *names[] = {name};
-	struct est_csrattrs_in in = {.subject_cn = name, .dns_names = names, .n_dns_names = 1,
-				     .key = key, .rsa_bits = rsa_bits};
+	struct est_csrattrs_in in = {.subject_cn = name,
+	                             .dns_names = names,
+	                             .n_dns_names = 1,
+	                             .key = key,
+	                             .rsa_bits = rsa_bits};
 	uint8_t *der = NULL;
 	size_t len = 0;
 	struct acmera_errmsg e = {{0}};
@@ -73,16 +76,19 @@ static void check_template_roundtrip(enum est_key_kind kind, int rsa_bits, int w
 	assert_int_equal(ignored, 0);
 	assert_int_equal(est_key_generate(&spec, &key, &e), 0);
 	assert_int_equal(est_csr_from_template(t.subject_cn, (const char *const *)t.dns_names,
-					       t.n_dns_names, key, &der, &len, &e),
-			 0);
+	                                       t.n_dns_names, key, &der, &len, &e),
+	                 0);
 	struct csr_info c;
 	csr_of(der, len, &c);
 	assert_int_equal(c.n_names, 1);
 	assert_string_equal(c.names[0], name);
 	assert_string_equal(c.subject, "CN=sn-1234.iot.example.com");
 	assert_int_equal(sig_nid(&c), want_sig);
-	struct est_policy p = {.name_template = "{cn}", .allow_p256 = 1, .allow_p384 = 1,
-			       .allow_ed25519 = 1, .rsa_min_bits = 2048};
+	struct est_policy p = {.name_template = "{cn}",
+	                       .allow_p256 = 1,
+	                       .allow_p384 = 1,
+	                       .allow_ed25519 = 1,
+	                       .rsa_min_bits = 2048};
 	if (est_policy_check_csr(&p, &c, name, NULL, 0, &e) != 0)
 		fail_msg("policy refused the CSR: %s", e.text);
 	csr_info_free(&c);
@@ -167,19 +173,19 @@ static void csr_refuses_names_that_are_not_host_names(void **state)
 	char long_name[300];
 	memset(long_name, 'a', sizeof(long_name) - 1);
 	long_name[sizeof(long_name) - 1] = '\0';
-	const char *bad[] = {"", "a..b", "-a.example", "a b.example", "a.example\n", long_name,
-			     "a_b.example"};
+	const char *bad[] = {"",        "a..b",       "-a.example", "a b.example", "a.example\n",
+	                     long_name, "a_b.example"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *names[] = {bad[i]};
 		assert_int_equal(est_csr_from_template(NULL, names, 1, key, &der, &len, &e),
-				 ACMERA_ERR_INVAL);
+		                 ACMERA_ERR_INVAL);
 		assert_null(der);
 	}
 	/* Nothing to ask for at all. */
 	assert_int_equal(est_csr_from_template(NULL, NULL, 0, key, &der, &len, &e),
-			 ACMERA_ERR_INVAL);
+	                 ACMERA_ERR_INVAL);
 	assert_int_equal(est_csr_from_template("not a host", NULL, 0, key, &der, &len, &e),
-			 ACMERA_ERR_INVAL);
+	                 ACMERA_ERR_INVAL);
 	EVP_PKEY_free(key);
 }
 
@@ -188,7 +194,7 @@ static void reenroll_csr_keeps_subject_and_san_of_current_cert(void **state)
 	(void)state;
 	EVP_PKEY *old = tu_key(TU_EC_P256), *fresh = tu_key(TU_ED25519);
 	X509 *cur = tu_cert("dev.example.com", old, NULL, NULL, FAR_FUTURE,
-			    "DNS:dev.example.com,DNS:alt.example.com");
+	                    "DNS:dev.example.com,DNS:alt.example.com");
 	uint8_t *der = NULL;
 	size_t len = 0;
 	struct acmera_errmsg e = {{0}};
@@ -299,7 +305,8 @@ static void answer_puts_certificate_of_our_key_first(void **state)
 	char *body = answer_for(ca, leaf);
 	STACK_OF(X509) *chain = NULL;
 	struct acmera_errmsg e = {{0}};
-	assert_int_equal(est_enroll_answer((const uint8_t *)body, strlen(body), key, &chain, &e), 0);
+	assert_int_equal(est_enroll_answer((const uint8_t *)body, strlen(body), key, &chain, &e),
+	                 0);
 	assert_int_equal(sk_X509_num(chain), 2);
 	assert_int_equal(X509_cmp(sk_X509_value(chain, 0), leaf), 0);
 	assert_int_equal(X509_cmp(sk_X509_value(chain, 1), ca), 0);
@@ -320,7 +327,7 @@ static void answer_without_certificate_for_our_key_is_refused(void **state)
 	STACK_OF(X509) *chain = NULL;
 	struct acmera_errmsg e = {{0}};
 	assert_int_equal(est_enroll_answer((const uint8_t *)body, strlen(body), key, &chain, &e),
-			 ACMERA_ERR_PROTO);
+	                 ACMERA_ERR_PROTO);
 	assert_null(chain);
 	assert_non_null(strstr(e.text, "key of the CSR"));
 	/* Not base64, and base64 of something else. */
@@ -386,32 +393,40 @@ static void client_refuses_bad_servers_labels_and_credentials_before_connecting(
 	(void)state;
 	struct est_client *c = NULL;
 	struct acmera_errmsg e = {{0}};
-	const char *bad_servers[] = {"http://ra.example:8443", "https://", "https:///x",
-				     "https://ra.example/other", "https://ra.example/?x",
-				     "https://user@ra.example", "https://ra .example"};
+	const char *bad_servers[] = {"http://ra.example:8443",
+	                             "https://",
+	                             "https:///x",
+	                             "https://ra.example/other",
+	                             "https://ra.example/?x",
+	                             "https://user@ra.example",
+	                             "https://ra .example"};
 	for (size_t i = 0; i < sizeof(bad_servers) / sizeof(bad_servers[0]); i++) {
-		struct est_client_opts o = {.server = bad_servers[i], .ca_file = "/dev/null",
-					    .user = "u", .password = "p"};
+		struct est_client_opts o = {
+		    .server = bad_servers[i], .ca_file = "/dev/null", .user = "u", .password = "p"};
 		assert_int_equal(est_client_new(&o, &c, &e), ACMERA_ERR_INVAL);
 		assert_null(c);
 	}
 	const char *bad_labels[] = {"", "a/b", "simpleenroll", "cacerts", "..", "a%2f"};
 	for (size_t i = 0; i < sizeof(bad_labels) / sizeof(bad_labels[0]); i++) {
-		struct est_client_opts o = {.server = "https://ra.example:8443", .label = bad_labels[i],
-					    .ca_file = "/dev/null", .user = "u", .password = "p"};
+		struct est_client_opts o = {.server = "https://ra.example:8443",
+		                            .label = bad_labels[i],
+		                            .ca_file = "/dev/null",
+		                            .user = "u",
+		                            .password = "p"};
 		assert_int_equal(est_client_new(&o, &c, &e), ACMERA_ERR_INVAL);
 	}
 	/* Bootstrap never carries credentials; verified clients need one trust source. */
-	struct est_client_opts boot = {.server = "https://ra.example", .insecure = 1, .user = "u",
-				       .password = "p"};
+	struct est_client_opts boot = {
+	    .server = "https://ra.example", .insecure = 1, .user = "u", .password = "p"};
 	assert_int_equal(est_client_new(&boot, &c, &e), ACMERA_ERR_INVAL);
-	struct est_client_opts none = {.server = "https://ra.example", .user = "u", .password = "p"};
+	struct est_client_opts none = {
+	    .server = "https://ra.example", .user = "u", .password = "p"};
 	assert_int_equal(est_client_new(&none, &c, &e), ACMERA_ERR_INVAL);
 	struct est_client_opts good[] = {
-		{.server = "https://ra.example:8443", .ca_file = "/dev/null"},
-		{.server = "https://ra.example:8443/", .label = "iot", .ca_pem = ""},
-		{.server = "https://ra.example/.well-known/est/", .ca_file = "/dev/null"},
-		{.server = "https://127.0.0.1:8443", .insecure = 1},
+	    {.server = "https://ra.example:8443", .ca_file = "/dev/null"},
+	    {.server = "https://ra.example:8443/", .label = "iot", .ca_pem = ""},
+	    {.server = "https://ra.example/.well-known/est/", .ca_file = "/dev/null"},
+	    {.server = "https://127.0.0.1:8443", .insecure = 1},
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		if (est_client_new(&good[i], &c, &e) != 0)
@@ -424,21 +439,21 @@ static void client_refuses_bad_servers_labels_and_credentials_before_connecting(
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(csr_from_p256_template_is_ecdsa_sha256_and_passes_ra_policy),
-		cmocka_unit_test(csr_from_p384_template_is_signed_with_sha256),
-		cmocka_unit_test(csr_from_rsa_template_is_sha256_with_rsa),
-		cmocka_unit_test(csr_from_ed25519_template_is_signed_without_digest),
-		cmocka_unit_test(csr_without_cn_takes_first_name_as_cn_and_all_names_as_san),
-		cmocka_unit_test(csr_name_longer_than_cn_bound_goes_in_san_only),
-		cmocka_unit_test(csr_refuses_names_that_are_not_host_names),
-		cmocka_unit_test(reenroll_csr_keeps_subject_and_san_of_current_cert),
-		cmocka_unit_test(key_choice_follows_ra_unless_user_choice_is_compatible),
-		cmocka_unit_test(key_spec_of_existing_keys_names_their_kind),
-		cmocka_unit_test(answer_puts_certificate_of_our_key_first),
-		cmocka_unit_test(answer_without_certificate_for_our_key_is_refused),
-		cmocka_unit_test(fingerprint_matches_hex_with_colons_in_any_case),
-		cmocka_unit_test(server_text_is_one_printable_line),
-		cmocka_unit_test(client_refuses_bad_servers_labels_and_credentials_before_connecting),
+	    cmocka_unit_test(csr_from_p256_template_is_ecdsa_sha256_and_passes_ra_policy),
+	    cmocka_unit_test(csr_from_p384_template_is_signed_with_sha256),
+	    cmocka_unit_test(csr_from_rsa_template_is_sha256_with_rsa),
+	    cmocka_unit_test(csr_from_ed25519_template_is_signed_without_digest),
+	    cmocka_unit_test(csr_without_cn_takes_first_name_as_cn_and_all_names_as_san),
+	    cmocka_unit_test(csr_name_longer_than_cn_bound_goes_in_san_only),
+	    cmocka_unit_test(csr_refuses_names_that_are_not_host_names),
+	    cmocka_unit_test(reenroll_csr_keeps_subject_and_san_of_current_cert),
+	    cmocka_unit_test(key_choice_follows_ra_unless_user_choice_is_compatible),
+	    cmocka_unit_test(key_spec_of_existing_keys_names_their_kind),
+	    cmocka_unit_test(answer_puts_certificate_of_our_key_first),
+	    cmocka_unit_test(answer_without_certificate_for_our_key_is_refused),
+	    cmocka_unit_test(fingerprint_matches_hex_with_colons_in_any_case),
+	    cmocka_unit_test(server_text_is_one_printable_line),
+	    cmocka_unit_test(client_refuses_bad_servers_labels_and_credentials_before_connecting),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

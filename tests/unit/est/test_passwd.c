@@ -317,14 +317,14 @@ static void file_with_comments_blanks_and_crlf_loads(void **state)
 {
 	(void)state;
 	const char *p = write_file("pw",
-				   "# devices of site A\n"
-				   "\n"
-				   "   \t\n"
-				   "  # indented comment\r\n"
-				   "dev one:" CHEAP_HASH "\r\n"
-				   "d\xc3\xa9v:" CHEAP_HASH "   \n"
-				   "last:" CHEAP_HASH,
-				   0600);
+	                           "# devices of site A\n"
+	                           "\n"
+	                           "   \t\n"
+	                           "  # indented comment\r\n"
+	                           "dev one:" CHEAP_HASH "\r\n"
+	                           "d\xc3\xa9v:" CHEAP_HASH "   \n"
+	                           "last:" CHEAP_HASH,
+	                           0600);
 	struct est_passwd *pw = load_ok(p);
 	char user[128] = "";
 	struct acmera_errmsg e = {""};
@@ -339,11 +339,9 @@ static void file_open_to_group_or_others_is_refused(void **state)
 {
 	(void)state;
 	load_fails(write_file("pw", "dev:" CHEAP_HASH "\n", 0640), ACMERA_ERR_CONFIG,
-		   "group or others have access (mode 640); chmod 600 it");
-	load_fails(write_file("pw", "dev:" CHEAP_HASH "\n", 0604), ACMERA_ERR_CONFIG,
-		   "(mode 604)");
-	load_fails(write_file("pw", "dev:" CHEAP_HASH "\n", 0620), ACMERA_ERR_CONFIG,
-		   "(mode 620)");
+	           "group or others have access (mode 640); chmod 600 it");
+	load_fails(write_file("pw", "dev:" CHEAP_HASH "\n", 0604), ACMERA_ERR_CONFIG, "(mode 604)");
+	load_fails(write_file("pw", "dev:" CHEAP_HASH "\n", 0620), ACMERA_ERR_CONFIG, "(mode 620)");
 	struct est_passwd *pw = load_ok(write_file("pw", "dev:" CHEAP_HASH "\n", 0400));
 	est_passwd_free(pw);
 }
@@ -353,12 +351,12 @@ static void file_errors_name_file_and_line(void **state)
 	(void)state;
 	char want[300];
 	const char *p = write_file("pw",
-				   "# ok\n"
-				   "dev:" CHEAP_HASH "\n"
-				   "old:$6$saltsalt$Vh4GS0ZdZLmqwvAkR1wJmH2tzSpL2ibVYdwv4kiHCt7\n",
-				   0600);
+	                           "# ok\n"
+	                           "dev:" CHEAP_HASH "\n"
+	                           "old:$6$saltsalt$Vh4GS0ZdZLmqwvAkR1wJmH2tzSpL2ibVYdwv4kiHCt7\n",
+	                           0600);
 	snprintf(want, sizeof(want),
-		 "%s:3: user \"old\" has scheme $6$; only yescrypt ($y$) is accepted", p);
+	         "%s:3: user \"old\" has scheme $6$; only yescrypt ($y$) is accepted", p);
 	load_fails(p, ACMERA_ERR_CONFIG, want);
 
 	p = write_file("pw", "bc:$2b$12$abcdefghijklmnopqrstuv\n", 0600);
@@ -385,11 +383,14 @@ static void file_errors_name_file_and_line(void **state)
 	p = write_file("pw", ":" CHEAP_HASH "\n", 0600);
 	load_fails(p, ACMERA_ERR_CONFIG, ":1: user name is empty");
 
-	p = write_file("pw", "a\x01" "b:" CHEAP_HASH "\n", 0600);
+	p = write_file("pw",
+	               "a\x01"
+	               "b:" CHEAP_HASH "\n",
+	               0600);
 	load_fails(p, ACMERA_ERR_CONFIG, ":1: user name is empty, longer than 127 bytes or has");
 
 	p = write_file("pw", "dup:" CHEAP_HASH "\nother:" CHEAP_HASH "\ndup:" CHEAP_HASH "\n",
-		       0600);
+	               0600);
 	snprintf(want, sizeof(want), "%s: user \"dup\" appears twice (lines 1 and 3)", p);
 	load_fails(p, ACMERA_ERR_CONFIG, want);
 
@@ -456,12 +457,12 @@ static void set_creates_a_private_file_and_keeps_other_lines(void **state)
 	assert_int_equal(strncmp(read_text(p), "alice:$y$", 9), 0);
 
 	p = write_file("pw",
-		       "# header comment\n"
-		       "bob:" CHEAP_HASH "\n"
-		       "\n"
-		       "alice:" CHEAP_HASH "\n"
-		       "carol:" CHEAP_HASH "\n",
-		       0644);
+	               "# header comment\n"
+	               "bob:" CHEAP_HASH "\n"
+	               "\n"
+	               "alice:" CHEAP_HASH "\n"
+	               "carol:" CHEAP_HASH "\n",
+	               0644);
 	set_ok(p, "alice", "new");
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -495,9 +496,8 @@ static void set_appends_after_a_last_line_without_newline(void **state)
 	(void)state;
 	const char *p = write_file("pw", "bob:" CHEAP_HASH, 0600);
 	set_ok(p, "eve", "e");
-	assert_int_equal(strncmp(read_text(p), "bob:" CHEAP_HASH "\neve:$y$", 4 +
-				 strlen(CHEAP_HASH) + 8),
-			 0);
+	assert_int_equal(
+	    strncmp(read_text(p), "bob:" CHEAP_HASH "\neve:$y$", 4 + strlen(CHEAP_HASH) + 8), 0);
 }
 
 static void set_refuses_bad_user_names(void **state)
@@ -509,8 +509,7 @@ static void set_refuses_bad_user_names(void **state)
 	const char *bad[] = {"", "a:b", " lead", "trail ", "tab\there", "nl\n", long_user};
 	struct acmera_errmsg e = {""};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(est_passwd_set(path_of("pw"), bad[i], "pw", &e),
-				 ACMERA_ERR_INVAL);
+		assert_int_equal(est_passwd_set(path_of("pw"), bad[i], "pw", &e), ACMERA_ERR_INVAL);
 		assert_non_null(strstr(e.text, "user name must be 1 to 127 bytes"));
 	}
 	assert_int_equal(access(path_of("pw"), F_OK), -1);
@@ -521,34 +520,32 @@ static void set_refuses_bad_user_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(basic_with_right_password_names_the_user, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			basic_scheme_is_case_insensitive_and_padding_optional, setup, teardown),
-		cmocka_unit_test_setup_teardown(password_splits_at_the_first_colon, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			wrong_password_and_unknown_user_get_the_same_refusal, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			unknown_user_costs_a_yescrypt_run_like_a_known_one, setup, teardown),
-		cmocka_unit_test_setup_teardown(malformed_authorization_is_invalid_not_refused,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(password_length_bound_is_511_bytes, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(small_user_buffer_is_an_error, setup, teardown),
-		cmocka_unit_test_setup_teardown(file_with_comments_blanks_and_crlf_loads, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(file_open_to_group_or_others_is_refused, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(file_errors_name_file_and_line, setup, teardown),
-		cmocka_unit_test_setup_teardown(file_with_nul_byte_is_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(changed_file_is_reloaded_and_a_broken_one_ignored,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(set_creates_a_private_file_and_keeps_other_lines,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(set_appends_after_a_last_line_without_newline,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(set_refuses_bad_user_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(basic_with_right_password_names_the_user, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(basic_scheme_is_case_insensitive_and_padding_optional,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(password_splits_at_the_first_colon, setup, teardown),
+	    cmocka_unit_test_setup_teardown(wrong_password_and_unknown_user_get_the_same_refusal,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(unknown_user_costs_a_yescrypt_run_like_a_known_one,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(malformed_authorization_is_invalid_not_refused, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(password_length_bound_is_511_bytes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(small_user_buffer_is_an_error, setup, teardown),
+	    cmocka_unit_test_setup_teardown(file_with_comments_blanks_and_crlf_loads, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(file_open_to_group_or_others_is_refused, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(file_errors_name_file_and_line, setup, teardown),
+	    cmocka_unit_test_setup_teardown(file_with_nul_byte_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(changed_file_is_reloaded_and_a_broken_one_ignored,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(set_creates_a_private_file_and_keeps_other_lines, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(set_appends_after_a_last_line_without_newline, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(set_refuses_bad_user_names, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,18 +19,17 @@
 static EVP_PKEY *p256, *p384, *p521, *k256, *ed25519, *ed448, *rsa2048;
 
 static const struct est_policy strict = {
-	.name_template = "{serialNumber}.iot.example.com",
-	.allow_p256 = 1,
-	.allow_p384 = 1,
-	.allow_ed25519 = 1,
-	.rsa_min_bits = 2048,
+    .name_template = "{serialNumber}.iot.example.com",
+    .allow_p256 = 1,
+    .allow_p384 = 1,
+    .allow_ed25519 = 1,
+    .rsa_min_bits = 2048,
 };
 
 /* 32 bytes as a TLS exporter would give; its base64 has '+', '/' and '='. */
-static const uint8_t binding[32] = {0xfb, 0xff, 0xbf, 0x01, 0x02, 0x03, 0x04, 0x05,
-				    0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d,
-				    0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15,
-				    0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0xfe};
+static const uint8_t binding[32] = {
+    0xfb, 0xff, 0xbf, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d,
+    0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0xfe};
 #define BINDING_B64 "+/+/AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHP4="
 
 static EVP_PKEY *ec_key(const char *curve)
@@ -63,8 +62,8 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-static const char *name_of(const char *tmpl, const char *serial, const char *cn,
-			   const char *user, int want_rc, struct acmera_errmsg *e)
+static const char *name_of(const char *tmpl, const char *serial, const char *cn, const char *user,
+                           int want_rc, struct acmera_errmsg *e)
 {
 	static char name[300];
 	struct est_policy p = strict;
@@ -85,7 +84,7 @@ static const char *name_of(const char *tmpl, const char *serial, const char *cn,
 }
 
 static void name_error(const char *tmpl, const char *serial, const char *cn, const char *user,
-		       int code, const char *want)
+                       int code, const char *want)
 {
 	struct acmera_errmsg e = {""};
 	name_of(tmpl, serial, cn, user, code, &e);
@@ -99,32 +98,31 @@ static void name_comes_lower_case_from_each_placeholder(void **state)
 	(void)state;
 	struct acmera_errmsg e = {""};
 	assert_string_equal(name_of("{serialNumber}.iot.example.com", "SN0042AB", "", "", 0, &e),
-			    "sn0042ab.iot.example.com");
+	                    "sn0042ab.iot.example.com");
 	assert_string_equal(name_of("{cn}", "", "Dev1", "", 0, &e), "dev1");
 	assert_string_equal(name_of("{user}.dev.Example.COM", "", "", "Robot-7", 0, &e),
-			    "robot-7.dev.example.com");
-	assert_string_equal(name_of("dev-{serialNumber}-{cn}.example.com", "a1", "b2", "", 0,
-				    &e),
-			    "dev-a1-b2.example.com");
+	                    "robot-7.dev.example.com");
+	assert_string_equal(name_of("dev-{serialNumber}-{cn}.example.com", "a1", "b2", "", 0, &e),
+	                    "dev-a1-b2.example.com");
 	assert_string_equal(name_of("{cn}.{user}.example.com", "", "x", "y", 0, &e),
-			    "x.y.example.com");
+	                    "x.y.example.com");
 }
 
 static void value_must_be_one_dns_label(void **state)
 {
 	(void)state;
 	name_error("{cn}.example.com", "", "evil.other", "", ACMERA_ERR_REFUSED,
-		   "{cn} \"evil.other\" is not a single DNS label (letters, digits and inner "
-		   "hyphens, 1 to 63), so it gets no name");
+	           "{cn} \"evil.other\" is not a single DNS label (letters, digits and inner "
+	           "hyphens, 1 to 63), so it gets no name");
 	name_error("{serialNumber}.iot.example.com", "AB:CD:EF", "", "", ACMERA_ERR_REFUSED,
-		   "{serialNumber} \"AB:CD:EF\" is not a single DNS label (letters, digits and "
-		   "inner hyphens, 1 to 63), so it gets no name");
+	           "{serialNumber} \"AB:CD:EF\" is not a single DNS label (letters, digits and "
+	           "inner hyphens, 1 to 63), so it gets no name");
 	name_error("{user}.example.com", "", "", "-lead", ACMERA_ERR_REFUSED,
-		   "{user} \"-lead\" is not a single DNS label (letters, digits and inner "
-		   "hyphens, 1 to 63), so it gets no name");
+	           "{user} \"-lead\" is not a single DNS label (letters, digits and inner "
+	           "hyphens, 1 to 63), so it gets no name");
 	struct acmera_errmsg e = {""};
-	const char *bad[] = {"trail-", "under_score", "sp ace", "Ger\xc3\xa4t", "a\"b",
-			     "*", "x.", "."};
+	const char *bad[] = {"trail-", "under_score", "sp ace", "Ger\xc3\xa4t",
+	                     "a\"b",   "*",           "x.",     "."};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		name_of("{cn}.example.com", "", bad[i], "", ACMERA_ERR_REFUSED, &e);
 		assert_non_null(strstr(e.text, "{cn} \""));
@@ -147,35 +145,35 @@ static void missing_value_gives_no_name(void **state)
 {
 	(void)state;
 	name_error("{serialNumber}.iot.example.com", "", "dev1", "u", ACMERA_ERR_REFUSED,
-		   "the client's identity has no {serialNumber}, so it gets no name");
+	           "the client's identity has no {serialNumber}, so it gets no name");
 	name_error("{user}.example.com", "s", "c", "", ACMERA_ERR_REFUSED,
-		   "the client's identity has no {user}, so it gets no name");
+	           "the client's identity has no {user}, so it gets no name");
 }
 
 static void template_faults_are_configuration_errors(void **state)
 {
 	(void)state;
 	name_error("{serial}.example.com", "s", "c", "u", ACMERA_ERR_CONFIG,
-		   "name template \"{serial}.example.com\": unknown placeholder {serial} (use "
-		   "{serialNumber}, {cn} or {user})");
+	           "name template \"{serial}.example.com\": unknown placeholder {serial} (use "
+	           "{serialNumber}, {cn} or {user})");
 	name_error("{CN}.example.com", "s", "c", "u", ACMERA_ERR_CONFIG,
-		   "name template \"{CN}.example.com\": unknown placeholder {CN} (use "
-		   "{serialNumber}, {cn} or {user})");
+	           "name template \"{CN}.example.com\": unknown placeholder {CN} (use "
+	           "{serialNumber}, {cn} or {user})");
 	name_error("{cn.example.com", "s", "c", "u", ACMERA_ERR_CONFIG,
-		   "name template \"{cn.example.com\": '{' without '}'");
+	           "name template \"{cn.example.com\": '{' without '}'");
 	name_error("cn}.example.com", "s", "c", "u", ACMERA_ERR_CONFIG,
-		   "name template \"cn}.example.com\": '}' without '{'");
+	           "name template \"cn}.example.com\": '}' without '{'");
 	name_error("*.{cn}.example.com", "s", "c", "u", ACMERA_ERR_CONFIG,
-		   "name template \"*.{cn}.example.com\" does not make a valid host name");
+	           "name template \"*.{cn}.example.com\" does not make a valid host name");
 	name_error("{cn}..example.com", "s", "c", "u", ACMERA_ERR_CONFIG,
-		   "name template \"{cn}..example.com\" does not make a valid host name");
+	           "name template \"{cn}..example.com\" does not make a valid host name");
 	name_error("{cn}-.example.com", "s", "c", "u", ACMERA_ERR_CONFIG,
-		   "name template \"{cn}-.example.com\" does not make a valid host name");
+	           "name template \"{cn}-.example.com\" does not make a valid host name");
 	name_error("{cn}.example.com.", "s", "c", "u", ACMERA_ERR_CONFIG,
-		   "name template \"{cn}.example.com.\" does not make a valid host name");
+	           "name template \"{cn}.example.com.\" does not make a valid host name");
 	/* A template fault is reported even when the identity lacks the value. */
 	name_error("{cn}.ex ample.com", "", "", "", ACMERA_ERR_CONFIG,
-		   "name template \"{cn}.ex ample.com\" does not make a valid host name");
+	           "name template \"{cn}.ex ample.com\" does not make a valid host name");
 	name_error("", "s", "c", "u", ACMERA_ERR_CONFIG, "no name template");
 	name_error(NULL, "s", "c", "u", ACMERA_ERR_CONFIG, "no name template");
 }
@@ -230,15 +228,15 @@ static void req_sign(X509_REQ *req, EVP_PKEY *key)
 
 /* A signed request with subject CN cn (may be NULL), SAN san (may be NULL) and,
  * when pw is not NULL, a challengePassword of ASN.1 type pw_type. */
-static void make_csr(EVP_PKEY *key, const char *cn, const char *san, const char *pw,
-		     int pw_type, struct csr_info *out)
+static void make_csr(EVP_PKEY *key, const char *cn, const char *san, const char *pw, int pw_type,
+                     struct csr_info *out)
 {
 	X509_REQ *req = tu_req_new(key, cn, san);
 	if (pw)
 		assert_int_equal(X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword,
-							   pw_type, (const unsigned char *)pw,
-							   (int)strlen(pw)),
-				 1);
+		                                           pw_type, (const unsigned char *)pw,
+		                                           (int)strlen(pw)),
+		                 1);
 	req_sign(req, key);
 	uint8_t *der;
 	size_t len;
@@ -253,7 +251,7 @@ static void make_csr(EVP_PKEY *key, const char *cn, const char *san, const char 
 }
 
 static int check(const struct est_policy *p, EVP_PKEY *key, const char *cn, const char *san,
-		 const char *name, struct acmera_errmsg *e)
+                 const char *name, struct acmera_errmsg *e)
 {
 	struct csr_info c;
 	make_csr(key, cn, san, NULL, 0, &c);
@@ -262,8 +260,8 @@ static int check(const struct est_policy *p, EVP_PKEY *key, const char *cn, cons
 	return rc;
 }
 
-static void csr_refused(const struct est_policy *p, EVP_PKEY *key, const char *cn,
-			const char *san, const char *want)
+static void csr_refused(const struct est_policy *p, EVP_PKEY *key, const char *cn, const char *san,
+                        const char *want)
 {
 	struct acmera_errmsg e = {""};
 	assert_int_equal(check(p, key, cn, san, NAME, &e), ACMERA_ERR_REFUSED);
@@ -290,32 +288,32 @@ static void csr_asking_for_another_name_is_refused(void **state)
 {
 	(void)state;
 	csr_refused(&strict, p256, NULL, "DNS:other.example.com",
-		    "the CSR asks for other.example.com; this device may only have " NAME);
+	            "the CSR asks for other.example.com; this device may only have " NAME);
 	csr_refused(&strict, p256, "other.example.com", NULL,
-		    "the CSR asks for other.example.com; this device may only have " NAME);
+	            "the CSR asks for other.example.com; this device may only have " NAME);
 	/* A suffix or prefix match is not a match. */
 	csr_refused(&strict, p256, NULL, "DNS:x" NAME,
-		    "the CSR asks for x" NAME "; this device may only have " NAME);
+	            "the CSR asks for x" NAME "; this device may only have " NAME);
 	csr_refused(&strict, p256, NULL, "DNS:" NAME ".evil",
-		    "the CSR asks for " NAME ".evil; this device may only have " NAME);
+	            "the CSR asks for " NAME ".evil; this device may only have " NAME);
 }
 
 static void csr_asking_for_more_or_fewer_names_is_refused(void **state)
 {
 	(void)state;
 	csr_refused(&strict, p256, NULL, "DNS:" NAME ",DNS:other.example.com",
-		    "the CSR asks for 2 names (" NAME ", other.example.com); this device may "
-		    "only have " NAME);
+	            "the CSR asks for 2 names (" NAME ", other.example.com); this device may "
+	            "only have " NAME);
 	csr_refused(&strict, p256, "Widget 3000", NULL,
-		    "the CSR asks for no DNS name; this device may only have " NAME);
+	            "the CSR asks for no DNS name; this device may only have " NAME);
 	csr_refused(&strict, p256, NULL, "IP:192.0.2.1",
-		    "the CSR asks for no DNS name; this device may only have " NAME);
+	            "the CSR asks for no DNS name; this device may only have " NAME);
 
 	/* Many names: the list in the message is cut short. */
 	char san[4000] = "";
 	for (int i = 0; i < 30; i++)
 		snprintf(san + strlen(san), sizeof(san) - strlen(san), "%sDNS:n%02d.example.com",
-			 i ? "," : "", i);
+		         i ? "," : "", i);
 	struct acmera_errmsg e = {""};
 	assert_int_equal(check(&strict, p256, NULL, san, NAME, &e), ACMERA_ERR_REFUSED);
 	assert_non_null(strstr(e.text, "the CSR asks for 30 names (n00.example.com, "));
@@ -327,25 +325,25 @@ static void csr_asking_for_a_wildcard_is_refused(void **state)
 {
 	(void)state;
 	csr_refused(&strict, p256, NULL, "DNS:*.iot.example.com",
-		    "the CSR asks for the wildcard *.iot.example.com; this device may only "
-		    "have " NAME);
+	            "the CSR asks for the wildcard *.iot.example.com; this device may only "
+	            "have " NAME);
 }
 
 static void csr_asking_for_other_kinds_of_names_is_refused(void **state)
 {
 	(void)state;
 	csr_refused(&strict, p256, NULL, "DNS:" NAME ",IP:192.0.2.1",
-		    "the CSR asks for an IP address as well; this device may only have " NAME);
+	            "the CSR asks for an IP address as well; this device may only have " NAME);
 	csr_refused(&strict, p256, NULL, "email:a@example.com,DNS:" NAME,
-		    "the CSR asks for an e-mail address as well; this device may only have " NAME);
+	            "the CSR asks for an e-mail address as well; this device may only have " NAME);
 	csr_refused(&strict, p256, NULL, "DNS:" NAME ",URI:https://example.com/",
-		    "the CSR asks for a URI as well; this device may only have " NAME);
+	            "the CSR asks for a URI as well; this device may only have " NAME);
 	/* A subject CN that is another host name, beside the right SAN. */
-	csr_refused(&strict, p256, "other.example.com", "DNS:" NAME,
-		    "the CSR's subject CN is \"other.example.com\"; this device may only have "
-		    NAME);
+	csr_refused(
+	    &strict, p256, "other.example.com", "DNS:" NAME,
+	    "the CSR's subject CN is \"other.example.com\"; this device may only have " NAME);
 	csr_refused(&strict, p256, "*.Example.com", "DNS:" NAME,
-		    "the CSR's subject CN is \"*.Example.com\"; this device may only have " NAME);
+	            "the CSR's subject CN is \"*.Example.com\"; this device may only have " NAME);
 	/* A CN that is a label, not a host name, is no claim to a name. */
 	struct acmera_errmsg e = {""};
 	assert_int_equal(check(&strict, p256, "Widget 4.2", "DNS:" NAME, NAME, &e), 0);
@@ -360,7 +358,7 @@ static void csr_key_types(void **state)
 	assert_int_equal(check(&strict, ed25519, NULL, "DNS:" NAME, NAME, &e), 0);
 	assert_int_equal(check(&strict, rsa2048, NULL, "DNS:" NAME, NAME, &e), 0);
 	const char *accepted = "this profile accepts EC P-256, EC P-384, Ed25519 or RSA of at "
-			       "least 2048 bits";
+	                       "least 2048 bits";
 	char want[300];
 	snprintf(want, sizeof(want), "the CSR's key is EC P-521; %s", accepted);
 	csr_refused(&strict, p521, NULL, "DNS:" NAME, want);
@@ -372,38 +370,38 @@ static void csr_key_types(void **state)
 	struct est_policy p = strict;
 	p.rsa_min_bits = 3072;
 	csr_refused(&p, rsa2048, NULL, "DNS:" NAME,
-		    "the CSR's key is RSA of 2048 bits; this profile accepts EC P-256, EC "
-		    "P-384, Ed25519 or RSA of at least 3072 bits");
+	            "the CSR's key is RSA of 2048 bits; this profile accepts EC P-256, EC "
+	            "P-384, Ed25519 or RSA of at least 3072 bits");
 	/* A setting below 2048 counts as 2048. */
 	p.rsa_min_bits = 1024;
 	EVP_PKEY *rsa1024 = EVP_RSA_gen(1024);
 	assert_non_null(rsa1024);
 	csr_refused(&p, rsa1024, NULL, "DNS:" NAME,
-		    "the CSR's key is RSA of 1024 bits; this profile accepts EC P-256, EC P-384, "
-		    "Ed25519 or RSA of at least 2048 bits");
+	            "the CSR's key is RSA of 1024 bits; this profile accepts EC P-256, EC P-384, "
+	            "Ed25519 or RSA of at least 2048 bits");
 	EVP_PKEY_free(rsa1024);
 	p.rsa_min_bits = 0;
 	csr_refused(&p, rsa2048, NULL, "DNS:" NAME,
-		    "the CSR's key is RSA of 2048 bits; this profile accepts EC P-256, EC "
-		    "P-384 or Ed25519");
+	            "the CSR's key is RSA of 2048 bits; this profile accepts EC P-256, EC "
+	            "P-384 or Ed25519");
 	p.allow_p384 = 0;
 	p.allow_ed25519 = 0;
 	csr_refused(&p, p384, NULL, "DNS:" NAME,
-		    "the CSR's key is EC P-384; this profile accepts EC P-256");
+	            "the CSR's key is EC P-384; this profile accepts EC P-256");
 	csr_refused(&p, ed25519, NULL, "DNS:" NAME,
-		    "the CSR's key is Ed25519; this profile accepts EC P-256");
+	            "the CSR's key is Ed25519; this profile accepts EC P-256");
 	assert_int_equal(check(&p, p256, NULL, "DNS:" NAME, NAME, &e), 0);
 	p.allow_p256 = 0;
 	p.allow_p384 = 1;
 	csr_refused(&p, p256, NULL, "DNS:" NAME,
-		    "the CSR's key is EC P-256; this profile accepts EC P-384");
+	            "the CSR's key is EC P-256; this profile accepts EC P-384");
 	p.allow_p384 = 0;
 	csr_refused(&p, p256, NULL, "DNS:" NAME,
-		    "the CSR's key is EC P-256; this profile accepts none");
+	            "the CSR's key is EC P-256; this profile accepts none");
 }
 
-static int check_bound(const struct est_policy *p, const char *pw, int type,
-		       const uint8_t *b, size_t blen, struct acmera_errmsg *e)
+static int check_bound(const struct est_policy *p, const char *pw, int type, const uint8_t *b,
+                       size_t blen, struct acmera_errmsg *e)
 {
 	struct csr_info c;
 	make_csr(p256, NULL, "DNS:" NAME, pw, type, &c);
@@ -418,55 +416,52 @@ static void channel_binding_in_challenge_password(void **state)
 	struct est_policy p = strict;
 	p.require_channel_binding = 1;
 	struct acmera_errmsg e = {""};
-	int rc = check_bound(&p, BINDING_B64, V_ASN1_PRINTABLESTRING, binding, sizeof(binding),
-			     &e);
+	int rc = check_bound(&p, BINDING_B64, V_ASN1_PRINTABLESTRING, binding, sizeof(binding), &e);
 	if (rc)
 		print_error("%s\n", e.text);
 	assert_int_equal(rc, 0);
-	assert_int_equal(check_bound(&p, BINDING_B64, V_ASN1_UTF8STRING, binding,
-				     sizeof(binding), &e),
-			 0);
+	assert_int_equal(
+	    check_bound(&p, BINDING_B64, V_ASN1_UTF8STRING, binding, sizeof(binding), &e), 0);
 
 	/* Another connection's binding, one byte off. */
 	uint8_t other[32];
 	memcpy(other, binding, sizeof(other));
 	other[31] ^= 1;
-	assert_int_equal(check_bound(&p, BINDING_B64, V_ASN1_PRINTABLESTRING, other,
-				     sizeof(other), &e),
-			 ACMERA_ERR_REFUSED);
+	assert_int_equal(
+	    check_bound(&p, BINDING_B64, V_ASN1_PRINTABLESTRING, other, sizeof(other), &e),
+	    ACMERA_ERR_REFUSED);
 	assert_string_equal(e.text, "the CSR's challengePassword is not this connection's TLS "
-				    "channel binding; make a new CSR on this connection");
+	                            "channel binding; make a new CSR on this connection");
 	/* Unpadded or with a newline: not the standard encoding. */
 	assert_int_equal(check_bound(&p, "+/+/AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHP4",
-				     V_ASN1_PRINTABLESTRING, binding, sizeof(binding), &e),
-			 ACMERA_ERR_REFUSED);
-	assert_int_equal(check_bound(&p, BINDING_B64 "\n", V_ASN1_UTF8STRING, binding,
-				     sizeof(binding), &e),
-			 ACMERA_ERR_REFUSED);
+	                             V_ASN1_PRINTABLESTRING, binding, sizeof(binding), &e),
+	                 ACMERA_ERR_REFUSED);
+	assert_int_equal(
+	    check_bound(&p, BINDING_B64 "\n", V_ASN1_UTF8STRING, binding, sizeof(binding), &e),
+	    ACMERA_ERR_REFUSED);
 	/* A shorter binding that is a prefix of the password. */
 	assert_int_equal(check_bound(&p, BINDING_B64, V_ASN1_PRINTABLESTRING, binding, 30, &e),
-			 ACMERA_ERR_REFUSED);
+	                 ACMERA_ERR_REFUSED);
 
 	assert_int_equal(check_bound(&p, NULL, 0, binding, sizeof(binding), &e),
-			 ACMERA_ERR_REFUSED);
+	                 ACMERA_ERR_REFUSED);
 	assert_string_equal(e.text, "the CSR has no challengePassword; this profile requires "
-				    "the TLS channel binding in it (RFC 7030 3.5)");
-	assert_int_equal(check_bound(&p, BINDING_B64, V_ASN1_IA5STRING, binding, sizeof(binding),
-				     &e),
-			 ACMERA_ERR_REFUSED);
+	                            "the TLS channel binding in it (RFC 7030 3.5)");
+	assert_int_equal(
+	    check_bound(&p, BINDING_B64, V_ASN1_IA5STRING, binding, sizeof(binding), &e),
+	    ACMERA_ERR_REFUSED);
 	assert_string_equal(e.text, "the CSR's challengePassword is not one PrintableString or "
-				    "UTF8String");
+	                            "UTF8String");
 	assert_int_equal(check_bound(&p, BINDING_B64, V_ASN1_PRINTABLESTRING, NULL, 0, &e),
-			 ACMERA_ERR_REFUSED);
+	                 ACMERA_ERR_REFUSED);
 	assert_string_equal(e.text, "this connection has no TLS channel binding, which this "
-				    "profile requires in the CSR");
+	                            "profile requires in the CSR");
 
 	/* Not required: neither a missing nor a wrong one matters. */
 	p.require_channel_binding = 0;
 	assert_int_equal(check_bound(&p, NULL, 0, NULL, 0, &e), 0);
-	assert_int_equal(check_bound(&p, "whatever", V_ASN1_PRINTABLESTRING, other,
-				     sizeof(other), &e),
-			 0);
+	assert_int_equal(
+	    check_bound(&p, "whatever", V_ASN1_PRINTABLESTRING, other, sizeof(other), &e), 0);
 }
 
 /* OpenSSL will not add an attribute twice, so the second challengePassword is
@@ -474,19 +469,17 @@ static void channel_binding_in_challenge_password(void **state)
 static void two_challenge_passwords_are_refused(void **state)
 {
 	(void)state;
-	static const uint8_t unstructured_name[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
-						    0x0d, 0x01, 0x09, 0x02};
+	static const uint8_t unstructured_name[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+	                                            0xf7, 0x0d, 0x01, 0x09, 0x02};
 	X509_REQ *req = tu_req_new(p256, NULL, "DNS:" NAME);
-	assert_int_equal(X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword,
-						   V_ASN1_PRINTABLESTRING,
-						   (const unsigned char *)BINDING_B64,
-						   (int)strlen(BINDING_B64)),
-			 1);
-	assert_int_equal(X509_REQ_add1_attr_by_NID(req, NID_pkcs9_unstructuredName,
-						   V_ASN1_PRINTABLESTRING,
-						   (const unsigned char *)BINDING_B64,
-						   (int)strlen(BINDING_B64)),
-			 1);
+	assert_int_equal(
+	    X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, V_ASN1_PRINTABLESTRING,
+	                              (const unsigned char *)BINDING_B64, (int)strlen(BINDING_B64)),
+	    1);
+	assert_int_equal(
+	    X509_REQ_add1_attr_by_NID(req, NID_pkcs9_unstructuredName, V_ASN1_PRINTABLESTRING,
+	                              (const unsigned char *)BINDING_B64, (int)strlen(BINDING_B64)),
+	    1);
 	req_sign(req, p256);
 	uint8_t *der;
 	size_t len;
@@ -514,7 +507,7 @@ static void two_challenge_passwords_are_refused(void **state)
 	struct est_policy p = strict;
 	p.require_channel_binding = 1;
 	assert_int_equal(est_policy_check_csr(&p, &c, NAME, binding, sizeof(binding), &e),
-			 ACMERA_ERR_REFUSED);
+	                 ACMERA_ERR_REFUSED);
 	assert_string_equal(e.text, "the CSR has two challengePasswords");
 	csr_info_free(&c);
 }
@@ -523,13 +516,13 @@ static void challenge_password_with_two_values_is_refused(void **state)
 {
 	(void)state;
 	X509_REQ *req = tu_req_new(p256, NULL, "DNS:" NAME);
-	X509_ATTRIBUTE *a = X509_ATTRIBUTE_create_by_NID(NULL, NID_pkcs9_challengePassword,
-							 V_ASN1_PRINTABLESTRING,
-							 BINDING_B64, (int)strlen(BINDING_B64));
+	X509_ATTRIBUTE *a =
+	    X509_ATTRIBUTE_create_by_NID(NULL, NID_pkcs9_challengePassword, V_ASN1_PRINTABLESTRING,
+	                                 BINDING_B64, (int)strlen(BINDING_B64));
 	assert_non_null(a);
 	assert_int_equal(X509_ATTRIBUTE_set1_data(a, V_ASN1_PRINTABLESTRING, BINDING_B64,
-						  (int)strlen(BINDING_B64)),
-			 1);
+	                                          (int)strlen(BINDING_B64)),
+	                 1);
 	assert_int_equal(X509_ATTRIBUTE_count(a), 2);
 	assert_int_equal(X509_REQ_add1_attr(req, a), 1);
 	X509_ATTRIBUTE_free(a);
@@ -545,9 +538,9 @@ static void challenge_password_with_two_values_is_refused(void **state)
 	struct est_policy p = strict;
 	p.require_channel_binding = 1;
 	assert_int_equal(est_policy_check_csr(&p, &c, NAME, binding, sizeof(binding), &e),
-			 ACMERA_ERR_REFUSED);
+	                 ACMERA_ERR_REFUSED);
 	assert_string_equal(e.text, "the CSR's challengePassword is not one PrintableString or "
-				    "UTF8String");
+	                            "UTF8String");
 	csr_info_free(&c);
 }
 
@@ -561,7 +554,7 @@ static void names_are_checked_before_key_and_binding(void **state)
 	make_csr(p521, NULL, "DNS:other.example.com", NULL, 0, &c);
 	assert_int_equal(est_policy_check_csr(&p, &c, NAME, NULL, 0, &e), ACMERA_ERR_REFUSED);
 	assert_string_equal(e.text,
-			    "the CSR asks for other.example.com; this device may only have " NAME);
+	                    "the CSR asks for other.example.com; this device may only have " NAME);
 	assert_int_equal(est_policy_check_csr(&p, &c, "", NULL, 0, &e), ACMERA_ERR_INVAL);
 	assert_int_equal(est_policy_check_csr(&p, &c, NULL, NULL, 0, &e), ACMERA_ERR_INVAL);
 	csr_info_free(&c);
@@ -570,22 +563,22 @@ static void names_are_checked_before_key_and_binding(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(name_comes_lower_case_from_each_placeholder),
-		cmocka_unit_test(value_must_be_one_dns_label),
-		cmocka_unit_test(missing_value_gives_no_name),
-		cmocka_unit_test(template_faults_are_configuration_errors),
-		cmocka_unit_test(name_longer_than_253_is_refused),
-		cmocka_unit_test(small_name_buffer_is_an_error),
-		cmocka_unit_test(csr_with_exactly_the_name_passes),
-		cmocka_unit_test(csr_asking_for_another_name_is_refused),
-		cmocka_unit_test(csr_asking_for_more_or_fewer_names_is_refused),
-		cmocka_unit_test(csr_asking_for_a_wildcard_is_refused),
-		cmocka_unit_test(csr_asking_for_other_kinds_of_names_is_refused),
-		cmocka_unit_test(csr_key_types),
-		cmocka_unit_test(channel_binding_in_challenge_password),
-		cmocka_unit_test(two_challenge_passwords_are_refused),
-		cmocka_unit_test(challenge_password_with_two_values_is_refused),
-		cmocka_unit_test(names_are_checked_before_key_and_binding),
+	    cmocka_unit_test(name_comes_lower_case_from_each_placeholder),
+	    cmocka_unit_test(value_must_be_one_dns_label),
+	    cmocka_unit_test(missing_value_gives_no_name),
+	    cmocka_unit_test(template_faults_are_configuration_errors),
+	    cmocka_unit_test(name_longer_than_253_is_refused),
+	    cmocka_unit_test(small_name_buffer_is_an_error),
+	    cmocka_unit_test(csr_with_exactly_the_name_passes),
+	    cmocka_unit_test(csr_asking_for_another_name_is_refused),
+	    cmocka_unit_test(csr_asking_for_more_or_fewer_names_is_refused),
+	    cmocka_unit_test(csr_asking_for_a_wildcard_is_refused),
+	    cmocka_unit_test(csr_asking_for_other_kinds_of_names_is_refused),
+	    cmocka_unit_test(csr_key_types),
+	    cmocka_unit_test(channel_binding_in_challenge_password),
+	    cmocka_unit_test(two_challenge_passwords_are_refused),
+	    cmocka_unit_test(challenge_password_with_two_values_is_refused),
+	    cmocka_unit_test(names_are_checked_before_key_and_binding),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

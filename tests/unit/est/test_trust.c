@@ -44,14 +44,14 @@ static X509_NAME *make_name(const struct attr *a, size_t n)
 				u[2 * j + 1] = (unsigned char)a[i].value[j];
 			}
 			int ok = X509_NAME_add_entry_by_NID(name, a[i].nid, V_ASN1_BMPSTRING, u,
-							    (int)(2 * k), -1, 0);
+			                                    (int)(2 * k), -1, 0);
 			assert_int_equal(ok, 1);
 			continue;
 		}
 		assert_int_equal(X509_NAME_add_entry_by_NID(name, a[i].nid, V_ASN1_UTF8STRING,
-							    (const unsigned char *)a[i].value, -1,
-							    -1, 0),
-				 1);
+		                                            (const unsigned char *)a[i].value, -1,
+		                                            -1, 0),
+		                 1);
 	}
 	return name;
 }
@@ -69,7 +69,7 @@ static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 /* A certificate with the given subject; a CA (basicConstraints, keyCertSign)
  * when ca is set; self-signed when issuer is NULL. */
 static X509 *make_cert(const struct attr *subj, size_t n, EVP_PKEY *key, X509 *issuer,
-		       EVP_PKEY *issuer_key, int ca, int64_t not_after)
+                       EVP_PKEY *issuer_key, int ca, int64_t not_after)
 {
 	static long serial = 100;
 	X509 *x = X509_new();
@@ -104,8 +104,8 @@ static X509 *ca_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issu
 static X509 *idevid(const char *serial, X509 *issuer, EVP_PKEY *issuer_key, int64_t not_after)
 {
 	const struct attr a[] = {{NID_organizationName, "Maker", 0},
-				 {NID_commonName, "Widget 3000", 0},
-				 {NID_serialNumber, serial, 0}};
+	                         {NID_commonName, "Widget 3000", 0},
+	                         {NID_serialNumber, serial, 0}};
 	return make_cert(a, 3, leaf_key, issuer, issuer_key, 0, not_after);
 }
 
@@ -168,7 +168,7 @@ static struct est_trust *load_ok(X509 *const *certs, size_t n)
 	return t;
 }
 
-static STACK_OF(X509) *chain_of(X509 *const *certs, size_t n)
+static STACK_OF(X509) * chain_of(X509 *const *certs, size_t n)
 {
 	STACK_OF(X509) *s = sk_X509_new_null();
 	assert_non_null(s);
@@ -229,8 +229,8 @@ static void missing_intermediate_is_refused(void **state)
 	struct est_trust *t = load_ok(anchors, 1);
 	X509 *chain[] = {leaf};
 	refused(t, chain, 1,
-		"client certificate not trusted: unable to get local issuer certificate (depth 0, "
-		"serialNumber=SN0042,CN=Widget 3000,O=Maker)");
+	        "client certificate not trusted: unable to get local issuer certificate (depth 0, "
+	        "serialNumber=SN0042,CN=Widget 3000,O=Maker)");
 	est_trust_free(t);
 }
 
@@ -325,9 +325,9 @@ static void bad_bundles_are_refused(void **state)
 	load_fails("", ACMERA_ERR_CONFIG, "no PEM certificate");
 	load_fails("just text\n", ACMERA_ERR_CONFIG, "no PEM certificate");
 	load_fails("-----BEGIN CERTIFICATE-----\nnot base64 !!\n-----END CERTIFICATE-----\n",
-		   ACMERA_ERR_CONFIG, "after 0 certificates");
+	           ACMERA_ERR_CONFIG, "after 0 certificates");
 	load_fails("-----BEGIN CERTIFICATE-----\nMIIBCgKCAQEA\n-----END CERTIFICATE-----\n",
-		   ACMERA_ERR_CONFIG, "after 0 certificates");
+	           ACMERA_ERR_CONFIG, "after 0 certificates");
 
 	struct est_trust *t = NULL;
 	struct acmera_errmsg e = {""};
@@ -389,20 +389,19 @@ static void identity_leaves_doubtful_values_empty(void **state)
 	char big[300];
 
 	/* Two CNs: which one names the device is ambiguous. */
-	const struct attr two[] = {{NID_commonName, "a", 0}, {NID_commonName, "b", 0},
-				   {NID_serialNumber, "s1", 0}};
+	const struct attr two[] = {
+	    {NID_commonName, "a", 0}, {NID_commonName, "b", 0}, {NID_serialNumber, "s1", 0}};
 	identity(two, 3, &id);
 	assert_string_equal(id.cn, "");
 	assert_string_equal(id.serial_number, "s1");
 
-	const struct attr ctrl[] = {{NID_commonName, "dev\n1", 0},
-				    {NID_serialNumber, "s\x7f", 0}};
+	const struct attr ctrl[] = {{NID_commonName, "dev\n1", 0}, {NID_serialNumber, "s\x7f", 0}};
 	identity(ctrl, 2, &id);
 	assert_string_equal(id.cn, "");
 	assert_string_equal(id.serial_number, "");
 
 	const struct attr c1[] = {{NID_commonName, "dev\xc2\x85x", 0},
-				  {NID_serialNumber, "ok\xc2\xa0x", 0}};
+	                          {NID_serialNumber, "ok\xc2\xa0x", 0}};
 	identity(c1, 2, &id);
 	assert_string_equal(id.cn, "");
 	assert_string_equal(id.serial_number, "ok\xc2\xa0x");
@@ -433,17 +432,17 @@ static void identity_leaves_doubtful_values_empty(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(idevid_chain_verifies_to_the_root),
-		cmocka_unit_test(issuing_ca_alone_is_an_anchor),
-		cmocka_unit_test(missing_intermediate_is_refused),
-		cmocka_unit_test(forged_hierarchy_is_refused),
-		cmocka_unit_test(expired_certificate_is_refused),
-		cmocka_unit_test(leaf_that_is_not_a_ca_issues_nothing),
-		cmocka_unit_test(empty_or_overlong_chain_is_refused),
-		cmocka_unit_test(bundle_of_several_anchors_loads),
-		cmocka_unit_test(bad_bundles_are_refused),
-		cmocka_unit_test(identity_takes_cn_and_serial_number),
-		cmocka_unit_test(identity_leaves_doubtful_values_empty),
+	    cmocka_unit_test(idevid_chain_verifies_to_the_root),
+	    cmocka_unit_test(issuing_ca_alone_is_an_anchor),
+	    cmocka_unit_test(missing_intermediate_is_refused),
+	    cmocka_unit_test(forged_hierarchy_is_refused),
+	    cmocka_unit_test(expired_certificate_is_refused),
+	    cmocka_unit_test(leaf_that_is_not_a_ca_issues_nothing),
+	    cmocka_unit_test(empty_or_overlong_chain_is_refused),
+	    cmocka_unit_test(bundle_of_several_anchors_loads),
+	    cmocka_unit_test(bad_bundles_are_refused),
+	    cmocka_unit_test(identity_takes_cn_and_serial_number),
+	    cmocka_unit_test(identity_leaves_doubtful_values_empty),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

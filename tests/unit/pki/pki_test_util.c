@@ -17,9 +17,15 @@ EVP_PKEY *tu_key(enum tu_key_type type)
 {
 	EVP_PKEY *k = NULL;
 	switch (type) {
-	case TU_EC_P256: k = EVP_EC_gen("P-256"); break;
-	case TU_RSA_2048: k = EVP_RSA_gen(2048); break;
-	case TU_ED25519: k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"); break;
+	case TU_EC_P256:
+		k = EVP_EC_gen("P-256");
+		break;
+	case TU_RSA_2048:
+		k = EVP_RSA_gen(2048);
+		break;
+	case TU_ED25519:
+		k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		break;
 	}
 	assert_non_null(k);
 	return k;
@@ -28,8 +34,8 @@ EVP_PKEY *tu_key(enum tu_key_type type)
 static void add_name(X509_NAME *name, const char *field, const char *value)
 {
 	assert_int_equal(X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8,
-						    (const unsigned char *)value, -1, -1, 0),
-			 1);
+	                                            (const unsigned char *)value, -1, -1, 0),
+	                 1);
 }
 
 static void add_exts(X509_REQ *req, X509_EXTENSION *ext)
@@ -101,8 +107,8 @@ void tu_csr(EVP_PKEY *key, const char *cn, const char *san, uint8_t **der, size_
 	X509_REQ_free(req);
 }
 
-X509 *tu_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
-	      int64_t not_after, const char *san)
+X509 *tu_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, int64_t not_after,
+              const char *san)
 {
 	static long serial = 1;
 	X509 *x = X509_new();
@@ -112,8 +118,7 @@ X509 *tu_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
 	X509_NAME *name = X509_get_subject_name(x);
 	add_name(name, "O", "Acme");
 	add_name(name, "CN", cn);
-	assert_int_equal(X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name),
-			 1);
+	assert_int_equal(X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name), 1);
 	assert_non_null(ASN1_TIME_set(X509_getm_notBefore(x), 1600000000));
 	assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), (time_t)not_after));
 	assert_int_equal(X509_set_pubkey(x, key), 1);

@@ -27,8 +27,8 @@ void tu_csr(EVP_PKEY *key, const char *cn, const char *san, uint8_t **der, size_
 
 /* A certificate for subject CN=cn with key, signed by issuer/issuer_key (self-signed
  * when issuer is NULL), valid until not_after (Unix time), with an optional SAN. */
-X509 *tu_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
-	      int64_t not_after, const char *san);
+X509 *tu_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, int64_t not_after,
+              const char *san);
 
 /* Writes bytes to a new temporary file; returns its path (heap; unlink and free). */
 char *tu_temp_file(const void *data, size_t len);

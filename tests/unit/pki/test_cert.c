@@ -26,7 +26,7 @@ static int pki_setup(void **state)
 	root = tu_cert("ISRG Root X1", key, NULL, NULL, T_2051, NULL);
 	inter = tu_cert("R3", key, root, key, T_2051, NULL);
 	leaf = tu_cert("dev1.iot.example.com", key, inter, key, T_2030,
-		       "DNS:Dev1.IoT.example.com,IP:192.0.2.1,DNS:alt.example.com");
+	               "DNS:Dev1.IoT.example.com,IP:192.0.2.1,DNS:alt.example.com");
 	return 0;
 }
 
@@ -39,7 +39,7 @@ static int pki_teardown(void **state)
 	return 0;
 }
 
-static STACK_OF(X509) *stack_of(X509 *const *certs, int n)
+static STACK_OF(X509) * stack_of(X509 *const *certs, int n)
 {
 	STACK_OF(X509) *s = sk_X509_new_null();
 	assert_non_null(s);
@@ -50,7 +50,10 @@ static STACK_OF(X509) *stack_of(X509 *const *certs, int n)
 	return s;
 }
 
-static void chain_free(STACK_OF(X509) *s) { sk_X509_pop_free(s, X509_free); }
+static void chain_free(STACK_OF(X509) * s)
+{
+	sk_X509_pop_free(s, X509_free);
+}
 
 static char *pem_of(X509 *x)
 {
@@ -187,7 +190,7 @@ static void chain_pem_truncated_or_corrupt_is_refused(void **state)
 
 	/* Something that is base64 but not a certificate. */
 	expect_pem_refused("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-			   "not an X.509 certificate");
+	                   "not an X.509 certificate");
 	free(a);
 }
 
@@ -366,20 +369,20 @@ static void cert_dns_names_are_lower_case_dns_sans_only(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(chain_pem_round_trips_in_order),
-		cmocka_unit_test(chain_pem_allows_text_and_crlf_between_blocks),
-		cmocka_unit_test(chain_pem_with_private_key_block_is_refused),
-		cmocka_unit_test(chain_pem_with_no_certificate_is_refused),
-		cmocka_unit_test(chain_pem_of_16_is_accepted_and_17_refused),
-		cmocka_unit_test(chain_pem_truncated_or_corrupt_is_refused),
-		cmocka_unit_test(chain_pem_oversize_is_refused),
-		cmocka_unit_test(pkcs7_certs_only_round_trips_without_signers_or_content),
-		cmocka_unit_test(pkcs7_of_no_or_17_certificates_is_not_made),
-		cmocka_unit_test(pkcs7_parse_refuses_trailing_bytes_other_types_and_empty),
-		cmocka_unit_test(cert_not_after_reads_utc_and_generalized_time),
-		cmocka_unit_test(cert_lines_are_rfc2253),
-		cmocka_unit_test(chain_matches_issuer_of_any_and_subject_of_last),
-		cmocka_unit_test(cert_dns_names_are_lower_case_dns_sans_only),
+	    cmocka_unit_test(chain_pem_round_trips_in_order),
+	    cmocka_unit_test(chain_pem_allows_text_and_crlf_between_blocks),
+	    cmocka_unit_test(chain_pem_with_private_key_block_is_refused),
+	    cmocka_unit_test(chain_pem_with_no_certificate_is_refused),
+	    cmocka_unit_test(chain_pem_of_16_is_accepted_and_17_refused),
+	    cmocka_unit_test(chain_pem_truncated_or_corrupt_is_refused),
+	    cmocka_unit_test(chain_pem_oversize_is_refused),
+	    cmocka_unit_test(pkcs7_certs_only_round_trips_without_signers_or_content),
+	    cmocka_unit_test(pkcs7_of_no_or_17_certificates_is_not_made),
+	    cmocka_unit_test(pkcs7_parse_refuses_trailing_bytes_other_types_and_empty),
+	    cmocka_unit_test(cert_not_after_reads_utc_and_generalized_time),
+	    cmocka_unit_test(cert_lines_are_rfc2253),
+	    cmocka_unit_test(chain_matches_issuer_of_any_and_subject_of_last),
+	    cmocka_unit_test(cert_dns_names_are_lower_case_dns_sans_only),
 	};
 	return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
 }

@@ -162,7 +162,7 @@ static void csr_with_two_san_extensions_is_refused(void **state)
 	assert_non_null(exts);
 	for (int i = 0; i < 2; i++) {
 		X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name,
-							  i ? "DNS:b.example" : "DNS:a.example");
+		                                          i ? "DNS:b.example" : "DNS:a.example");
 		assert_non_null(ext);
 		assert_true(sk_X509_EXTENSION_push(exts, ext) > 0);
 	}
@@ -192,7 +192,7 @@ static void csr_with_only_ip_san_has_no_names(void **state)
 static void csr_invalid_host_names_are_refused_by_name(void **state)
 {
 	expect_san_refused("DNS:ok.example.com,DNS:under_score.example.com",
-			   "\"under_score.example.com\"");
+	                   "\"under_score.example.com\"");
 	expect_san_refused("DNS:-lead.example.com", "\"-lead.example.com\"");
 	expect_san_refused("DNS:trail-.example.com", "\"trail-.example.com\"");
 	expect_san_refused("DNS:a..example.com", "\"a..example.com\"");
@@ -347,7 +347,8 @@ static void csr_digest_is_sha256_of_exact_bytes(void **state)
 {
 	char hex[65];
 	sha256_hex((const uint8_t *)"abc", 3, hex);
-	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(hex,
+	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 
 	uint8_t *der;
 	size_t len;
@@ -413,8 +414,8 @@ static void csr_file_in_pem_der_or_old_label_gives_same_digest(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		char *pem = pem_of(der, len, labels[i]);
 		char text[8192];
-		int n = snprintf(text, sizeof(text), "Certificate Request:\n  text\r\n%sbye\n",
-				 pem);
+		int n =
+		    snprintf(text, sizeof(text), "Certificate Request:\n  text\r\n%sbye\n", pem);
 		assert_true(n > 0 && (size_t)n < sizeof(text));
 		if (load_text(text, (size_t)n, &c, &e) != 0)
 			fail_msg("%s: %s", labels[i], e.text);
@@ -473,27 +474,27 @@ static void csr_file_missing_is_io_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(csr_with_each_key_type_parses_and_verifies),
-		cmocka_unit_test(csr_names_are_lower_case_deduplicated_in_order),
-		cmocka_unit_test(csr_without_san_uses_subject_cn_lower_case),
-		cmocka_unit_test(csr_cn_that_is_not_a_host_name_gives_no_names),
-		cmocka_unit_test(csr_with_san_ignores_subject_cn),
-		cmocka_unit_test(csr_with_extensions_but_no_san_uses_subject_cn),
-		cmocka_unit_test(csr_with_two_san_extensions_is_refused),
-		cmocka_unit_test(csr_with_only_ip_san_has_no_names),
-		cmocka_unit_test(csr_invalid_host_names_are_refused_by_name),
-		cmocka_unit_test(csr_label_of_64_and_name_over_253_are_refused),
-		cmocka_unit_test(csr_name_with_nul_or_control_bytes_is_refused_and_escaped),
-		cmocka_unit_test(csr_with_more_than_max_names_is_refused),
-		cmocka_unit_test(csr_with_flipped_signature_byte_is_refused),
-		cmocka_unit_test(csr_with_changed_subject_is_refused),
-		cmocka_unit_test(csr_with_trailing_byte_is_refused),
-		cmocka_unit_test(csr_oversize_truncated_empty_or_garbage_is_refused),
-		cmocka_unit_test(csr_digest_is_sha256_of_exact_bytes),
-		cmocka_unit_test(csr_file_in_pem_der_or_old_label_gives_same_digest),
-		cmocka_unit_test(csr_file_with_other_or_extra_pem_blocks_is_refused),
-		cmocka_unit_test(csr_file_of_plain_text_is_refused),
-		cmocka_unit_test(csr_file_missing_is_io_error),
+	    cmocka_unit_test(csr_with_each_key_type_parses_and_verifies),
+	    cmocka_unit_test(csr_names_are_lower_case_deduplicated_in_order),
+	    cmocka_unit_test(csr_without_san_uses_subject_cn_lower_case),
+	    cmocka_unit_test(csr_cn_that_is_not_a_host_name_gives_no_names),
+	    cmocka_unit_test(csr_with_san_ignores_subject_cn),
+	    cmocka_unit_test(csr_with_extensions_but_no_san_uses_subject_cn),
+	    cmocka_unit_test(csr_with_two_san_extensions_is_refused),
+	    cmocka_unit_test(csr_with_only_ip_san_has_no_names),
+	    cmocka_unit_test(csr_invalid_host_names_are_refused_by_name),
+	    cmocka_unit_test(csr_label_of_64_and_name_over_253_are_refused),
+	    cmocka_unit_test(csr_name_with_nul_or_control_bytes_is_refused_and_escaped),
+	    cmocka_unit_test(csr_with_more_than_max_names_is_refused),
+	    cmocka_unit_test(csr_with_flipped_signature_byte_is_refused),
+	    cmocka_unit_test(csr_with_changed_subject_is_refused),
+	    cmocka_unit_test(csr_with_trailing_byte_is_refused),
+	    cmocka_unit_test(csr_oversize_truncated_empty_or_garbage_is_refused),
+	    cmocka_unit_test(csr_digest_is_sha256_of_exact_bytes),
+	    cmocka_unit_test(csr_file_in_pem_der_or_old_label_gives_same_digest),
+	    cmocka_unit_test(csr_file_with_other_or_extra_pem_blocks_is_refused),
+	    cmocka_unit_test(csr_file_of_plain_text_is_refused),
+	    cmocka_unit_test(csr_file_missing_is_io_error),
 	};
 	return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
 }

@@ -172,7 +172,7 @@ static void store_open_creates_private_wal_file_at_latest_version(void **state)
 	assert_true(store_migrations_latest() >= 1);
 	assert_int_equal(store_schema_version(f->s), store_migrations_latest());
 	assert_int_equal(pragma_int(f->path, "PRAGMA user_version", NULL, 0),
-			 store_migrations_latest());
+	                 store_migrations_latest());
 	pragma_int(f->path, "PRAGMA journal_mode", mode, sizeof(mode));
 	assert_string_equal(mode, "wal");
 	/* The WAL file inherits the private mode. */
@@ -192,7 +192,7 @@ static int print_lease(const char *path, const char *id)
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
 	    sqlite3_busy_timeout(db, 2000) == SQLITE_OK &&
 	    sqlite3_prepare_v2(db, "SELECT lease_until FROM jobs WHERE id = ?1", -1, &st, NULL) ==
-		    SQLITE_OK &&
+	        SQLITE_OK &&
 	    sqlite3_bind_int64(st, 1, strtoll(id, NULL, 10)) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW) {
 		printf("%lld\n", (long long)sqlite3_column_int64(st, 0));
@@ -246,9 +246,9 @@ static void store_second_handle_keeps_commits_visible_to_other_processes(void **
 
 	assert_int_equal(claim_one(f->s, OWNER_A, T0, 60), id);
 	assert_int_equal(store_open(f->path, &s2, NULL), 0);
-	assert_int_equal(store_dns_record_add(s2, "example.com", "_acme-challenge.example.com",
-					      "v", T0, &rid, NULL),
-			 0);
+	assert_int_equal(store_dns_record_add(s2, "example.com", "_acme-challenge.example.com", "v",
+	                                      T0, &rid, NULL),
+	                 0);
 	for (int64_t i = 1; i <= 3; i++) {
 		assert_int_equal(store_job_renew_lease(f->s, id, OWNER_A, T0 + 100 * i, NULL), 0);
 		assert_int_equal(lease_seen_elsewhere(f->path, id), T0 + 100 * i);
@@ -313,9 +313,9 @@ static void store_migrate_from_empty_database(void **state)
 	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
 	assert_int_equal(store_migrate(db, &v, &e), 0);
 	assert_int_equal(v, store_migrations_latest());
-	assert_int_equal(sqlite3_exec(db, "SELECT id, csr_sha256, lease_until FROM jobs", NULL,
-				      NULL, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "SELECT id, csr_sha256, lease_until FROM jobs", NULL, NULL, NULL),
+	    SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(pragma_int(p, "PRAGMA user_version", NULL, 0), store_migrations_latest());
 	unlink(p);
@@ -324,65 +324,65 @@ static void store_migrate_from_empty_database(void **state)
 /* Schema version 1 exactly as released (migrations.c step 1), to prove that an
  * existing file moves to the newest version with its data. */
 static const char v1_schema[] =
-	"CREATE TABLE accounts ("
-	"  directory TEXT PRIMARY KEY,"
-	"  key_pem TEXT NOT NULL,"
-	"  kid TEXT,"
-	"  status TEXT"
-	");"
-	"CREATE TABLE authzs ("
-	"  id INTEGER PRIMARY KEY,"
-	"  directory TEXT NOT NULL,"
-	"  domain TEXT NOT NULL,"
-	"  url TEXT,"
-	"  status TEXT NOT NULL,"
-	"  subdomains INTEGER NOT NULL DEFAULT 0 CHECK (subdomains IN (0, 1)),"
-	"  expires BIGINT NOT NULL DEFAULT 0,"
-	"  UNIQUE (directory, domain)"
-	");"
-	"CREATE TABLE jobs ("
-	"  id INTEGER PRIMARY KEY,"
-	"  csr_sha256 TEXT NOT NULL UNIQUE,"
-	"  csr_der BLOB NOT NULL,"
-	"  names TEXT NOT NULL,"
-	"  state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2, 3)),"
-	"  order_url TEXT,"
-	"  attempts INTEGER NOT NULL DEFAULT 0,"
-	"  not_before BIGINT NOT NULL DEFAULT 0,"
-	"  lease_until BIGINT NOT NULL DEFAULT 0,"
-	"  reason TEXT,"
-	"  created BIGINT NOT NULL,"
-	"  updated BIGINT NOT NULL"
-	");"
-	"CREATE INDEX jobs_by_state ON jobs (state, not_before);"
-	"CREATE TABLE certs ("
-	"  id INTEGER PRIMARY KEY,"
-	"  csr_sha256 TEXT NOT NULL REFERENCES jobs (csr_sha256),"
-	"  chain_pem TEXT NOT NULL,"
-	"  not_after BIGINT NOT NULL,"
-	"  issuer TEXT,"
-	"  issued BIGINT NOT NULL"
-	");"
-	"CREATE INDEX certs_by_csr ON certs (csr_sha256, not_after);"
-	"CREATE TABLE dns_records ("
-	"  id INTEGER PRIMARY KEY,"
-	"  zone TEXT NOT NULL,"
-	"  name TEXT NOT NULL,"
-	"  value TEXT NOT NULL,"
-	"  created BIGINT NOT NULL"
-	");";
+    "CREATE TABLE accounts ("
+    "  directory TEXT PRIMARY KEY,"
+    "  key_pem TEXT NOT NULL,"
+    "  kid TEXT,"
+    "  status TEXT"
+    ");"
+    "CREATE TABLE authzs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  directory TEXT NOT NULL,"
+    "  domain TEXT NOT NULL,"
+    "  url TEXT,"
+    "  status TEXT NOT NULL,"
+    "  subdomains INTEGER NOT NULL DEFAULT 0 CHECK (subdomains IN (0, 1)),"
+    "  expires BIGINT NOT NULL DEFAULT 0,"
+    "  UNIQUE (directory, domain)"
+    ");"
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  csr_sha256 TEXT NOT NULL UNIQUE,"
+    "  csr_der BLOB NOT NULL,"
+    "  names TEXT NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2, 3)),"
+    "  order_url TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  not_before BIGINT NOT NULL DEFAULT 0,"
+    "  lease_until BIGINT NOT NULL DEFAULT 0,"
+    "  reason TEXT,"
+    "  created BIGINT NOT NULL,"
+    "  updated BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX jobs_by_state ON jobs (state, not_before);"
+    "CREATE TABLE certs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  csr_sha256 TEXT NOT NULL REFERENCES jobs (csr_sha256),"
+    "  chain_pem TEXT NOT NULL,"
+    "  not_after BIGINT NOT NULL,"
+    "  issuer TEXT,"
+    "  issued BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX certs_by_csr ON certs (csr_sha256, not_after);"
+    "CREATE TABLE dns_records ("
+    "  id INTEGER PRIMARY KEY,"
+    "  zone TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  created BIGINT NOT NULL"
+    ");";
 
 /* A version-1 file as an older acmera left it: an account, a job an issuer held
  * when it stopped, a finished job with its certificate, a DNS record. */
 static void write_v1_file(const char *path)
 {
 	static const char job_sql[] =
-		"INSERT INTO jobs (id, csr_sha256, csr_der, names, state, order_url, "
-		"lease_until, created, updated) "
-		"VALUES (?1, ?2, ?3, 'dev1.iot.example.com', ?4, ?5, ?6, ?7, ?7)";
+	    "INSERT INTO jobs (id, csr_sha256, csr_der, names, state, order_url, "
+	    "lease_until, created, updated) "
+	    "VALUES (?1, ?2, ?3, 'dev1.iot.example.com', ?4, ?5, ?6, ?7, ?7)";
 	static const char cert_sql[] =
-		"INSERT INTO certs (csr_sha256, chain_pem, not_after, issuer, issued) "
-		"VALUES (?1, 'V1CHAIN', ?2, 'CN=CA', ?3)";
+	    "INSERT INTO certs (csr_sha256, chain_pem, not_after, issuer, issued) "
+	    "VALUES (?1, 'V1CHAIN', ?2, 'CN=CA', ?3)";
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	uint8_t der[32];
@@ -391,13 +391,13 @@ static void write_v1_file(const char *path)
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, v1_schema, NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
-				      "INSERT INTO accounts VALUES ('" DIR_URL "', 'KEY', "
-				      "'https://ca.test/acct/1', 'valid');"
-				      "INSERT INTO dns_records (zone, name, value, created) VALUES "
-				      "('example.com', '_acme-challenge.a.example.com', 'tok', 1);"
-				      "PRAGMA user_version = 1;",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
+	                              "INSERT INTO accounts VALUES ('" DIR_URL "', 'KEY', "
+	                              "'https://ca.test/acct/1', 'valid');"
+	                              "INSERT INTO dns_records (zone, name, value, created) VALUES "
+	                              "('example.com', '_acme-challenge.a.example.com', 'tok', 1);"
+	                              "PRAGMA user_version = 1;",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, job_sql, -1, &st, NULL), SQLITE_OK);
 	for (int i = 1; i <= 2; i++) {
 		fake_csr(i, der);
@@ -447,7 +447,7 @@ static void store_migrates_version_1_file_keeping_data(void **state)
 	assert_true(store_migrations_latest() >= 2);
 	assert_int_equal(store_schema_version(f->s), store_migrations_latest());
 	assert_int_equal(pragma_int(f->path, "PRAGMA user_version", NULL, 0),
-			 store_migrations_latest());
+	                 store_migrations_latest());
 
 	assert_int_equal(store_account_get(f->s, DIR_URL, &a, NULL), 0);
 	assert_string_equal(a.key_pem, "KEY");
@@ -479,7 +479,7 @@ static void store_migrates_version_1_file_keeping_data(void **state)
 	assert_int_equal(j.created, T0 + 1);
 	store_job_free(&j);
 	assert_int_equal(store_job_complete(f->s, 1, OWNER_A, "X", T0 + 86400, NULL, NULL),
-			 ACMERA_ERR_NOTFOUND);
+	                 ACMERA_ERR_NOTFOUND);
 	assert_int_equal(claim_one(f->s, OWNER_A, T0 + 61, 60), 1);
 	assert_int_equal(store_job_complete(f->s, 1, OWNER_A, "NEW", T0 + 86400, NULL, NULL), 0);
 	digest_of(1, hex);
@@ -534,16 +534,16 @@ static void account_put_get_and_replace(void **state)
 	store_account_free(&got);
 
 	assert_int_equal(store_account_get(f->s, "https://other.test/dir", &got, &e),
-			 ACMERA_ERR_NOTFOUND);
+	                 ACMERA_ERR_NOTFOUND);
 }
 
 /* ---- authorizations ---- */
 
 static void put_authz(struct store *s, const char *domain, const char *status, int sub,
-		      int64_t expires)
+                      int64_t expires)
 {
-	struct store_authz a = {DIR_URL, (char *)domain, "https://ca.test/authz/x",
-				(char *)status, sub, expires};
+	struct store_authz a = {DIR_URL, (char *)domain, "https://ca.test/authz/x", (char *)status,
+	                        sub,     expires};
 	struct acmera_errmsg e = {{0}};
 	if (store_authz_put(s, &a, &e) != 0)
 		fail_msg("authz put: %s", e.text);
@@ -696,7 +696,7 @@ static void job_submit_resets_failed_job(void **state)
 	assert_int_equal(store_job_defer(f->s, id, NULL, T0 + 60, "busy", NULL), 0);
 	assert_int_equal(claim_one(f->s, OWNER_A, T0 + 60, 60), id);
 	assert_int_equal(store_job_set_order(f->s, id, OWNER_A, "https://ca.test/order/1", NULL),
-			 0);
+	                 0);
 	assert_int_equal(store_job_fail(f->s, id, OWNER_A, "rejected", NULL), 0);
 	assert_int_equal(submit(f->s, 1, T0 + 100, &created), id);
 	assert_int_equal(created, 0);
@@ -741,7 +741,7 @@ static void job_submit_rejects_empty_csr(void **state)
 	uint8_t b = 0;
 
 	assert_int_equal(store_job_submit(f->s, &b, 0, "a", T0, &id, &created, NULL),
-			 ACMERA_ERR_INVAL);
+	                 ACMERA_ERR_INVAL);
 	assert_int_equal(id, 0);
 	assert_int_equal(created, 0);
 }
@@ -949,8 +949,7 @@ static void job_defer_fail_complete_move_states(void **state)
 
 	assert_int_equal(store_job_defer(f->s, a, OWNER_A, T0 + 30, "rate limited", NULL), 0);
 	assert_int_equal(claim_one(f->s, OWNER_A, T0 + 30, 60), a);
-	assert_int_equal(store_job_defer(f->s, a, OWNER_A, T0 + 90, "rate limited again", NULL),
-			 0);
+	assert_int_equal(store_job_defer(f->s, a, OWNER_A, T0 + 90, "rate limited again", NULL), 0);
 	assert_int_equal(store_job_get(f->s, a, &j, NULL), 0);
 	assert_int_equal(j.state, JOB_PENDING);
 	assert_int_equal(j.attempts, 2);
@@ -968,10 +967,10 @@ static void job_defer_fail_complete_move_states(void **state)
 	store_job_free(&j);
 
 	assert_int_equal(store_job_set_order(f->s, c3, OWNER_A, "https://ca.test/order/3", NULL),
-			 0);
-	assert_int_equal(store_job_complete(f->s, c3, OWNER_A, "LEAF\nCHAIN\n", T0 + 86400,
-					    "CN=Test CA", NULL),
-			 0);
+	                 0);
+	assert_int_equal(
+	    store_job_complete(f->s, c3, OWNER_A, "LEAF\nCHAIN\n", T0 + 86400, "CN=Test CA", NULL),
+	    0);
 	assert_int_equal(store_job_get(f->s, c3, &j, NULL), 0);
 	assert_int_equal(j.state, JOB_DONE);
 	assert_int_equal(j.lease_until, 0);
@@ -992,9 +991,9 @@ static void job_defer_fail_complete_move_states(void **state)
 	assert_int_equal(store_job_defer(f->s, b, NULL, T0, "late", NULL), ACMERA_ERR_NOTFOUND);
 	assert_int_equal(store_job_fail(f->s, c3, OWNER_A, "late", NULL), ACMERA_ERR_NOTFOUND);
 	assert_int_equal(store_job_renew_lease(f->s, a, OWNER_A, T0 + 500, NULL),
-			 ACMERA_ERR_NOTFOUND);
+	                 ACMERA_ERR_NOTFOUND);
 	assert_int_equal(store_job_complete(f->s, 9999, OWNER_A, "X", T0, NULL, NULL),
-			 ACMERA_ERR_NOTFOUND);
+	                 ACMERA_ERR_NOTFOUND);
 	assert_int_equal(store_job_set_order(f->s, 9999, OWNER_A, "u", NULL), ACMERA_ERR_NOTFOUND);
 
 	assert_int_equal(store_job_counts(f->s, counts, NULL), 0);
@@ -1049,18 +1048,17 @@ static void assert_other_owner_changes_nothing(struct store *s, int64_t id, cons
 	assert_string_equal(e.text, want);
 	memset(&e, 0, sizeof(e));
 	assert_int_equal(store_job_set_order(s, id, who, "https://ca.test/order/evil", &e),
-			 ACMERA_ERR_NOTFOUND);
+	                 ACMERA_ERR_NOTFOUND);
 	assert_string_equal(e.text, want);
 	memset(&e, 0, sizeof(e));
-	assert_int_equal(store_job_defer(s, id, who, T0 + 9999, "stolen", &e),
-			 ACMERA_ERR_NOTFOUND);
+	assert_int_equal(store_job_defer(s, id, who, T0 + 9999, "stolen", &e), ACMERA_ERR_NOTFOUND);
 	assert_string_equal(e.text, want);
 	memset(&e, 0, sizeof(e));
 	assert_int_equal(store_job_fail(s, id, who, "stolen", &e), ACMERA_ERR_NOTFOUND);
 	assert_string_equal(e.text, want);
 	memset(&e, 0, sizeof(e));
 	assert_int_equal(store_job_complete(s, id, who, "STOLEN", T0 + 9999, "CN=X", &e),
-			 ACMERA_ERR_NOTFOUND);
+	                 ACMERA_ERR_NOTFOUND);
 	assert_string_equal(e.text, want);
 }
 
@@ -1076,7 +1074,7 @@ static void job_changes_by_another_owner_are_refused_and_change_nothing(void **s
 	digest_of(1, hex);
 	assert_int_equal(claim_one(f->s, OWNER_A, T0, 60), id);
 	assert_int_equal(store_job_set_order(f->s, id, OWNER_A, "https://ca.test/order/1", NULL),
-			 0);
+	                 0);
 	assert_other_owner_changes_nothing(f->s, id, OWNER_B);
 	/* A token that merely starts like the holder's is another owner. */
 	assert_other_owner_changes_nothing(f->s, id, "issuer-a.test:101:5f2");
@@ -1118,7 +1116,7 @@ static void job_two_issuers_one_lost_its_lease(void **state)
 	assert_int_equal(store_open(f->path, &sb, NULL), 0);
 	assert_int_equal(claim_one(f->s, OWNER_A, T0, 60), id);
 	assert_int_equal(store_job_set_order(f->s, id, OWNER_A, "https://ca.test/order/a", NULL),
-			 0);
+	                 0);
 	/* A's lease lapses unrenewed; B claims the job. */
 	assert_int_equal(claim_one(sb, OWNER_B, T0 + 61, 60), id);
 	assert_int_equal(store_job_set_order(sb, id, OWNER_B, "https://ca.test/order/b", NULL), 0);
@@ -1136,9 +1134,9 @@ static void job_two_issuers_one_lost_its_lease(void **state)
 
 	/* B finishes; A is still refused afterwards, and one certificate exists. */
 	assert_int_equal(store_job_complete(sb, id, OWNER_B, "FROM-B", T0 + 5000, "CN=CA", NULL),
-			 0);
+	                 0);
 	assert_int_equal(store_job_complete(f->s, id, OWNER_A, "FROM-A", T0 + 5000, "CN=CA", NULL),
-			 ACMERA_ERR_NOTFOUND);
+	                 ACMERA_ERR_NOTFOUND);
 	assert_int_equal(store_cert_count(f->s, hex, &count, NULL), 0);
 	assert_int_equal(count, 1);
 	assert_int_equal(store_cert_lookup(f->s, hex, T0 + 100, &c, NULL), 0);
@@ -1167,10 +1165,10 @@ static void job_defer_without_owner_puts_back_any_unfinished_job(void **state)
 	store_job_free(&j);
 	/* The former holder has lost it. */
 	assert_int_equal(store_job_complete(f->s, id, OWNER_A, "X", T0 + 100, NULL, NULL),
-			 ACMERA_ERR_NOTFOUND);
+	                 ACMERA_ERR_NOTFOUND);
 	/* Still pending: deferring by hand again works; by an "owner" it does not. */
 	assert_int_equal(store_job_defer(f->s, id, OWNER_A, T0 + 9, "x", NULL),
-			 ACMERA_ERR_NOTFOUND);
+	                 ACMERA_ERR_NOTFOUND);
 	assert_int_equal(store_job_defer(f->s, id, NULL, T0 + 9, "again", NULL), 0);
 	assert_int_equal(store_job_defer(f->s, 9999, NULL, T0, "none", NULL), ACMERA_ERR_NOTFOUND);
 }
@@ -1192,8 +1190,7 @@ static void job_owner_must_be_present_and_bounded(void **state)
 	assert_null(jobs);
 	assert_int_equal(n, 0);
 	assert_int_equal(store_job_claim(f->s, "", T0, 60, 1, &jobs, &n, NULL), ACMERA_ERR_INVAL);
-	assert_int_equal(store_job_claim(f->s, over, T0, 60, 1, &jobs, &n, NULL),
-			 ACMERA_ERR_INVAL);
+	assert_int_equal(store_job_claim(f->s, over, T0, 60, 1, &jobs, &n, NULL), ACMERA_ERR_INVAL);
 	/* Refused claims took nothing. */
 	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
 	assert_int_equal(j.state, JOB_PENDING);
@@ -1204,10 +1201,10 @@ static void job_owner_must_be_present_and_bounded(void **state)
 	assert_int_equal(store_job_set_order(f->s, id, NULL, "u", NULL), ACMERA_ERR_INVAL);
 	assert_int_equal(store_job_fail(f->s, id, NULL, "r", NULL), ACMERA_ERR_INVAL);
 	assert_int_equal(store_job_complete(f->s, id, NULL, "P", T0 + 90, NULL, NULL),
-			 ACMERA_ERR_INVAL);
+	                 ACMERA_ERR_INVAL);
 	assert_int_equal(store_job_defer(f->s, id, "", T0, "r", NULL), ACMERA_ERR_INVAL);
 	assert_int_equal(store_job_complete(f->s, id, over, "P", T0 + 90, NULL, NULL),
-			 ACMERA_ERR_INVAL);
+	                 ACMERA_ERR_INVAL);
 	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
 	assert_int_equal(j.state, JOB_ACTIVE);
 	assert_int_equal(j.lease_until, T0 + 60);
@@ -1229,9 +1226,8 @@ static void job_claim_ids_takes_only_listed_due_jobs(void **state)
 		id[i] = submit(f->s, i, T0 + i, NULL);
 	/* Listed out of age order, with an id that names no job. */
 	const int64_t want[] = {id[3], 987654, id[1]};
-	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, want, 3, T0 + 10, 60, 10, &jobs, &n,
-					     NULL),
-			 0);
+	assert_int_equal(
+	    store_job_claim_ids(f->s, OWNER_A, want, 3, T0 + 10, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(jobs[0].id, id[1]);
 	assert_int_equal(jobs[1].id, id[3]);
@@ -1250,9 +1246,8 @@ static void job_claim_ids_takes_only_listed_due_jobs(void **state)
 		store_job_free(&j);
 	}
 	/* Claimed ones are not claimed twice; an unrestricted claim takes the rest. */
-	assert_int_equal(store_job_claim_ids(f->s, OWNER_B, want, 3, T0 + 10, 60, 10, &jobs, &n,
-					     NULL),
-			 0);
+	assert_int_equal(
+	    store_job_claim_ids(f->s, OWNER_B, want, 3, T0 + 10, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 0);
 	assert_null(jobs);
 	assert_int_equal(store_job_claim(f->s, OWNER_B, T0 + 10, 60, 10, &jobs, &n, NULL), 0);
@@ -1272,25 +1267,22 @@ static void job_claim_ids_respects_not_before_and_leases(void **state)
 	assert_int_equal(store_job_defer(f->s, a, NULL, T0 + 100, "later", NULL), 0);
 	assert_int_equal(claim_one(f->s, OWNER_B, T0, 60), b);
 	/* a is not due yet and b's lease is held (up to and including lease_until). */
-	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, both, 2, T0 + 60, 60, 10, &jobs, &n,
-					     NULL),
-			 0);
+	assert_int_equal(
+	    store_job_claim_ids(f->s, OWNER_A, both, 2, T0 + 60, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 0);
 	/* b's holder died: its lease lapses and the listed job is taken over. */
-	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, both, 2, T0 + 61, 60, 10, &jobs, &n,
-					     NULL),
-			 0);
+	assert_int_equal(
+	    store_job_claim_ids(f->s, OWNER_A, both, 2, T0 + 61, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(jobs[0].id, b);
 	assert_string_equal(jobs[0].owner, OWNER_A);
 	assert_int_equal(jobs[0].lease_until, T0 + 121);
 	store_jobs_free(jobs, n);
 	assert_int_equal(store_job_renew_lease(f->s, b, OWNER_B, T0 + 500, NULL),
-			 ACMERA_ERR_NOTFOUND);
+	                 ACMERA_ERR_NOTFOUND);
 	/* a once due. */
-	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, both, 2, T0 + 100, 60, 10, &jobs, &n,
-					     NULL),
-			 0);
+	assert_int_equal(
+	    store_job_claim_ids(f->s, OWNER_A, both, 2, T0 + 100, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(jobs[0].id, a);
 	assert_int_equal(jobs[0].attempts, 1);
@@ -1309,22 +1301,19 @@ static void job_claim_ids_takes_at_most_max_oldest_first(void **state)
 		id[i] = submit(f->s, i, T0 + age[i], NULL);
 	/* Listed: 0 (age 5), 2 (7), 3 (0), 5 (4), 7 (2); oldest three are 3, 7, 5. */
 	const int64_t listed[] = {id[0], id[2], id[3], id[5], id[7]};
-	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, listed, 5, T0 + 20, 60, 3, &jobs, &n,
-					     NULL),
-			 0);
+	assert_int_equal(
+	    store_job_claim_ids(f->s, OWNER_A, listed, 5, T0 + 20, 60, 3, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(jobs[0].id, id[3]);
 	assert_int_equal(jobs[1].id, id[7]);
 	assert_int_equal(jobs[2].id, id[5]);
 	store_jobs_free(jobs, n);
-	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, listed, 5, T0 + 20, 60, 0, &jobs, &n,
-					     NULL),
-			 0);
+	assert_int_equal(
+	    store_job_claim_ids(f->s, OWNER_A, listed, 5, T0 + 20, 60, 0, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 0);
 	assert_null(jobs);
-	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, listed, 5, T0 + 20, 60, 10, &jobs, &n,
-					     NULL),
-			 0);
+	assert_int_equal(
+	    store_job_claim_ids(f->s, OWNER_A, listed, 5, T0 + 20, 60, 10, &jobs, &n, NULL), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(jobs[0].id, id[0]);
 	assert_int_equal(jobs[1].id, id[2]);
@@ -1371,20 +1360,21 @@ static void job_claim_ids_rejects_bad_arguments_and_claims_nothing(void **state)
 
 	memset(over, 'o', sizeof(over) - 1);
 	over[sizeof(over) - 1] = '\0';
-	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, &id, 0, T0, 60, 10, &jobs, &n, NULL), 0);
+	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, &id, 0, T0, 60, 10, &jobs, &n, NULL),
+	                 0);
 	assert_null(jobs);
 	assert_int_equal(n, 0);
 	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, NULL, 1, T0, 60, 10, &jobs, &n, NULL),
-			 ACMERA_ERR_INVAL);
+	                 ACMERA_ERR_INVAL);
 	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, &id, STORE_CLAIM_IDS_MAX + 1, T0, 60,
-					     10, &jobs, &n, NULL),
-			 ACMERA_ERR_INVAL);
+	                                     10, &jobs, &n, NULL),
+	                 ACMERA_ERR_INVAL);
 	assert_int_equal(store_job_claim_ids(f->s, NULL, &id, 1, T0, 60, 10, &jobs, &n, NULL),
-			 ACMERA_ERR_INVAL);
+	                 ACMERA_ERR_INVAL);
 	assert_int_equal(store_job_claim_ids(f->s, over, &id, 1, T0, 60, 10, &jobs, &n, NULL),
-			 ACMERA_ERR_INVAL);
+	                 ACMERA_ERR_INVAL);
 	assert_int_equal(store_job_claim_ids(f->s, OWNER_A, &id, 1, T0, -1, 10, &jobs, &n, NULL),
-			 ACMERA_ERR_INVAL);
+	                 ACMERA_ERR_INVAL);
 	assert_null(jobs);
 	assert_int_equal(n, 0);
 	assert_int_equal(store_job_get(f->s, id, &j, NULL), 0);
@@ -1407,9 +1397,8 @@ static void job_claim_ids_two_handles_never_share_a_job(void **state)
 	for (int round = 0; total < 20 && round < 50; round++) {
 		struct store *s = round % 2 ? s2 : f->s;
 		const char *owner = round % 2 ? OWNER_B : OWNER_A;
-		assert_int_equal(store_job_claim_ids(s, owner, ids, 20, T0 + 100, 600, 3, &jobs, &n,
-						     NULL),
-				 0);
+		assert_int_equal(
+		    store_job_claim_ids(s, owner, ids, 20, T0 + 100, 600, 3, &jobs, &n, NULL), 0);
 		for (size_t i = 0; i < n; i++) {
 			int64_t k = jobs[i].id - ids[0];
 			assert_true(k >= 0 && k < 20);
@@ -1456,8 +1445,8 @@ static void cert_lookup_never_returns_expired_cert(void **state)
 	/* Of two valid certificates, the newest is served. The API makes a second
 	 * one only after revocation, so it is written behind the store's back. */
 	exec_sql(f->path, "INSERT INTO certs (csr_sha256, chain_pem, not_after, issuer, issued) "
-			  "SELECT csr_sha256, 'NEWER', 1700004000, 'CN=CA2', issued + 1 FROM certs "
-			  "WHERE chain_pem = 'NEW'");
+	                  "SELECT csr_sha256, 'NEWER', 1700004000, 'CN=CA2', issued + 1 FROM certs "
+	                  "WHERE chain_pem = 'NEW'");
 	assert_int_equal(store_cert_lookup(f->s, hex, T0 + 200, &c, NULL), 0);
 	assert_string_equal(c.chain_pem, "NEWER");
 	store_cert_free(&c);
@@ -1486,8 +1475,8 @@ static char *make_cert_pem(const char *cn, long serial)
 	assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), serial));
 	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
 	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
-	assert_true(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-					       (const unsigned char *)cn, -1, -1, 0));
+	assert_true(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn,
+	                                       -1, -1, 0));
 	assert_true(X509_set_issuer_name(x, name));
 	assert_true(X509_set_pubkey(x, k));
 	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
@@ -1565,8 +1554,7 @@ static void cert_mark_revoked_matches_exact_leaf_only(void **state)
 	assert_int_equal(marked, 0);
 	/* Not one whole PEM block: refused, nothing marked. */
 	assert_int_equal(store_cert_mark_revoked(f->s, "", &marked, NULL), ACMERA_ERR_INVAL);
-	assert_int_equal(store_cert_mark_revoked(f->s, truncated, &marked, NULL),
-			 ACMERA_ERR_INVAL);
+	assert_int_equal(store_cert_mark_revoked(f->s, truncated, &marked, NULL), ACMERA_ERR_INVAL);
 	assert_int_equal(store_cert_mark_revoked(f->s, chain, &marked, NULL), ACMERA_ERR_INVAL);
 	assert_int_equal(store_cert_mark_revoked(f->s, NULL, &marked, NULL), ACMERA_ERR_INVAL);
 	assert_int_equal(marked, 0);
@@ -1646,11 +1634,11 @@ static void dns_records_add_list_remove(void **state)
 	assert_int_equal(store_dns_record_list(f->s, &r, &n, NULL), 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(store_dns_record_add(f->s, "example.com", "_acme-challenge.a.example.com",
-					      "tok-a", T0, &a, NULL),
-			 0);
+	                                      "tok-a", T0, &a, NULL),
+	                 0);
 	assert_int_equal(store_dns_record_add(f->s, "example.com", "_acme-challenge.b.example.com",
-					      "tok-b", T0 + 1, &b, NULL),
-			 0);
+	                                      "tok-b", T0 + 1, &b, NULL),
+	                 0);
 	assert_int_not_equal(a, b);
 	reopen(f);
 	assert_int_equal(store_dns_record_list(f->s, &r, &n, NULL), 0);
@@ -1678,47 +1666,47 @@ int main(int argc, char **argv)
 	if (argc == 4 && strcmp(argv[1], "--lease-of") == 0)
 		return print_lease(argv[2], argv[3]);
 	const struct CMUnitTest tests[] = {
-		T(store_open_creates_private_wal_file_at_latest_version),
-		T(store_open_fails_in_missing_directory),
-		T(store_second_handle_keeps_commits_visible_to_other_processes),
-		T(store_reopen_keeps_data_and_version),
-		T(store_migrate_twice_is_a_no_op),
-		T(store_migrate_from_empty_database),
-		T(store_migrates_version_1_file_keeping_data),
-		T(store_refuses_schema_newer_than_build),
-		T(account_put_get_and_replace),
-		T(authz_exact_match_covers_case_insensitively),
-		T(authz_ancestor_with_subdomains_covers_descendants),
-		T(authz_ancestor_without_subdomains_does_not_cover),
-		T(authz_expired_or_within_margin_does_not_cover),
-		T(authz_not_valid_does_not_cover),
-		T(authz_sibling_label_does_not_cover),
-		T(authz_find_rejects_bad_names),
-		T(job_submit_same_csr_joins_existing_job),
-		T(job_submit_resets_failed_job),
-		T(job_submit_reissues_done_job_whose_cert_expired),
-		T(job_submit_rejects_empty_csr),
-		T(job_claim_respects_not_before_and_order),
-		T(job_claim_takes_at_most_max_oldest_first),
-		T(job_claim_reclaims_expired_lease_only),
-		T(job_claim_two_handles_never_share_a_job),
-		T(job_claim_concurrent_processes_never_share_a_job),
-		T(job_defer_fail_complete_move_states),
-		T(job_claim_records_owner_and_finishing_clears_it),
-		T(job_changes_by_another_owner_are_refused_and_change_nothing),
-		T(job_two_issuers_one_lost_its_lease),
-		T(job_defer_without_owner_puts_back_any_unfinished_job),
-		T(job_owner_must_be_present_and_bounded),
-		T(job_claim_ids_takes_only_listed_due_jobs),
-		T(job_claim_ids_respects_not_before_and_leases),
-		T(job_claim_ids_takes_at_most_max_oldest_first),
-		T(job_claim_ids_handles_ten_thousand_ids),
-		T(job_claim_ids_rejects_bad_arguments_and_claims_nothing),
-		T(job_claim_ids_two_handles_never_share_a_job),
-		T(cert_lookup_never_returns_expired_cert),
-		T(cert_mark_revoked_matches_exact_leaf_only),
-		T(cert_revoked_is_not_served_and_submit_reissues),
-		T(dns_records_add_list_remove),
+	    T(store_open_creates_private_wal_file_at_latest_version),
+	    T(store_open_fails_in_missing_directory),
+	    T(store_second_handle_keeps_commits_visible_to_other_processes),
+	    T(store_reopen_keeps_data_and_version),
+	    T(store_migrate_twice_is_a_no_op),
+	    T(store_migrate_from_empty_database),
+	    T(store_migrates_version_1_file_keeping_data),
+	    T(store_refuses_schema_newer_than_build),
+	    T(account_put_get_and_replace),
+	    T(authz_exact_match_covers_case_insensitively),
+	    T(authz_ancestor_with_subdomains_covers_descendants),
+	    T(authz_ancestor_without_subdomains_does_not_cover),
+	    T(authz_expired_or_within_margin_does_not_cover),
+	    T(authz_not_valid_does_not_cover),
+	    T(authz_sibling_label_does_not_cover),
+	    T(authz_find_rejects_bad_names),
+	    T(job_submit_same_csr_joins_existing_job),
+	    T(job_submit_resets_failed_job),
+	    T(job_submit_reissues_done_job_whose_cert_expired),
+	    T(job_submit_rejects_empty_csr),
+	    T(job_claim_respects_not_before_and_order),
+	    T(job_claim_takes_at_most_max_oldest_first),
+	    T(job_claim_reclaims_expired_lease_only),
+	    T(job_claim_two_handles_never_share_a_job),
+	    T(job_claim_concurrent_processes_never_share_a_job),
+	    T(job_defer_fail_complete_move_states),
+	    T(job_claim_records_owner_and_finishing_clears_it),
+	    T(job_changes_by_another_owner_are_refused_and_change_nothing),
+	    T(job_two_issuers_one_lost_its_lease),
+	    T(job_defer_without_owner_puts_back_any_unfinished_job),
+	    T(job_owner_must_be_present_and_bounded),
+	    T(job_claim_ids_takes_only_listed_due_jobs),
+	    T(job_claim_ids_respects_not_before_and_leases),
+	    T(job_claim_ids_takes_at_most_max_oldest_first),
+	    T(job_claim_ids_handles_ten_thousand_ids),
+	    T(job_claim_ids_rejects_bad_arguments_and_claims_nothing),
+	    T(job_claim_ids_two_handles_never_share_a_job),
+	    T(cert_lookup_never_returns_expired_cert),
+	    T(cert_mark_revoked_matches_exact_leaf_only),
+	    T(cert_revoked_is_not_served_and_submit_reissues),
+	    T(dns_records_add_list_remove),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
