@@ -102,6 +102,7 @@ static const struct key keys[] = {
     INT(SEC_EST, "header_timeout", est.header_timeout, 100, 600000),
     INT(SEC_EST, "idle_timeout", est.idle_timeout, 100, 3600000),
     STR(SEC_EST, "passwd_file", est.passwd_file),
+    INT(SEC_EST, "auth_cache", est.auth_cache, 0, 86400),
     STR(SEC_EST, "client_ca", est.client_ca),
     STR(SEC_EST, "ca_chain", est.ca_chain),
 };
@@ -598,6 +599,7 @@ int config_init(struct config *c)
 	c->est.workers = 1;
 	c->est.wait = 2000;
 	c->est.retry_after = 5;
+	c->est.auth_cache = 300;
 	c->est.max_body = 65536;
 	c->est.max_connections = 1000;
 	c->est.handshake_timeout = 10000;

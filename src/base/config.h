@@ -11,7 +11,7 @@
  *   [log]    level, destination
  *   [est]    listen, cert, key, workers, wait, retry_after, max_body,
  *            max_connections, handshake_timeout, header_timeout, idle_timeout,
- *            passwd_file, client_ca, ca_chain
+ *            passwd_file, auth_cache, client_ca, ca_chain
  *   [profile "LABEL"]  name_template, trust_anchors, auth, key_types,
  *            rsa_min_bits, channel_binding (LABEL "default" serves the
  *            unlabelled /.well-known/est/ paths; others /.well-known/est/LABEL/)
@@ -90,6 +90,7 @@ struct config {
 		int header_timeout;    /* ms, default 10000 */
 		int idle_timeout;      /* ms, default 60000 */
 		char *passwd_file;     /* HTTP Basic users (acmera passwd) */
+		int auth_cache;        /* seconds a verified Basic credential is kept, 300 */
 		char *client_ca;       /* PEM bundle the TLS layer verifies client certs with */
 		char *ca_chain;        /* PEM chain for /cacerts until one is learnt */
 	} est;

@@ -129,6 +129,7 @@ int cli_serve(int argc, char **argv)
 		    .handshake_timeout_ms = cfg.est.handshake_timeout,
 		    .header_timeout_ms = cfg.est.header_timeout,
 		    .idle_timeout_ms = cfg.est.idle_timeout,
+		    .stop_retry_after = cfg.est.retry_after,
 		};
 		if (http_server_new(&ho, est_service_handle, est, &server, &e)) {
 			fprintf(stderr, "acmera serve: %s\n", e.text);

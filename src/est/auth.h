@@ -21,6 +21,10 @@ void est_passwd_free(struct est_passwd *p);
  * header. Takes constant time per user entry whether or not the user exists. */
 int est_passwd_check(struct est_passwd *p, const char *authorization, char *user, size_t userlen,
                      struct acmera_errmsg *e);
+/* Remembers verified credentials for ttl_s seconds (0: off, the default), so that
+ * repeated requests skip yescrypt; see cred_cache.h for what is kept. A reload of
+ * the file forgets them all; a changed entry never hits. */
+int est_passwd_cache(struct est_passwd *p, int ttl_s, struct acmera_errmsg *e);
 /* Adds or replaces user with a fresh yescrypt hash of password in the file
  * (created 0600), atomically. For `acmera passwd`. */
 int est_passwd_set(const char *path, const char *user, const char *password,

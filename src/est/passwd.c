@@ -9,6 +9,7 @@
 #include "base/b64.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "est/cred_cache.h"
 
 #include <crypt.h>
 #include <openssl/crypto.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PASSWD_MAX_USERS 100000
@@ -58,6 +60,7 @@ struct est_passwd {
 	dev_t dev;
 	ino_t ino;
 	off_t size;
+	struct cred_cache *cache; /* or NULL (est_passwd_cache) */
 };
 
 /* 1..USER_MAX bytes, no control characters, no ':', no surrounding blanks. */
@@ -332,6 +335,7 @@ void est_passwd_free(struct est_passwd *p)
 	if (!p)
 		return;
 	table_free(p->table);
+	cred_cache_free(p->cache);
 	pthread_mutex_destroy(&p->lock);
 	free(p->path);
 	free(p);
@@ -357,6 +361,8 @@ static void maybe_reload(struct est_passwd *p)
 	remember(p, &loaded);
 	table_free(p->table);
 	p->table = t;
+	if (p->cache)
+		cred_cache_clear(p->cache);
 	log_event(LOG_LVL_INFO, "est.passwd", "reload=ok users=%zu", t->n);
 }
 
@@ -447,31 +453,59 @@ static int hash_matches(const char *pass, const char *setting)
 	return ok;
 }
 
+int est_passwd_cache(struct est_passwd *p, int ttl_s, struct acmera_errmsg *e)
+{
+	struct cred_cache *c = NULL;
+	if (ttl_s > 0 && cred_cache_new(ttl_s, &c, e))
+		return ACMERA_ERR_NOMEM;
+	pthread_mutex_lock(&p->lock);
+	cred_cache_free(p->cache);
+	p->cache = c;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
 int est_passwd_check(struct est_passwd *p, const char *authorization, char *user, size_t userlen,
                      struct acmera_errmsg *e)
 {
 	char u[USER_MAX + 1], pass[PASSWORD_MAX + 1], hash[CRYPT_OUTPUT_SIZE];
-	int found = 0;
+	uint8_t key[32];
+	int found = 0, cached = 0;
+	int64_t now = (int64_t)time(NULL);
 	int rc = parse_basic(authorization, u, pass, e);
 	if (rc)
 		return rc;
+	if (strlen(u) >= userlen) {
+		OPENSSL_cleanse(pass, sizeof(pass));
+		return acmera_fail(e, ACMERA_ERR_INVAL, "user name buffer too small");
+	}
 	pthread_mutex_lock(&p->lock);
 	maybe_reload(p);
-	struct pw_entry key = {.user = u};
+	struct pw_entry probe = {.user = u};
 	const struct pw_table *t = p->table;
 	const struct pw_entry *en =
-	    t->n ? bsearch(&key, t->v, t->n, sizeof(*t->v), cmp_entry) : NULL;
+	    t->n ? bsearch(&probe, t->v, t->n, sizeof(*t->v), cmp_entry) : NULL;
 	found = en != NULL;
+	if (found && p->cache) {
+		cred_cache_key(p->cache, authorization, key);
+		cached = cred_cache_hit(p->cache, key, en->hash, now);
+	}
 	/* Copied so that yescrypt runs outside the lock. */
 	snprintf(hash, sizeof(hash), "%s", found ? en->hash : t->dummy);
 	pthread_mutex_unlock(&p->lock);
 
-	int match = hash_matches(pass, hash);
+	int match = cached || hash_matches(pass, hash);
 	OPENSSL_cleanse(pass, sizeof(pass));
 	if (!found || !match)
 		return acmera_fail(e, ACMERA_ERR_REFUSED, "wrong user name or password");
-	if (strlen(u) >= userlen)
-		return acmera_fail(e, ACMERA_ERR_INVAL, "user name buffer too small");
+	if (!cached && p->cache) {
+		/* Recorded against the hash just verified: had the file changed meanwhile,
+		 * the new entry would not match it. */
+		pthread_mutex_lock(&p->lock);
+		if (p->cache)
+			cred_cache_put(p->cache, key, hash, now);
+		pthread_mutex_unlock(&p->lock);
+	}
 	memcpy(user, u, strlen(u) + 1);
 	return 0;
 }

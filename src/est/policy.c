@@ -185,6 +185,47 @@ int est_policy_name(const struct est_policy *p, const struct est_identity *id, c
 	return 0;
 }
 
+/* 1 when name matches tmpl from here on: literal characters (case-insensitive)
+ * equal, each {placeholder} one or more label characters (no dot). Recursion is
+ * bounded by the template's placeholders (at most a handful; templates are
+ * operator configuration). */
+static int fits(const char *tmpl, const char *name)
+{
+	while (*tmpl && *tmpl != '{') {
+		if (lower(*tmpl) != *name)
+			return 0;
+		tmpl++;
+		name++;
+	}
+	if (!*tmpl)
+		return *name == '\0';
+	const char *end = strchr(tmpl, '}');
+	if (!end)
+		return 0;
+	/* The shortest label that lets the rest match (labels have no dots, so at
+	 * most one split point per literal that follows). */
+	for (size_t n = 1; name[n - 1] && name[n - 1] != '.'; n++) {
+		char c = name[n - 1];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return 0;
+		if (fits(end + 1, name + n))
+			return 1;
+	}
+	return 0;
+}
+
+int est_policy_name_fits(const struct est_policy *p, const char *name, struct acmera_errmsg *e)
+{
+	char st[VALUE_SHOWN_MAX * 4 + 8];
+	if (!p->name_template || !name || !fits(p->name_template, name)) {
+		shown(p->name_template ? p->name_template : "", st, sizeof(st));
+		return acmera_fail(e, ACMERA_ERR_REFUSED,
+		                   "%s is not a name this profile gives (its template is \"%s\")",
+		                   name ? name : "(none)", st);
+	}
+	return 0;
+}
+
 /* "a.example, b.example, ..." bounded, for a message. */
 static void names_list(const struct csr_info *csr, char *out, size_t outlen)
 {

@@ -23,6 +23,12 @@ struct est_policy {
 int est_policy_name(const struct est_policy *p, const struct est_identity *id, char *name,
                     size_t len, struct acmera_errmsg *e);
 
+/* Whether name (lower case) has the shape of the template: its literal text
+ * equal, each placeholder one DNS label. Re-enrollment has no identity to expand
+ * the template with; this keeps a certificate made under one profile from
+ * renewing under another. ACMERA_ERR_REFUSED with the reason otherwise. */
+int est_policy_name_fits(const struct est_policy *p, const char *name, struct acmera_errmsg *e);
+
 /* Checks the parsed CSR (signature already verified by csr_parse_der): exactly
  * one DNS name and it equals name (no wildcard, nothing else), key type and size
  * allowed, and, when required, a challengePassword equal to the base64 of the

@@ -10,13 +10,13 @@
 #include "est/csrattrs.h"
 #include "est/policy.h"
 #include "est/serverkeygen.h"
+#include "est/worker_state.h"
 #include "pki/cert.h"
 #include "pki/csr.h"
 #include "store/store.h"
 
 #include <event2/event.h>
 #include <openssl/pem.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,9 @@
 
 #define EST_PREFIX "/.well-known/est/"
 #define WAIT_TICK_MS 50
+/* A wait looks in the store when this process finished a job, and at least this
+ * often anyway (another process may have). */
+#define WAIT_LOOK_MS 1000
 #define MAX_NAME 254
 
 struct est_profile {
@@ -40,44 +43,14 @@ struct est_service {
 	struct est_profile profiles[CONFIG_MAX_PROFILES];
 	size_t n_profiles;
 	struct est_passwd *passwd;
-	STACK_OF(X509) * ca_chain; /* configured /cacerts answer, or NULL */
+	char *ca_body; /* configured /cacerts answer (base64 PKCS#7), or NULL */
+	size_t ca_body_len;
 	struct est_keygen_cache *keygen;
 };
 
-/* SQLite handles belong to one thread: each worker opens its own, and the
- * thread-specific key closes it when the worker thread ends. */
-static pthread_key_t worker_store_key;
-static pthread_once_t worker_store_once = PTHREAD_ONCE_INIT;
-static int worker_store_key_ok;
-
-static void worker_store_close(void *st)
-{
-	store_close(st);
-}
-
-static void worker_store_key_make(void)
-{
-	worker_store_key_ok = pthread_key_create(&worker_store_key, worker_store_close) == 0;
-}
-
 static struct store *store_of(const struct est_service *s, struct acmera_errmsg *e)
 {
-	struct store *st = NULL;
-	if (pthread_once(&worker_store_once, worker_store_key_make) != 0 || !worker_store_key_ok) {
-		acmera_fail(e, ACMERA_ERR_STORE, "store: no thread-specific key");
-		return NULL;
-	}
-	st = pthread_getspecific(worker_store_key);
-	if (st)
-		return st;
-	if (store_open(s->cfg->store.path, &st, e))
-		return NULL;
-	if (pthread_setspecific(worker_store_key, st) != 0) {
-		store_close(st);
-		acmera_fail(e, ACMERA_ERR_STORE, "store: cannot keep the worker's handle");
-		return NULL;
-	}
-	return st;
+	return est_worker_store(s->cfg->store.path, e);
 }
 
 /* ---- set-up ---- */
@@ -162,11 +135,18 @@ int est_service_new(const struct config *cfg, struct est_service **out, struct a
 	}
 	if (cfg->est.passwd_file) {
 		rc = est_passwd_load(cfg->est.passwd_file, &s->passwd, e);
+		if (!rc)
+			rc = est_passwd_cache(s->passwd, cfg->est.auth_cache, e);
 		if (rc)
 			goto fail;
 	}
 	if (cfg->est.ca_chain) {
-		rc = load_chain(cfg->est.ca_chain, &s->ca_chain, e);
+		STACK_OF(X509) *chain = NULL;
+		rc = load_chain(cfg->est.ca_chain, &chain, e);
+		if (!rc)
+			rc = est_body_pkcs7(chain, &s->ca_body, &s->ca_body_len, e);
+		if (chain)
+			sk_X509_pop_free(chain, X509_free);
 		if (rc)
 			goto fail;
 	}
@@ -187,8 +167,7 @@ void est_service_free(struct est_service *s)
 	for (size_t i = 0; i < s->n_profiles; i++)
 		est_trust_free(s->profiles[i].trust);
 	est_passwd_free(s->passwd);
-	if (s->ca_chain)
-		sk_X509_pop_free(s->ca_chain, X509_free);
+	free(s->ca_body);
 	est_keygen_cache_free(s->keygen);
 	free(s);
 }
@@ -219,29 +198,19 @@ static void reply_retry(struct http_request *req, int status, int seconds, const
 	           headers);
 }
 
-static void reply_chain(struct http_request *req, STACK_OF(X509) * chain)
+/* The chain in pem (without its first certificate when skip_leaf) as the PKCS#7
+ * answer. 0, or answers 500 and returns -1. */
+static int reply_chain_pem(struct http_request *req, const char *pem, int skip_leaf)
 {
 	struct acmera_errmsg e = {{0}};
-	char *body = NULL;
+	const char *body = NULL;
 	size_t len = 0;
-	if (est_body_pkcs7(chain, &body, &len, &e)) {
+	if (est_worker_pkcs7(pem, skip_leaf, &body, &len, &e)) {
 		reply_text(req, 500, e.text);
-		return;
+		return -1;
 	}
 	http_reply(req, 200, EST_CT_PKCS7, body, len, NULL);
-	free(body);
-}
-
-static void reply_chain_pem(struct http_request *req, const char *pem)
-{
-	struct acmera_errmsg e = {{0}};
-	STACK_OF(X509) *chain = NULL;
-	if (chain_parse_pem(pem, strlen(pem), &chain, &e)) {
-		reply_text(req, 500, e.text);
-		return;
-	}
-	reply_chain(req, chain);
-	sk_X509_pop_free(chain, X509_free);
+	return 0;
 }
 
 /* The peer of the request being handled on this worker, copied when it arrives:
@@ -265,8 +234,50 @@ static void log_request(struct http_request *req, const char *label, const char 
 
 /* ---- authentication ---- */
 
+/* 401 with the Basic challenge (RFC 7235: a 401 always names a scheme). */
+static void reply_unauthorized(struct http_request *req, const char *why)
+{
+	const char *headers[] = {"WWW-Authenticate", "Basic realm=\"acmera EST\"", NULL};
+	char body[600];
+	int n = snprintf(body, sizeof(body), "%s\n", why);
+	http_reply(req, 401, "text/plain; charset=utf-8", body,
+	           n < 0 ? 0 : (size_t)n >= sizeof(body) ? sizeof(body) - 1 : (size_t)n, headers);
+}
+
+/* Who a client certificate proved to be, kept with its TLS connection so that the
+ * chain is verified once per profile and connection, not per request. Kept for a
+ * bounded time so that a long-lived connection notices expiry. */
+#define CONN_AUTH_SECONDS 60
+
+struct conn_auth {
+	const struct est_profile *p;
+	struct est_identity id;
+	time_t until;
+};
+
+static int conn_auth_get(struct http_request *req, const struct est_profile *p,
+                         struct est_identity *id)
+{
+	const struct conn_auth *a = http_request_conn_data(req);
+	if (!a || a->p != p || time(NULL) >= a->until)
+		return -1;
+	*id = a->id;
+	return 0;
+}
+
+static void conn_auth_put(struct http_request *req, const struct est_profile *p,
+                          const struct est_identity *id)
+{
+	struct conn_auth *a = malloc(sizeof(*a));
+	if (!a)
+		return; /* only the next request's speed depends on it */
+	*a = (struct conn_auth){.p = p, .id = *id, .until = time(NULL) + CONN_AUTH_SECONDS};
+	http_request_set_conn_data(req, a, free);
+}
+
 /* Fills id from the TLS client certificate (verified against the profile's
- * anchors) or HTTP Basic. Returns 0, or answers 401 and returns -1. */
+ * anchors) or HTTP Basic. Returns 0, or answers 401 (403 where only a client
+ * certificate could do) and returns -1. */
 static int authenticate(struct est_service *s, const struct est_profile *p,
                         struct http_request *req, struct est_identity *id, const char *label,
                         const char *op)
@@ -275,11 +286,15 @@ static int authenticate(struct est_service *s, const struct est_profile *p,
 	memset(id, 0, sizeof(*id));
 	int verified = 0;
 	STACK_OF(X509) *chain = http_request_peer_chain(req, &verified);
-	if (p->allow_cert && chain && sk_X509_num(chain) > 0 && p->trust &&
-	    est_trust_verify(p->trust, chain, &e) == 0) {
-		est_identity_from_cert(sk_X509_value(chain, 0), id);
-		id->by_certificate = 1;
-		return 0;
+	if (p->allow_cert && chain && sk_X509_num(chain) > 0 && p->trust) {
+		if (conn_auth_get(req, p, id) == 0)
+			return 0;
+		if (est_trust_verify(p->trust, chain, &e) == 0) {
+			est_identity_from_cert(sk_X509_value(chain, 0), id);
+			id->by_certificate = 1;
+			conn_auth_put(req, p, id);
+			return 0;
+		}
 	}
 	const char *authz = http_request_header(req, "Authorization");
 	if (p->allow_basic && s->passwd && authz) {
@@ -289,13 +304,34 @@ static int authenticate(struct est_service *s, const struct est_profile *p,
 		snprintf(e.text, sizeof(e.text),
 		         "client certificate not accepted for this profile");
 	}
-	const char *headers[] = {"WWW-Authenticate", "Basic realm=\"acmera EST\"", NULL};
 	const char *why = e.text[0] ? e.text : "authentication required";
-	char body[600];
-	int n = snprintf(body, sizeof(body), "%s\n", why);
-	http_reply(req, 401, "text/plain; charset=utf-8", body, n > 0 ? (size_t)n : 0, headers);
+	if (!p->allow_basic || !s->passwd) {
+		/* No HTTP scheme can help (a 401 must offer one): the remedy is a client
+		 * certificate in the TLS handshake, so the answer is 403 saying so. */
+		char body[700];
+		snprintf(body, sizeof(body),
+		         "%s; this profile accepts only TLS client certificates that chain to its "
+		         "trust anchors",
+		         chain ? why : "no TLS client certificate");
+		reply_text(req, 403, body);
+		log_request(req, label, op, 403, NULL, body);
+		return -1;
+	}
+	reply_unauthorized(req, why);
 	log_request(req, label, op, 401, NULL, why);
 	return -1;
+}
+
+/* The names must lie in the zones acmera may publish in: refused here, before
+ * any ACME traffic, rather than failing at the CA. */
+static int name_in_zones(const struct est_service *s, const char *name, struct acmera_errmsg *e)
+{
+	const struct config *c = s->cfg;
+	if (c->dns.n_zones == 0)
+		return 0;
+	if (dns_zone_for_name(name, (const char *const *)c->dns.zones, c->dns.n_zones))
+		return 0;
+	return acmera_fail(e, ACMERA_ERR_REFUSED, "%s is outside the zones this RA serves", name);
 }
 
 /* ---- operations ---- */
@@ -303,30 +339,26 @@ static int authenticate(struct est_service *s, const struct est_profile *p,
 static void op_cacerts(struct est_service *s, struct http_request *req, const char *label)
 {
 	struct acmera_errmsg e = {{0}};
-	if (s->ca_chain) {
-		reply_chain(req, s->ca_chain);
+	if (s->ca_body) {
+		http_reply(req, 200, EST_CT_PKCS7, s->ca_body, s->ca_body_len, NULL);
 		log_request(req, label, "cacerts", 200, NULL, "configured chain");
 		return;
 	}
 	/* Learnt from the newest certificate issued: its chain minus the leaf. */
 	struct store *st = store_of(s, &e);
 	struct store_cert c = {0};
-	STACK_OF(X509) *chain = NULL;
+	const char *body = NULL;
+	size_t len = 0;
 	if (!st || store_cert_newest(st, (int64_t)time(NULL), &c, &e) ||
-	    chain_parse_pem(c.chain_pem, strlen(c.chain_pem), &chain, &e) ||
-	    sk_X509_num(chain) < 2) {
+	    est_worker_pkcs7(c.chain_pem, 1, &body, &len, &e)) {
 		reply_retry(req, 503, s->cfg->est.retry_after,
 		            "no CA certificates known yet: configure est ca_chain, or enroll once");
 		log_request(req, label, "cacerts", 503, NULL, e.text);
-		if (chain)
-			sk_X509_pop_free(chain, X509_free);
 		store_cert_free(&c);
 		return;
 	}
-	X509_free(sk_X509_shift(chain));
-	reply_chain(req, chain);
+	http_reply(req, 200, EST_CT_PKCS7, body, len, NULL);
 	log_request(req, label, "cacerts", 200, NULL, "learnt chain");
-	sk_X509_pop_free(chain, X509_free);
 	store_cert_free(&c);
 }
 
@@ -340,7 +372,8 @@ static void op_csrattrs(struct est_service *s, const struct est_profile *p,
 	size_t len = 0;
 	if (authenticate(s, p, req, &id, label, "csrattrs"))
 		return;
-	if (est_policy_name(&p->policy, &id, name, sizeof(name), &e)) {
+	if (est_policy_name(&p->policy, &id, name, sizeof(name), &e) ||
+	    name_in_zones(s, name, &e)) {
 		reply_text(req, 403, e.text);
 		log_request(req, label, "csrattrs", 403, NULL, e.text);
 		return;
@@ -374,6 +407,8 @@ struct wait {
 	char op[16];
 	char name[MAX_NAME];
 	int64_t deadline_ms;
+	int64_t look_ms;    /* when to look in the store whatever happened */
+	uint64_t finished; /* store_jobs_finished_here() when it last looked */
 	char peer[80];
 	/* serverkeygen: the key made for the device, sent with the certificate. */
 	uint8_t *key_der;
@@ -408,7 +443,7 @@ static void reply_issued(struct est_service *s, struct http_request *req, const 
 	char *body = NULL, *ct = NULL;
 	size_t len = 0;
 	if (!key) {
-		reply_chain_pem(req, pem);
+		reply_chain_pem(req, pem, 0);
 		return;
 	}
 	if (chain_parse_pem(pem, strlen(pem), &chain, &e) ||
@@ -440,6 +475,12 @@ static void wait_gone(void *arg)
 static int wait_check(struct wait *w)
 {
 	struct acmera_errmsg e = {{0}};
+	int64_t now_ms = mono_ms();
+	uint64_t finished = store_jobs_finished_here();
+	if (finished == w->finished && now_ms < w->look_ms && now_ms < w->deadline_ms)
+		return 0; /* nothing can have changed for this job */
+	w->finished = finished;
+	w->look_ms = now_ms + WAIT_LOOK_MS;
 	struct store *st = store_of(w->s, &e);
 	struct store_cert c = {0};
 	if (!st) {
@@ -466,7 +507,7 @@ static int wait_check(struct wait *w)
 		return 1;
 	}
 	store_job_free(&j);
-	if (mono_ms() >= w->deadline_ms) {
+	if (now_ms >= w->deadline_ms) {
 		http_request_on_gone(w->req, NULL, NULL);
 		reply_retry(w->req, 202, w->s->cfg->est.retry_after,
 		            "the certificate is being issued; retry after the indicated time");
@@ -512,6 +553,8 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 	struct store *st = store_of(s, &e);
 	struct store_cert c = {0};
 	int64_t now = (int64_t)time(NULL);
+	/* Read before the store is: a job finished after it is then looked for. */
+	uint64_t finished_before = store_jobs_finished_here();
 	if (!st) {
 		reply_retry(req, 503, s->cfg->est.retry_after, e.text);
 		log_request(req, label, op, 503, name, e.text);
@@ -555,6 +598,8 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 	snprintf(w->name, sizeof(w->name), "%s", name);
 	snprintf(w->peer, sizeof(w->peer), "%s", current_peer);
 	w->deadline_ms = mono_ms() + s->cfg->est.wait;
+	w->finished = finished_before;
+	w->look_ms = mono_ms() + WAIT_LOOK_MS;
 	w->key_der = key_der; /* the wait owns it from here */
 	w->key_len = key_len;
 	if (key_digest)
@@ -573,7 +618,7 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 
 /* Decodes and parses the body as a CSR; answers 415/400 itself on failure. */
 static int read_csr(struct http_request *req, const char *label, const char *op,
-                    struct csr_info *csr)
+                    const struct csr_info **csr)
 {
 	struct acmera_errmsg e = {{0}};
 	const char *ct = http_request_header(req, "Content-Type");
@@ -590,7 +635,7 @@ static int read_csr(struct http_request *req, const char *label, const char *op,
 	uint8_t *der = NULL;
 	int rc = est_body_decode(body, len, &der, &der_len, &e);
 	if (rc == 0)
-		rc = csr_parse_der(der, der_len, csr, &e);
+		rc = est_worker_csr(der, der_len, csr, &e);
 	free(der);
 	if (rc) {
 		char why[600];
@@ -602,16 +647,34 @@ static int read_csr(struct http_request *req, const char *label, const char *op,
 	return 0;
 }
 
-/* The names must lie in the zones acmera may publish in: refused here, before
- * any ACME traffic, rather than failing at the CA. */
-static int name_in_zones(const struct est_service *s, const char *name, struct acmera_errmsg *e)
+/* The profile's checks of a device's CSR for name: names, keys, zones, and the
+ * TLS channel binding when the profile requires it. A CSR the store already
+ * knows passed the binding on the connection it first came on: its retries,
+ * after a 202, may come on new connections. 0, or the reason in e. */
+static int check_device_csr(const struct est_service *s, const struct est_profile *p,
+                            struct http_request *req, const struct csr_info *csr,
+                            const char *name, struct acmera_errmsg *e)
 {
-	const struct config *c = s->cfg;
-	if (c->dns.n_zones == 0)
+	struct est_policy without = p->policy;
+	without.require_channel_binding = 0;
+	int rc = est_policy_check_csr(&without, csr, name, NULL, 0, e);
+	if (!rc)
+		rc = name_in_zones(s, name, e);
+	if (rc || !p->policy.require_channel_binding)
+		return rc;
+	size_t blen = 0;
+	const uint8_t *binding = http_request_channel_binding(req, &blen, NULL);
+	struct acmera_errmsg why = {{0}};
+	if (est_policy_check_csr(&p->policy, csr, name, binding, blen, &why) == 0)
 		return 0;
-	if (dns_zone_for_name(name, (const char *const *)c->dns.zones, c->dns.n_zones))
+	struct store *st = store_of(s, e);
+	struct store_job j = {0};
+	int known = st && store_job_get_by_digest(st, csr->sha256_hex, &j, NULL) == 0;
+	store_job_free(&j);
+	if (known)
 		return 0;
-	return acmera_fail(e, ACMERA_ERR_REFUSED, "%s is outside the zones this RA serves", name);
+	*e = why;
+	return ACMERA_ERR_REFUSED;
 }
 
 static void op_simpleenroll(struct est_service *s, const struct est_profile *p,
@@ -619,27 +682,19 @@ static void op_simpleenroll(struct est_service *s, const struct est_profile *p,
 {
 	struct est_identity id;
 	struct acmera_errmsg e = {{0}};
-	struct csr_info csr = {0};
+	const struct csr_info *csr = NULL;
 	char name[MAX_NAME];
-	size_t blen = 0;
-	const uint8_t *binding = NULL;
 	if (authenticate(s, p, req, &id, label, "simpleenroll"))
 		return;
 	if (read_csr(req, label, "simpleenroll", &csr))
 		return;
-	const char *bt = NULL;
-	if (p->policy.require_channel_binding)
-		binding = http_request_channel_binding(req, &blen, &bt);
 	if (est_policy_name(&p->policy, &id, name, sizeof(name), &e) ||
-	    est_policy_check_csr(&p->policy, &csr, name, binding, blen, &e) ||
-	    name_in_zones(s, name, &e)) {
+	    check_device_csr(s, p, req, csr, name, &e)) {
 		reply_text(req, 403, e.text);
 		log_request(req, label, "simpleenroll", 403, name, e.text);
-		csr_info_free(&csr);
 		return;
 	}
-	enroll_job(s, req, label, "simpleenroll", &csr, name, NULL, 0, NULL);
-	csr_info_free(&csr);
+	enroll_job(s, req, label, "simpleenroll", csr, name, NULL, 0, NULL);
 }
 
 /* Re-enrollment: the client authenticates with a certificate acmera issued and
@@ -648,7 +703,7 @@ static void op_simplereenroll(struct est_service *s, const struct est_profile *p
                               struct http_request *req, const char *label)
 {
 	struct acmera_errmsg e = {{0}};
-	struct csr_info csr = {0};
+	const struct csr_info *csr = NULL;
 	struct store_cert cur = {0};
 	char **names = NULL;
 	size_t n = 0;
@@ -675,27 +730,28 @@ static void op_simplereenroll(struct est_service *s, const struct est_profile *p
 		goto out;
 	}
 	if (found != 0) {
-		const char *headers[] = {"WWW-Authenticate", "Basic realm=\"acmera EST\"", NULL};
+		/* Only the current certificate can re-enroll (RFC 7030 4.2.2): no HTTP
+		 * scheme would help, so 403 rather than a 401 challenge. */
 		const char *why = leaf
 		                      ? "the client certificate is not a valid certificate issued "
 		                        "by this RA"
 		                      : "re-enrollment needs the current certificate as TLS client "
 		                        "certificate";
-		http_reply(req, 401, "text/plain; charset=utf-8", why, strlen(why), headers);
-		log_request(req, label, "simplereenroll", 401, NULL, why);
+		reply_text(req, 403, why);
+		log_request(req, label, "simplereenroll", 403, NULL, why);
 		goto out;
 	}
 	if (read_csr(req, label, "simplereenroll", &csr))
 		goto out;
 	char *cur_subject = cert_subject_line(leaf);
-	int same_subject = cur_subject && csr.subject && strcmp(cur_subject, csr.subject) == 0;
+	int same_subject = cur_subject && csr->subject && strcmp(cur_subject, csr->subject) == 0;
 	free(cur_subject);
-	int same_names = cert_dns_names(leaf, &names, &n) == 0 && n == csr.n_names;
+	int same_names = cert_dns_names(leaf, &names, &n) == 0 && n == csr->n_names;
 	for (size_t i = 0; same_names && i < n; i++) {
 		size_t j = 0;
-		while (j < csr.n_names && strcasecmp(names[i], csr.names[j]) != 0)
+		while (j < csr->n_names && strcasecmp(names[i], csr->names[j]) != 0)
 			j++;
-		same_names = j < csr.n_names;
+		same_names = j < csr->n_names;
 	}
 	if (!same_subject || !same_names) {
 		const char *why =
@@ -704,22 +760,28 @@ static void op_simplereenroll(struct est_service *s, const struct est_profile *p
 		log_request(req, label, "simplereenroll", 403, NULL, why);
 		goto out;
 	}
-	/* The key policy still applies to the new key. */
+	/* The label's profile must be the one that gives such names, and the key
+	 * policy still applies to the new key. */
 	struct est_policy keys_only = p->policy;
 	keys_only.require_channel_binding = 0;
-	if (csr.n_names != 1 || est_policy_check_csr(&keys_only, &csr, csr.names[0], NULL, 0, &e)) {
+	if (csr->n_names != 1 || !p->allow_cert ||
+	    est_policy_name_fits(&p->policy, csr->names[0], &e) ||
+	    est_policy_check_csr(&keys_only, csr, csr->names[0], NULL, 0, &e) ||
+	    name_in_zones(s, csr->names[0], &e)) {
+		if (!e.text[0] && csr->n_names == 1)
+			snprintf(e.text, sizeof(e.text),
+			         "this profile does not take client certificates");
 		reply_text(req, 403, e.text[0] ? e.text : "re-enrollment is for one name");
 		log_request(req, label, "simplereenroll", 403, NULL, e.text);
 		goto out;
 	}
-	enroll_job(s, req, label, "simplereenroll", &csr, csr.names[0], NULL, 0, NULL);
+	enroll_job(s, req, label, "simplereenroll", csr, csr->names[0], NULL, 0, NULL);
 out:
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
 	free(leaf_pem);
 	store_cert_free(&cur);
-	csr_info_free(&csr);
 }
 
 /* The RA makes the key (RFC 7030 4.4): the device's CSR authenticates the request
@@ -730,7 +792,8 @@ static void op_serverkeygen(struct est_service *s, const struct est_profile *p,
 {
 	struct est_identity id;
 	struct acmera_errmsg e = {{0}};
-	struct csr_info dev = {0}, ours = {0};
+	const struct csr_info *dev = NULL;
+	struct csr_info ours = {0};
 	char name[MAX_NAME];
 	uint8_t *csr_der = NULL, *key_der = NULL;
 	size_t csr_len = 0, key_len = 0, blen = 0;
@@ -743,14 +806,14 @@ static void op_serverkeygen(struct est_service *s, const struct est_profile *p,
 	if (p->policy.require_channel_binding)
 		binding = http_request_channel_binding(req, &blen, &bt);
 	if (est_policy_name(&p->policy, &id, name, sizeof(name), &e) ||
-	    est_policy_check_csr(&p->policy, &dev, name, binding, blen, &e) ||
+	    est_policy_check_csr(&p->policy, dev, name, binding, blen, &e) ||
 	    name_in_zones(s, name, &e)) {
 		reply_text(req, 403, e.text);
 		log_request(req, label, "serverkeygen", 403, name, e.text);
 		goto out;
 	}
 	struct est_key_spec spec = {.kind = p->key, .rsa_bits = p->policy.rsa_min_bits};
-	if (est_keygen_get(s->keygen, dev.sha256_hex, &spec, name, &csr_der, &csr_len, &key_der,
+	if (est_keygen_get(s->keygen, dev->sha256_hex, &spec, name, &csr_der, &csr_len, &key_der,
 	                   &key_len, &e) ||
 	    csr_parse_der(csr_der, csr_len, &ours, &e)) {
 		reply_retry(req, 503, s->cfg->est.retry_after, e.text);
@@ -758,11 +821,10 @@ static void op_serverkeygen(struct est_service *s, const struct est_profile *p,
 		drop_key(key_der, key_len);
 		goto out;
 	}
-	enroll_job(s, req, label, "serverkeygen", &ours, name, key_der, key_len, dev.sha256_hex);
+	enroll_job(s, req, label, "serverkeygen", &ours, name, key_der, key_len, dev->sha256_hex);
 out:
 	free(csr_der);
 	csr_info_free(&ours);
-	csr_info_free(&dev);
 }
 
 /* ---- routing ---- */
@@ -808,6 +870,7 @@ void est_service_handle(struct http_request *req, void *arg)
 		return;
 	}
 	int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
+	int is_head = strcmp(method, "HEAD") == 0;
 	int wants_get = strcmp(op, "cacerts") == 0 || strcmp(op, "csrattrs") == 0;
 	int known = wants_get || strcmp(op, "simpleenroll") == 0 ||
 	            strcmp(op, "simplereenroll") == 0 || strcmp(op, "serverkeygen") == 0;
@@ -816,8 +879,9 @@ void est_service_handle(struct http_request *req, void *arg)
 		log_request(req, label, op, 404, NULL, "unknown operation");
 		return;
 	}
-	if ((wants_get && !is_get) || (!wants_get && !is_post)) {
-		const char *headers[] = {"Allow", wants_get ? "GET" : "POST", NULL};
+	/* HEAD is a GET without the body (http_reply leaves it out). */
+	if ((wants_get && !is_get && !is_head) || (!wants_get && !is_post)) {
+		const char *headers[] = {"Allow", wants_get ? "GET, HEAD" : "POST", NULL};
 		char m[16];
 		snprintf(m, sizeof(m), "%s", method); /* the reply frees the request */
 		http_reply(req, 405, "text/plain; charset=utf-8", "method not allowed\n", 19,

@@ -194,6 +194,8 @@ void conn_free(struct conn *c)
 	if (c->deadline)
 		event_free(c->deadline);
 	conn_watch_close(c, 0);
+	if (c->app_free)
+		c->app_free(c->app_data);
 	if (c->counted) {
 		w->nconn--;
 		worker_update_accepting(w);

@@ -35,7 +35,10 @@ struct worker {
 	int nconn;         /* live connections, until their SSL is freed */
 	int accepting;     /* the listener is enabled */
 	int accept_paused; /* after an accept error (EMFILE and the like) */
-	int stopping;      /* being freed: never enable the listener again */
+	int stopping;      /* stopping or being freed: never enable the listener again */
+	struct http_request *held; /* requests the handler holds (unanswered) */
+	int stop_ticks;            /* after a stop: ticks left to write the last answers */
+	int stop_replies;          /* answers given at stop and not yet written */
 };
 
 struct http_server {
@@ -50,6 +53,7 @@ struct http_server {
 	struct timeval handshake_tv;
 	struct timeval header_tv;
 	struct timeval idle_tv;
+	int stop_retry_after;
 };
 
 /* Where a connection is; each phase has its own clock:
@@ -73,6 +77,10 @@ struct conn {
 	int dead;          /* evhttp freed the connection */
 	int verify_failed; /* a client certificate check failed */
 	int nodelay_set;
+	int stop_reply; /* its answer was given by the stop (counted in stop_replies) */
+	/* What the handler keeps for the connection's life (http_request_set_conn_data). */
+	void *app_data;
+	void (*app_free)(void *);
 };
 
 /* server.c */
@@ -110,5 +118,7 @@ void request_dispatch(struct evhttp_request *evreq, void *arg);
 /* The connection of a held request is being freed without evhttp's close
  * callback: the request forgets it (no on_gone: its evhttp request is unknown). */
 void request_conn_lost(struct http_request *r);
+/* The stop: answers every request the worker's handler holds with 503. */
+void request_stop_all(struct worker *w);
 
 #endif

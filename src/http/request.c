@@ -44,7 +44,33 @@ struct http_request {
 	void (*on_gone)(void *arg);
 	void *on_gone_arg;
 	int gone;
+	/* In the worker's list of held requests while the handler holds it. */
+	struct http_request *held_prev, *held_next;
+	int held;
 };
+
+static void request_hold(struct http_request *r)
+{
+	r->held = 1;
+	r->held_prev = NULL;
+	r->held_next = r->w->held;
+	if (r->w->held)
+		r->w->held->held_prev = r;
+	r->w->held = r;
+}
+
+static void request_unhold(struct http_request *r)
+{
+	if (!r->held)
+		return;
+	if (r->held_prev)
+		r->held_prev->held_next = r->held_next;
+	else
+		r->w->held = r->held_next;
+	if (r->held_next)
+		r->held_next->held_prev = r->held_prev;
+	r->held = 0;
+}
 
 static const char *method_name(enum evhttp_cmd_type t)
 {
@@ -73,6 +99,7 @@ static const char *method_name(enum evhttp_cmd_type t)
 
 static void request_free(struct http_request *r)
 {
+	request_unhold(r);
 	/* Only a request that evhttp detached from its connection is still ours. */
 	if (r->evreq)
 		evhttp_request_free(r->evreq);
@@ -123,6 +150,10 @@ static void on_reply_sent(struct evhttp_request *evreq, void *arg)
 {
 	struct conn *c = arg;
 	(void)evreq;
+	if (c->stop_reply) {
+		c->stop_reply = 0;
+		c->w->stop_replies--;
+	}
 	if (c->dead)
 		return;
 	conn_enter(c, CONN_IDLE);
@@ -213,8 +244,32 @@ void request_dispatch(struct evhttp_request *evreq, void *arg)
 	}
 	c->pending = r;
 	w->srv->handler(r, w->srv->arg);
-	if (c->pending == r)
+	if (c->pending == r) {
 		conn_watch_close(c, 1);
+		request_hold(r);
+	}
+}
+
+void request_stop_all(struct worker *w)
+{
+	static const char text[] = "the server is stopping; retry later\n";
+	char ra[16];
+	snprintf(ra, sizeof(ra), "%d", w->srv->stop_retry_after);
+	const char *headers[] = {"Retry-After", ra, "Connection", "close", NULL};
+	while (w->held) {
+		struct http_request *r = w->held;
+		request_unhold(r);
+		if (r->on_gone) {
+			void (*cb)(void *) = r->on_gone;
+			r->on_gone = NULL;
+			cb(r->on_gone_arg);
+		}
+		if (r->conn && !r->gone && r->evreq) {
+			r->conn->stop_reply = 1;
+			w->stop_replies++;
+		}
+		http_reply(r, 503, "text/plain; charset=utf-8", text, sizeof(text) - 1, headers);
+	}
 }
 
 const char *http_request_method(const struct http_request *r)
@@ -265,6 +320,26 @@ const uint8_t *http_request_channel_binding(struct http_request *r, size_t *len,
 	if (type)
 		*type = r->binding_len ? r->binding_type : NULL;
 	return r->binding_len ? r->binding : NULL;
+}
+
+void *http_request_conn_data(const struct http_request *r)
+{
+	return r->conn && !r->conn->dead ? r->conn->app_data : NULL;
+}
+
+int http_request_set_conn_data(struct http_request *r, void *data, void (*free_fn)(void *))
+{
+	struct conn *c = r->conn;
+	if (!c || c->dead) {
+		if (free_fn)
+			free_fn(data);
+		return -1;
+	}
+	if (c->app_free && c->app_data != data)
+		c->app_free(c->app_data);
+	c->app_data = data;
+	c->app_free = free_fn;
+	return 0;
 }
 
 struct event_base *http_request_base(struct http_request *r)

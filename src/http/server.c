@@ -27,6 +27,8 @@
 #define MAX_WORKERS 256
 #define MAX_SIZE (1024L * 1024 * 1024)
 #define STOP_POLL_MS 100
+#define STOP_DRAIN_MS 1000 /* longest wait for the answers given at stop */
+#define DEFAULT_STOP_RETRY_AFTER 5
 #define ACCEPT_PAUSE_MS 1000
 
 /* The worker whose loop runs on this thread (for the listener's error callback,
@@ -85,7 +87,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	(void)fd;
 	(void)what;
-	if (atomic_load(&w->srv->stop))
+	if (!atomic_load(&w->srv->stop))
+		return;
+	if (!w->stopping) {
+		/* First tick of the stop: no new clients; the held ones get an answer. */
+		w->stopping = 1;
+		worker_update_accepting(w);
+		request_stop_all(w);
+		w->stop_ticks = STOP_DRAIN_MS / STOP_POLL_MS;
+	}
+	if (w->stop_replies <= 0 || w->stop_ticks-- <= 0)
 		event_base_loopbreak(w->base);
 }
 
@@ -193,6 +204,7 @@ int http_server_new(const struct http_server_opts *o, http_handler h, void *arg,
 	ms_to_tv(hs, &s->handshake_tv);
 	ms_to_tv(head, &s->header_tv);
 	ms_to_tv(idle, &s->idle_tv);
+	s->stop_retry_after = o->stop_retry_after > 0 ? o->stop_retry_after : DEFAULT_STOP_RETRY_AFTER;
 	if ((rc = http_tls_ctx_new(o, &s->ctx, e)))
 		goto out;
 	if (!(s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers)))) {

@@ -39,6 +39,7 @@ struct http_server_opts {
 	int header_timeout_ms;    /* whole request (head and body, from its first byte or
 	                           * the handshake's end to the handler), default 10000 */
 	int idle_timeout_ms;      /* keep-alive idle, default 60000 */
+	int stop_retry_after;     /* seconds, default 5: see http_server_stop */
 };
 
 typedef void (*http_handler)(struct http_request *req, void *arg);
@@ -51,6 +52,10 @@ int http_server_new(const struct http_server_opts *o, http_handler h, void *arg,
  * via a flag polled every 100 ms): blocks the calling thread. The worker threads
  * block all signals (signals go to the caller's thread; SIGPIPE cannot hit them). */
 int http_server_run(struct http_server *s);
+/* At stop each worker stops accepting, answers every request its handler still
+ * holds with 503, Retry-After: stop_retry_after and Connection: close (calling
+ * the request's on_gone first, so the handler forgets it), waits up to a second
+ * for those answers to be written, then closes everything and returns. */
 void http_server_stop(struct http_server *s);
 void http_server_free(struct http_server *s);
 /* The bound port (useful with port 0). */
@@ -72,6 +77,13 @@ STACK_OF(X509) * http_request_peer_chain(const struct http_request *r, int *veri
  * set; returns NULL when unavailable (tls-unique needs the extended master secret,
  * RFC 7627). */
 const uint8_t *http_request_channel_binding(struct http_request *r, size_t *len, const char **type);
+/* Data the handler keeps with the request's TLS connection, e.g. who
+ * authenticated on it: the client certificate cannot change within a connection
+ * (renegotiation is refused). The previous data is freed when replaced; the last is
+ * freed with free_fn when the connection ends. Returns -1 (and frees data) when the
+ * connection is already gone. */
+void *http_request_conn_data(const struct http_request *r);
+int http_request_set_conn_data(struct http_request *r, void *data, void (*free_fn)(void *));
 /* The worker's event loop, for timers that answer later. */
 struct event_base *http_request_base(struct http_request *r);
 /* Called once if the client closes before the answer; the request is freed when

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1043,6 +1044,13 @@ int store_job_defer(struct store *s, int64_t id, const char *owner, int64_t not_
 	return change_one(s, st, "defer pending or active job", id, e);
 }
 
+static atomic_uint_fast64_t jobs_finished_here;
+
+uint64_t store_jobs_finished_here(void)
+{
+	return atomic_load(&jobs_finished_here);
+}
+
 int store_job_fail(struct store *s, int64_t id, const char *owner, const char *reason,
                    struct acmera_errmsg *e)
 {
@@ -1059,7 +1067,10 @@ int store_job_fail(struct store *s, int64_t id, const char *owner, const char *r
 		done(st);
 		return db_fail(s, e, "job fail");
 	}
-	return change_held(s, st, "job fail", id, e);
+	rc = change_held(s, st, "job fail", id, e);
+	if (rc >= 0)
+		atomic_fetch_add(&jobs_finished_here, 1);
+	return rc;
 }
 
 /* Under the complete transaction: marks job id DONE if owner holds it, and gives
@@ -1133,6 +1144,8 @@ int store_job_complete(struct store *s, int64_t id, const char *owner, const cha
 	done(st);
 	st = NULL;
 	rc = tx_commit(s, e);
+	if (rc >= 0)
+		atomic_fetch_add(&jobs_finished_here, 1);
 out:
 	done(st);
 	if (rc < 0)

@@ -220,6 +220,17 @@ else
 		"got: $(fingerprints "$W/cacerts.pem" | xargs)"
 fi
 
+# (curl --head writes the header block to the output file too: nothing else may follow it.)
+code=$(req cacerts-head "$EST/cacerts" --head)
+cl=$(hdr "$W/cacerts-head.hdr" Content-Length)
+if [ "$code" = 200 ] && [ "$cl" = "$(wc -c <"$W/cacerts.body")" ] &&
+	cmp -s "$W/cacerts-head.body" "$W/cacerts-head.hdr"; then
+	ok "cacerts: HEAD answers 200 with the GET's Content-Length ($cl) and no body"
+else
+	fail "cacerts: HEAD answers 200 with the GET's length and no body" \
+		"status $code, Content-Length '$cl', body $(wc -c <"$W/cacerts-head.body") bytes"
+fi
+
 # ==== /csrattrs: the assigned name ====
 code=$(req csrattrs "$EST/csrattrs" -K "$BASIC")
 ct=$(hdr "$W/csrattrs.hdr" Content-Type)
@@ -344,8 +355,23 @@ fi
 new_csr "$CSRS/dev3" "$DEVICE_NAME" "$DEVICE_NAME" && b64_lines "$CSRS/dev3.der" "$CSRS/dev3.b64"
 acme_before=$(pebble_count_requests)
 code=$(post iot-reenroll-idevid "$EST/iot/simplereenroll" "$CSRS/dev3.b64" "${DEV[@]}")
-refused "iot simplereenroll with the IDevID (not issued by acmera)" 401 iot-reenroll-idevid \
+refused "iot simplereenroll with the IDevID (not issued by acmera)" 403 iot-reenroll-idevid \
 	'not .*issued|certificate'
+if [ -s "$W/iot-reenroll.pem" ]; then
+	# The certificate acmera issued under "iot" cannot renew under a profile that takes
+	# no client certificates (or gives other names).
+	new_csr_key() { openssl req -new -key "$1" -subj "/CN=$2" -addext "subjectAltName=DNS:$2" \
+		-outform DER -out "$3" 2>/dev/null; }
+	if new_csr_key "$CSRS/dev2.key" "$DEVICE_NAME" "$CSRS/relabel.der"; then
+		b64_lines "$CSRS/relabel.der" "$CSRS/relabel.b64"
+		code=$(post relabel "$EST/simplereenroll" "$CSRS/relabel.b64" \
+			--cert "$W/iot-reenroll.pem" --key "$CSRS/dev2.key")
+		refused "simplereenroll of an iot certificate under the default label" 403 relabel \
+			'client certificates|not a name'
+	else
+		fail "simplereenroll under another label: make the CSR"
+	fi
+fi
 
 # ==== refusals: status, reason, no ACME traffic ====
 acme_before=$(pebble_count_requests)
@@ -408,13 +434,19 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 	-subj "/serialNumber=SN1234/CN=sensor" -keyout "$W/stranger.key" -out "$W/stranger.pem" 2>/dev/null
 code=$(post stranger "$EST/iot/simpleenroll" "$CSRS/dev3.b64" --cert "$W/stranger.pem" \
 	--key "$W/stranger.key")
-refused "iot: self-signed client certificate (same subject as the IDevID)" 401 stranger \
+refused "iot: self-signed client certificate (same subject as the IDevID)" 403 stranger \
 	'certif|verif|trust|issuer'
 code=$(req stranger-attrs "$EST/iot/csrattrs" --cert "$W/stranger.pem" --key "$W/stranger.key")
-refused "iot csrattrs: self-signed client certificate" 401 stranger-attrs \
+refused "iot csrattrs: self-signed client certificate" 403 stranger-attrs \
 	'certif|verif|trust|issuer'
 code=$(post iot-basic "$EST/iot/simpleenroll" "$CSRS/dev3.b64" -K "$BASIC")
-refused "iot: HTTP Basic on a certificate-only profile" 401 iot-basic 'auth|certif'
+refused "iot: HTTP Basic on a certificate-only profile" 403 iot-basic 'client certificate'
+wa=$(hdr "$W/iot-basic.hdr" WWW-Authenticate)
+if [ -z "$wa" ]; then
+	ok "certificate-only profile: no WWW-Authenticate offering a scheme that cannot work"
+else
+	fail "certificate-only profile: no WWW-Authenticate" "got '$wa'"
+fi
 
 code=$(req get-enroll "$EST/simpleenroll" -K "$BASIC")
 refused "GET on simpleenroll" 405 get-enroll 'not allowed'
@@ -484,6 +516,8 @@ if relaunch_est; then
 	acme_before=$(pebble_count_requests)
 	code=$(post outside "$EST/outside/simpleenroll" "$CSRS/outside.b64" -K "$BASIC")
 	refused "a name outside the DNS zone" 403 outside 'outside'
+	code=$(req outside-attrs "$EST/outside/csrattrs" -K "$BASIC")
+	refused "csrattrs does not hand out a name outside the DNS zone" 403 outside-attrs 'outside'
 
 	new_csr "$CSRS/restart" "$USER_NAME" "$USER_NAME" &&
 		b64_lines "$CSRS/restart.der" "$CSRS/restart.b64"
@@ -525,8 +559,8 @@ if relaunch_est; then
 		check_enrolled \
 			"a client that left during the wait (status $code): its retry gets the certificate" \
 			left2 "$seen" "$CSRS/left.csr"
-		# Stopped while a request waits: the server ends promptly (the client sees the
-		# connection close; sanitizer builds check nothing leaks).
+		# Stopped while a request waits: the server ends promptly, and the waiting client
+		# gets 503 with Retry-After (sanitizer builds check nothing leaks).
 		new_csr "$CSRS/stopw" "$USER_NAME" "$USER_NAME" && b64_lines "$CSRS/stopw.der" "$CSRS/stopw.b64"
 		post stopw "$EST/simpleenroll" "$CSRS/stopw.b64" -K "$BASIC" --max-time 20 >"$W/stopw.code" &
 		stopw_pid=$!
@@ -536,9 +570,17 @@ if relaunch_est; then
 		wait "$stopw_pid"
 		ms=$(($(now_ms) - t0))
 		if [ "$ms" -lt 5000 ]; then
-			ok "stopped while a request waits: acmera serve ended in $ms ms (client: $(cat "$W/stopw.code"))"
+			ok "stopped while a request waits: acmera serve ended in $ms ms"
 		else
 			fail "stopped while a request waits: acmera serve ends promptly" "$ms ms"
+		fi
+		code=$(cat "$W/stopw.code")
+		ra=$(hdr "$W/stopw.hdr" Retry-After)
+		if [ "$code" = 503 ] && [[ $ra =~ ^[0-9]+$ ]] && grep -q 'stopping' "$W/stopw.body"; then
+			ok "stopped while a request waits: the client got 503, Retry-After: $ra"
+		else
+			fail "stopped while a request waits: the client gets 503 with Retry-After" \
+				"status $code, Retry-After '$ra', body: $(head -c 200 "$W/stopw.body")"
 		fi
 	else
 		fail "acmera serve restarts with wait = 20000"

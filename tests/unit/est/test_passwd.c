@@ -446,6 +446,79 @@ static void changed_file_is_reloaded_and_a_broken_one_ignored(void **state)
 	est_passwd_free(pw);
 }
 
+static double cpu_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void cache_skips_the_hash_but_never_a_change(void **state)
+{
+	(void)state;
+	const char *p = path_of("pw");
+	char user[128] = "";
+	struct acmera_errmsg e = {""};
+	set_ok(p, "alice", "one");
+	set_ok(p, "bob", "two");
+	struct est_passwd *pw = load_ok(p);
+	assert_int_equal(est_passwd_cache(pw, 300, &e), 0);
+	double t0 = cpu_seconds();
+	assert_int_equal(check(pw, basic("alice:one"), user, &e), 0);
+	double miss = cpu_seconds() - t0;
+	t0 = cpu_seconds();
+	for (int i = 0; i < 50; i++) {
+		user[0] = '\0';
+		assert_int_equal(check(pw, basic("alice:one"), user, &e), 0);
+		assert_string_equal(user, "alice");
+	}
+	double hits = cpu_seconds() - t0;
+	/* yescrypt costs milliseconds; 50 hits cost microseconds. */
+	assert_true(hits < miss);
+	/* Another password for a cached user is still checked, and refused. */
+	assert_int_equal(check(pw, basic("alice:One"), user, &e), ACMERA_ERR_REFUSED);
+	assert_int_equal(check(pw, basic("bob:one"), user, &e), ACMERA_ERR_REFUSED);
+	/* A changed password: the remembered one no longer works. */
+	set_ok(p, "alice", "three");
+	assert_int_equal(check(pw, basic("alice:one"), user, &e), ACMERA_ERR_REFUSED);
+	assert_int_equal(check(pw, basic("alice:three"), user, &e), 0);
+	/* A removed user: refused at once. */
+	write_file("pw", read_text(p), 0600); /* same content, new mtime: reloaded */
+	assert_int_equal(check(pw, basic("alice:three"), user, &e), 0);
+	char *text = read_text(p);
+	char *nl = strchr(text, '\n');
+	assert_non_null(nl);
+	char keep[8192];
+	snprintf(keep, sizeof(keep), "%s", strncmp(text, "alice:", 6) == 0 ? nl + 1 : text);
+	if (strncmp(text, "alice:", 6) != 0)
+		*strstr(keep, "alice:") = '\0';
+	write_file("pw", keep, 0600);
+	assert_int_equal(check(pw, basic("alice:three"), user, &e), ACMERA_ERR_REFUSED);
+	assert_int_equal(check(pw, basic("bob:two"), user, &e), 0);
+	est_passwd_free(pw);
+}
+
+static void cache_entries_expire(void **state)
+{
+	(void)state;
+	const char *p = path_of("pw");
+	char user[128] = "";
+	struct acmera_errmsg e = {""};
+	set_ok(p, "alice", "one");
+	struct est_passwd *pw = load_ok(p);
+	assert_int_equal(est_passwd_cache(pw, 1, &e), 0);
+	double t0 = cpu_seconds();
+	assert_int_equal(check(pw, basic("alice:one"), user, &e), 0);
+	double miss = cpu_seconds() - t0;
+	sleep(2);
+	t0 = cpu_seconds();
+	assert_int_equal(check(pw, basic("alice:one"), user, &e), 0);
+	double again = cpu_seconds() - t0;
+	/* Hashed again: comparable to the first check, far above a hit. */
+	assert_true(again > miss / 4);
+	est_passwd_free(pw);
+}
+
 static void set_creates_a_private_file_and_keeps_other_lines(void **state)
 {
 	(void)state;
@@ -541,6 +614,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(file_with_nul_byte_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(changed_file_is_reloaded_and_a_broken_one_ignored,
 	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(cache_skips_the_hash_but_never_a_change, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(cache_entries_expire, setup, teardown),
 	    cmocka_unit_test_setup_teardown(set_creates_a_private_file_and_keeps_other_lines, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(set_appends_after_a_last_line_without_newline, setup,

@@ -560,6 +560,30 @@ static void names_are_checked_before_key_and_binding(void **state)
 	csr_info_free(&c);
 }
 
+static void names_fit_their_template(void **state)
+{
+	(void)state;
+	struct acmera_errmsg e = {""};
+	struct est_policy p = {.name_template = "{serialNumber}.iot.example.com"};
+	assert_int_equal(est_policy_name_fits(&p, "sn1234.iot.example.com", &e), 0);
+	assert_int_equal(est_policy_name_fits(&p, "a-1.iot.example.com", &e), 0);
+	assert_int_equal(est_policy_name_fits(&p, "a.b.iot.example.com", &e), ACMERA_ERR_REFUSED);
+	assert_int_equal(est_policy_name_fits(&p, ".iot.example.com", &e), ACMERA_ERR_REFUSED);
+	assert_int_equal(est_policy_name_fits(&p, "iot.example.com", &e), ACMERA_ERR_REFUSED);
+	assert_int_equal(est_policy_name_fits(&p, "sn1.iot.example.org", &e), ACMERA_ERR_REFUSED);
+	assert_int_equal(est_policy_name_fits(&p, "sn1.iot.example.com.", &e), ACMERA_ERR_REFUSED);
+	assert_int_equal(est_policy_name_fits(&p, "sn_1.iot.example.com", &e), ACMERA_ERR_REFUSED);
+	assert_non_null(strstr(e.text, "{serialNumber}.iot.example.com"));
+	struct est_policy two = {.name_template = "{user}-{cn}.X.test"};
+	assert_int_equal(est_policy_name_fits(&two, "a-b.x.test", &e), 0);
+	assert_int_equal(est_policy_name_fits(&two, "a-b-c.x.test", &e), 0);
+	assert_int_equal(est_policy_name_fits(&two, "ab.x.test", &e), ACMERA_ERR_REFUSED);
+	assert_int_equal(est_policy_name_fits(&two, "a-b.y.test", &e), ACMERA_ERR_REFUSED);
+	struct est_policy bare = {.name_template = "{cn}"};
+	assert_int_equal(est_policy_name_fits(&bare, "host", &e), 0);
+	assert_int_equal(est_policy_name_fits(&bare, "host.example", &e), ACMERA_ERR_REFUSED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -579,6 +603,7 @@ int main(void)
 	    cmocka_unit_test(two_challenge_passwords_are_refused),
 	    cmocka_unit_test(challenge_password_with_two_values_is_refused),
 	    cmocka_unit_test(names_are_checked_before_key_and_binding),
+	    cmocka_unit_test(names_fit_their_template),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

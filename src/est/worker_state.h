@@ -1,0 +1,33 @@
+/* What an EST worker thread keeps between requests: its store handle (SQLite
+ * handles belong to one thread), the CSRs it has parsed and verified, and the
+ * PKCS#7 answers it has encoded. A device that retries or polls sends the same
+ * bytes again and again; each is parsed, signature-checked and encoded once per
+ * worker while it stays in these bounded caches. Everything is freed when the
+ * worker thread ends. */
+#ifndef ACMERA_EST_WORKER_STATE_H
+#define ACMERA_EST_WORKER_STATE_H
+
+#include "base/err.h"
+#include "pki/csr.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* This thread's handle on the store at path, opened on first use. */
+struct store *est_worker_store(const char *path, struct acmera_errmsg *e);
+
+/* The CSR of der, parsed and its signature verified (csr_parse_der), from the
+ * cache when these exact bytes were seen before. *out is borrowed: valid until
+ * the next call of est_worker_csr on this thread. Failures are never cached. */
+int est_worker_csr(const uint8_t *der, size_t len, const struct csr_info **out,
+                   struct acmera_errmsg *e);
+
+/* The base64 PKCS#7 certs-only body (RFC 8951) of a PEM chain, without its first
+ * certificate when skip_leaf (the CA chain of an issued chain). *body is
+ * borrowed: valid until the next call of est_worker_pkcs7 on this thread. */
+int est_worker_pkcs7(const char *pem, int skip_leaf, const char **body, size_t *len,
+                     struct acmera_errmsg *e);
+
+#endif
