@@ -14,7 +14,8 @@
 
 /* RFC 9908 section 6, "SMI Security for S/MIME Attributes" (1.2.840.113549.1.9.16.2):
  * the published RFC's values for TBD2 and TBD3 of the editor's copy in
- * shared/reference. */
+ * shared/reference, as the ASN.1 module taken from the published RFC has them
+ * (pyasn1-alt-modules rfc9908: id-aa 61 and 62). */
 #define OID_CRI_TEMPLATE "1.2.840.113549.1.9.16.2.61"     /* certificationRequestInfoTemplate */
 #define OID_EXT_REQ_TEMPLATE "1.2.840.113549.1.9.16.2.62" /* extensionReqTemplate */
 
