@@ -26,7 +26,8 @@ static const char usage[] =
     "         [--user U --password-file F] [--cert FILE --key FILE]\n"
     "         [--key-type p256|p384|rsa2048|ed25519] [--name NAME]\n"
     "         --out-key FILE --out-cert FILE [--out-chain FILE]\n"
-    "         [--reenroll] [--max-wait SECONDS] [--log-level LEVEL]\n"
+    "         [--reenroll] [--channel-binding] [--tls-max 1.2|1.3]\n"
+    "         [--max-wait SECONDS] [--log-level LEVEL]\n"
     "\n"
     "Obtains a certificate from an EST server (RFC 7030): GET /csrattrs, a new key,\n"
     "a CSR as the RA's template asks, POST /simpleenroll until the certificate comes.\n"
@@ -52,6 +53,10 @@ static const char usage[] =
     "  --out-chain FILE        the certificate and its chain (PEM, leaf first)\n"
     "  --reenroll              POST /simplereenroll with --cert/--key: new key, same\n"
     "                          subject and names as the current certificate\n"
+    "  --channel-binding       put the TLS channel binding of the connection in the\n"
+    "                          CSR's challengePassword (RFC 7030 3.5): tls-exporter\n"
+    "                          on TLS 1.3, tls-unique on TLS 1.2\n"
+    "  --tls-max VERSION       highest TLS version to offer: 1.2 or 1.3 (default)\n"
     "  --max-wait SECONDS      how long to keep retrying after 202 (default 300)\n"
     "  --log-level LEVEL       debug, info, warn (default) or error\n";
 
@@ -72,6 +77,8 @@ enum {
 	OPT_OUT_CERT,
 	OPT_OUT_CHAIN,
 	OPT_REENROLL,
+	OPT_CHANNEL_BINDING,
+	OPT_TLS_MAX,
 	OPT_MAX_WAIT,
 	OPT_LOG_LEVEL,
 	OPT_HELP,
@@ -94,6 +101,8 @@ static const struct option options[] = {
     {"out-cert", required_argument, NULL, OPT_OUT_CERT},
     {"out-chain", required_argument, NULL, OPT_OUT_CHAIN},
     {"reenroll", no_argument, NULL, OPT_REENROLL},
+    {"channel-binding", no_argument, NULL, OPT_CHANNEL_BINDING},
+    {"tls-max", required_argument, NULL, OPT_TLS_MAX},
     {"max-wait", required_argument, NULL, OPT_MAX_WAIT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"help", no_argument, NULL, OPT_HELP},
@@ -104,7 +113,8 @@ struct enroll_args {
 	const char *server, *label, *ca, *bootstrap_fp, *out_ca;
 	const char *user, *password_file, *cert, *key, *name;
 	const char *out_key, *out_cert, *out_chain;
-	int bootstrap, reenroll, have_key_type;
+	int bootstrap, reenroll, have_key_type, channel_binding;
+	int tls_max; /* 12, 13, or 0 for the library's highest */
 	struct est_key_spec key_type;
 	long max_wait;
 	int log_level;
@@ -173,6 +183,17 @@ static int parse_args(int argc, char **argv, struct enroll_args *a)
 			break;
 		case OPT_REENROLL:
 			a->reenroll = 1;
+			break;
+		case OPT_CHANNEL_BINDING:
+			a->channel_binding = 1;
+			break;
+		case OPT_TLS_MAX:
+			if (strcmp(optarg, "1.2") == 0)
+				a->tls_max = 12;
+			else if (strcmp(optarg, "1.3") == 0)
+				a->tls_max = 13;
+			else
+				return usage_error("--tls-max: '%s' is not 1.2 or 1.3", optarg);
 			break;
 		case OPT_KEY_TYPE:
 			if (est_key_spec_parse(optarg, &a->key_type) != 0)
@@ -447,70 +468,107 @@ out:
 	return rc;
 }
 
-/* The key type and the CSR: from the RA's template, or from the current
- * certificate when re-enrolling. */
-static int make_request(const struct enroll_args *a, struct est_client *c, X509 *current,
-                        EVP_PKEY **key, uint8_t **der, size_t *len, struct acmera_errmsg *e)
+/* What the CSR is made from, kept to make it again for a new connection. */
+struct csr_recipe {
+	X509 *current;                 /* re-enrollment: copy its subject and names */
+	struct est_csrattrs_out attrs; /* else the RA's template, */
+	const char *name;              /* else --name */
+	EVP_PKEY *key;
+};
+
+static int recipe_make(void *arg, const char *challenge_password, uint8_t **der, size_t *len,
+                       struct acmera_errmsg *e)
 {
-	struct est_csrattrs_out attrs = {0};
+	struct csr_recipe *r = arg;
+	if (r->current)
+		return est_csr_like_cert(r->current, r->key, challenge_password, der, len, e);
+	if (r->attrs.subject_cn || r->attrs.n_dns_names)
+		return est_csr_from_template(
+		    r->attrs.subject_cn, (const char *const *)r->attrs.dns_names,
+		    r->attrs.n_dns_names, r->key, challenge_password, der, len, e);
+	const char *names[1] = {r->name};
+	return est_csr_from_template(NULL, names, 1, r->key, challenge_password, der, len, e);
+}
+
+/* Re-enrollment asks nothing before the POST, but a binding needs a
+ * connection: GET /cacerts, which needs no authentication, opens it. */
+static int open_connection(struct est_client *c, struct acmera_errmsg *e)
+{
+	struct est_response r = {0};
+	int rc = est_client_get(c, "cacerts", &r, e);
+	if (rc == 0)
+		printf("GET /cacerts -> %ld (the connection the CSR is bound to)\n", r.status);
+	est_response_free(&r);
+	return rc;
+}
+
+/* The key type, the key, and the CSR: from the RA's template, or from the
+ * current certificate when re-enrolling; bound to the connection when asked. */
+static int make_request(const struct enroll_args *a, struct est_client *c, struct csr_recipe *r,
+                        int *bound, uint8_t **der, size_t *len, struct acmera_errmsg *e)
+{
 	struct est_key_spec spec;
-	char k1[16], k2[16];
+	char k1[16], k2[16], cb[EST_BINDING_B64_MAX];
+	const char *cb_type = NULL;
 	int have = 0, ignored = 0, rc = 0;
-	if (current) {
+	*bound = a->channel_binding;
+	if (r->current) {
 		if (a->have_key_type)
 			spec = a->key_type;
-		else if ((rc = est_key_spec_of(X509_get0_pubkey(current), &spec, e)))
-			goto out;
+		else if ((rc = est_key_spec_of(X509_get0_pubkey(r->current), &spec, e)))
+			return rc;
+		if (*bound && (rc = open_connection(c, e)))
+			return rc;
 	} else {
-		if ((have = fetch_csrattrs(c, &attrs, e)) < 0) {
-			rc = have;
-			goto out;
+		if ((have = fetch_csrattrs(c, &r->attrs, e)) < 0)
+			return have;
+		/* The RA lists challengePassword when it checks the binding (RFC 7030 3.5). */
+		if (have && r->attrs.challenge_password && !*bound) {
+			*bound = 1;
+			printf("the RA asks for the TLS channel binding in the CSR\n");
 		}
-		est_key_choose(have ? &attrs : NULL, a->have_key_type ? &a->key_type : NULL, &spec,
-		               &ignored);
+		est_key_choose(have ? &r->attrs : NULL, a->have_key_type ? &a->key_type : NULL,
+		               &spec, &ignored);
 		if (ignored)
 			fprintf(stderr,
 			        "acmera enroll: --key-type %s ignored: the RA asks for %s\n",
 			        est_key_spec_name(&a->key_type, k1, sizeof(k1)),
 			        est_key_spec_name(&spec, k2, sizeof(k2)));
+		if (r->attrs.subject_cn || r->attrs.n_dns_names) {
+			if (a->name)
+				fprintf(stderr, "acmera enroll: --name ignored: the RA's template "
+				                "names the certificate\n");
+		} else if (a->name) {
+			r->name = a->name;
+		} else {
+			return acmera_fail(e, ACMERA_ERR_INVAL,
+			                   "the RA sent no name template: give --name NAME");
+		}
 	}
-	if ((rc = est_key_generate(&spec, key, e)))
-		goto out;
-	if (current) {
-		rc = est_csr_like_cert(current, *key, der, len, e);
-	} else if (attrs.subject_cn || attrs.n_dns_names) {
-		if (a->name)
-			fprintf(stderr, "acmera enroll: --name ignored: the RA's template names "
-			                "the certificate\n");
-		rc = est_csr_from_template(attrs.subject_cn, (const char *const *)attrs.dns_names,
-		                           attrs.n_dns_names, *key, der, len, e);
-	} else if (a->name) {
-		const char *names[1] = {a->name};
-		rc = est_csr_from_template(NULL, names, 1, *key, der, len, e);
-	} else {
-		rc = acmera_fail(e, ACMERA_ERR_INVAL,
-		                 "the RA sent no name template: give --name NAME");
+	if (*bound) {
+		if ((rc = est_client_channel_binding(c, cb, &cb_type, e)))
+			return acmera_fail_wrap(e, rc, "--channel-binding");
+		printf("CSR carries the TLS channel binding (%s)\n", cb_type);
 	}
-out:
-	est_csrattrs_out_free(&attrs);
-	return rc;
+	if ((rc = est_key_generate(&spec, &r->key, e)))
+		return rc;
+	return recipe_make(r, *bound ? cb : NULL, der, len, e);
 }
 
 static int enroll(const struct enroll_args *a, const char *anchors, struct acmera_errmsg *e)
 {
 	struct est_client *c = NULL;
+	struct csr_recipe recipe = {0};
 	char *password = NULL;
-	X509 *current = NULL;
-	EVP_PKEY *key = NULL;
 	uint8_t *csr = NULL;
 	size_t csr_len = 0;
 	STACK_OF(X509) *chain = NULL;
-	int rc = 0;
+	int rc = 0, bound = 0;
 	if (a->password_file && (rc = read_secret_file(a->password_file, &password, e)))
 		goto out;
 	if (a->key && (rc = check_key_file(a->key, e)))
 		goto out;
-	if (a->reenroll && (rc = load_first_cert(a->cert, &current, e)))
+	if (a->reenroll && (rc = load_first_cert(a->cert, &recipe.current, e)))
 		goto out;
 	struct est_client_opts o = {.server = a->server,
 	                            .label = a->label,
@@ -519,22 +577,25 @@ static int enroll(const struct enroll_args *a, const char *anchors, struct acmer
 	                            .cert_file = a->cert,
 	                            .key_file = a->key,
 	                            .user = a->user,
-	                            .password = password};
+	                            .password = password,
+	                            .tls_max = a->tls_max};
 	rc = est_client_new(&o, &c, e);
 	if (password) {
 		explicit_bzero(password, strlen(password));
 		free(password);
 		password = NULL;
 	}
-	if (rc || (rc = make_request(a, c, current, &key, &csr, &csr_len, e)))
+	if (rc || (rc = make_request(a, c, &recipe, &bound, &csr, &csr_len, e)))
 		goto out;
 	/* Before the first POST: once the RA has the CSR, the key must exist. */
-	if ((rc = write_key(a->out_key, key, e)))
+	if ((rc = write_key(a->out_key, recipe.key, e)))
 		goto out;
 	printf("wrote %s (private key, mode 0600)\n", a->out_key);
 	fflush(stdout);
+	struct est_csr_rebind rebind = {.remake = recipe_make, .arg = &recipe};
 	rc = est_enroll_submit(c, a->reenroll ? "simplereenroll" : "simpleenroll", csr, csr_len,
-	                       key, (int)a->max_wait, stdout, &chain, e);
+	                       bound ? &rebind : NULL, recipe.key, (int)a->max_wait, stdout, &chain,
+	                       e);
 	if (rc == ACMERA_ERR_TIMEOUT) {
 		char why[sizeof(e->text)];
 		snprintf(why, sizeof(why), "%s", e->text);
@@ -556,8 +617,9 @@ out:
 	fflush(stdout);
 	sk_X509_pop_free(chain, X509_free);
 	free(csr);
-	EVP_PKEY_free(key);
-	X509_free(current);
+	EVP_PKEY_free(recipe.key);
+	X509_free(recipe.current);
+	est_csrattrs_out_free(&recipe.attrs);
 	est_client_free(c);
 	return rc;
 }

@@ -1,12 +1,16 @@
 /* The EST client transport: one libcurl easy handle per server, TLS verified
  * against explicit anchors only (never the system store: RFC 7030 3.6.1's explicit
- * TA database), no redirects followed. See client.h. */
+ * TA database), no redirects followed; the channel binding of each request's
+ * connection is read while the connection is the request's. See client.h. */
 #include "est/client.h"
 
+#include "base/b64.h"
 #include "base/log.h"
 
 #include <curl/curl.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,19 +18,34 @@
 #define EST_PATH "/.well-known/est"
 #define HEADER_VALUE_MAX 1024
 #define LABEL_MAX 64
+#define BINDING_MAX 64 /* EVP_MAX_MD_SIZE: the largest Finished */
+#define EXPORTER_LEN 32
+
+/* The channel binding of the last request's connection. */
+struct binding {
+	uint8_t v[BINDING_MAX];
+	size_t len; /* 0: none, see why */
+	const char *type;
+	int resumed;              /* the handshake resumed a session */
+	struct acmera_errmsg why; /* when len is 0 */
+};
 
 struct est_client {
 	CURL *h;
 	char base[EST_URL_MAX]; /* https://host:port/.well-known/est[/label] */
 	char *ca_pem;           /* kept alive: curl reads the blob at each handshake */
 	int insecure;
+	struct binding cb;
+	int new_connection; /* the last request opened one */
 };
 
 /* What one transfer collects. */
 struct exchange {
+	struct est_client *c;
 	struct est_response *r;
 	size_t cap;
 	int too_large;
+	int cb_read; /* the binding was read during this transfer */
 };
 
 void est_response_free(struct est_response *r)
@@ -120,6 +139,9 @@ int est_client_new(const struct est_client_opts *o, struct est_client **out,
 		return acmera_fail(
 		    e, ACMERA_ERR_INVAL,
 		    "EST client: certificate and key, user and password go in pairs");
+	if (o->tls_max != 0 && o->tls_max != 12 && o->tls_max != 13)
+		return acmera_fail(e, ACMERA_ERR_INVAL,
+		                   "EST client: TLS maximum %d is not 12 or 13", o->tls_max);
 	struct est_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
@@ -146,6 +168,10 @@ int est_client_new(const struct est_client_opts *o, struct est_client **out,
 	cc |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, timeout < 15 ? timeout : 15L);
 	cc |= curl_easy_setopt(h, CURLOPT_USERAGENT, "acmera-enroll/0.1");
 	cc |= curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
+	long max = o->tls_max == 12   ? CURL_SSLVERSION_MAX_TLSv1_2
+	           : o->tls_max == 13 ? CURL_SSLVERSION_MAX_TLSv1_3
+	                              : CURL_SSLVERSION_MAX_DEFAULT;
+	cc |= curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2 | max);
 	if (o->insecure) {
 		cc |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		cc |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -176,7 +202,8 @@ int est_client_new(const struct est_client_opts *o, struct est_client **out,
 	}
 	if (cc != CURLE_OK) {
 		rc = acmera_fail(e, ACMERA_ERR_CONFIG,
-		                 "libcurl lacks an option acmera needs (blobs, certinfo)");
+		                 "libcurl lacks an option acmera needs (blobs, certinfo, TLS "
+		                 "versions)");
 		goto fail;
 	}
 	*out = c;
@@ -237,11 +264,70 @@ static char *header_value(const char *line, size_t len, const char *name)
 	return strndup(v, (size_t)(end - v));
 }
 
+int est_tls_channel_binding(SSL *ssl, uint8_t *buf, size_t cap, size_t *len, const char **type,
+                            struct acmera_errmsg *e)
+{
+	static const char label[] = "EXPORTER-Channel-Binding";
+	*len = 0;
+	*type = NULL;
+	if (cap < EXPORTER_LEN)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "channel binding buffer too small");
+	if (SSL_version(ssl) == TLS1_3_VERSION) {
+		if (SSL_export_keying_material(ssl, buf, EXPORTER_LEN, label, sizeof(label) - 1,
+		                               NULL, 0, 0) != 1) {
+			ERR_clear_error();
+			return acmera_fail(e, ACMERA_ERR_PROTO, "the TLS 1.3 exporter failed");
+		}
+		*len = EXPORTER_LEN;
+		*type = "tls-exporter";
+		return 0;
+	}
+	if (SSL_version(ssl) != TLS1_2_VERSION)
+		return acmera_fail(e, ACMERA_ERR_PROTO, "%s has no channel binding acmera uses",
+		                   SSL_get_version(ssl));
+	/* Without the extended master secret tls-unique can be made equal on two
+	 * connections (the triple handshake attack): the server refuses it too. */
+	if (SSL_get_extms_support(ssl) != 1)
+		return acmera_fail(e, ACMERA_ERR_PROTO,
+		                   "the TLS 1.2 connection lacks the extended master secret (RFC "
+		                   "7627), without which tls-unique is unsafe");
+	/* RFC 5929: the first Finished of the handshake, the client's own in a full
+	 * one and the server's in a resumed one. */
+	size_t n = SSL_session_reused(ssl) ? SSL_get_peer_finished(ssl, buf, cap)
+	                                   : SSL_get_finished(ssl, buf, cap);
+	if (n == 0 || n > cap)
+		return acmera_fail(e, ACMERA_ERR_PROTO, "no TLS Finished message to bind to");
+	*len = n;
+	*type = "tls-unique";
+	return 0;
+}
+
+/* CURLINFO_TLS_SSL_PTR is only valid while a transfer holds the connection, so
+ * the binding is read with the first header of the answer. */
+static void read_binding(struct exchange *x)
+{
+	struct curl_tlssessioninfo *ti = NULL;
+	struct binding *b = &x->c->cb;
+	x->cb_read = 1;
+	if (curl_easy_getinfo(x->c->h, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || !ti ||
+	    ti->backend != CURLSSLBACKEND_OPENSSL || !ti->internals) {
+		acmera_fail(&b->why, ACMERA_ERR_PROTO,
+		            "libcurl does not show its OpenSSL connection");
+		return;
+	}
+	SSL *ssl = ti->internals;
+	b->resumed = SSL_session_reused(ssl) == 1;
+	if (est_tls_channel_binding(ssl, b->v, sizeof(b->v), &b->len, &b->type, &b->why) != 0)
+		b->len = 0;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
 {
 	struct exchange *x = arg;
 	size_t len = size * n;
 	char *v;
+	if (!x->cb_read)
+		read_binding(x);
 	/* A new status line (after 100 Continue) starts a fresh header set. */
 	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
 		free(x->r->content_type);
@@ -262,8 +348,12 @@ static int perform(struct est_client *c, const char *method, const char *op,
 {
 	char url[EST_URL_MAX + 32];
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct exchange x = {.r = r};
+	struct exchange x = {.c = c, .r = r};
+	long conns = 0;
 	memset(r, 0, sizeof(*r));
+	memset(&c->cb, 0, sizeof(c->cb));
+	acmera_fail(&c->cb.why, ACMERA_ERR_PROTO, "no answer was read on the connection");
+	c->new_connection = 1;
 	snprintf(url, sizeof(url), "%s/%s", c->base, op);
 	CURL *h = c->h;
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -283,10 +373,14 @@ static int perform(struct est_client *c, const char *method, const char *op,
 		return acmera_fail(e, ACMERA_ERR_IO, "%s %s: %s", method, url,
 		                   errbuf[0] ? errbuf : curl_easy_strerror(cc));
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+	if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &conns) == CURLE_OK)
+		c->new_connection = conns > 0;
 	if (!r->body && !(r->body = calloc(1, 1)))
 		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
-	log_event(LOG_LVL_DEBUG, "est.client", "method=%s url=%s status=%ld bytes=%zu", method,
-	          log_qv(url), r->status, r->len);
+	log_event(LOG_LVL_DEBUG, "est.client",
+	          "method=%s url=%s status=%ld bytes=%zu new_connection=%s resumed=%s binding=%s",
+	          method, log_qv(url), r->status, r->len, c->new_connection ? "yes" : "no",
+	          c->cb.resumed ? "yes" : "no", c->cb.len ? c->cb.type : "none");
 	return 0;
 }
 
@@ -337,4 +431,30 @@ int est_client_server_cert(struct est_client *c, X509 **out, struct acmera_errms
 		return 0;
 	}
 	return acmera_fail(e, ACMERA_ERR_PROTO, "cannot read the server's TLS certificate");
+}
+
+int est_client_channel_binding(const struct est_client *c, char b64[EST_BINDING_B64_MAX],
+                               const char **type, struct acmera_errmsg *e)
+{
+	b64[0] = '\0';
+	*type = NULL;
+	if (c->cb.len == 0)
+		return acmera_fail(e, ACMERA_ERR_PROTO, "no TLS channel binding: %s",
+		                   c->cb.why.text);
+	char *s = b64_encode(c->cb.v, c->cb.len, 0);
+	if (!s)
+		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
+	int rc = 0;
+	if (strlen(s) >= EST_BINDING_B64_MAX)
+		rc = acmera_fail(e, ACMERA_ERR_PROTO, "TLS channel binding too long");
+	else
+		memcpy(b64, s, strlen(s) + 1);
+	*type = rc ? NULL : c->cb.type;
+	free(s);
+	return rc;
+}
+
+int est_client_new_connection(const struct est_client *c)
+{
+	return c->new_connection;
 }

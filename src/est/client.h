@@ -1,8 +1,9 @@
 /* The device side of EST (RFC 7030, RFC 8951), for `acmera enroll`: the HTTPS
  * transport to one EST server (libcurl easy interface; TLS always verified, except
- * for the bootstrap fetch of /cacerts, RFC 7030 4.1.1), and the pieces a request is
- * built from and its answer checked with: the key, the CSR from the RA's
- * template, and the certificate that comes back. */
+ * for the bootstrap fetch of /cacerts, RFC 7030 4.1.1), the TLS channel binding of
+ * its connection (RFC 7030 3.5), and the pieces a request is built from and its
+ * answer checked with: the key, the CSR from the RA's template, and the
+ * certificate that comes back. */
 #ifndef ACMERA_EST_CLIENT_H
 #define ACMERA_EST_CLIENT_H
 
@@ -10,6 +11,7 @@
 #include "est/csrattrs.h"
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +36,8 @@ struct est_client_opts {
 	const char *user;     /* HTTP Basic, or NULL */
 	const char *password; /* copied by libcurl; the caller may wipe it after _new */
 	int timeout_s;        /* per request, 0 = 60 */
+	int tls_max;          /* highest TLS version: 12 (TLS 1.2), 13, or 0 for the
+	                         library's highest; the lowest is always TLS 1.2 */
 };
 
 /* An answer with any HTTP status. body is NUL-terminated (not counted in len). */
@@ -65,6 +69,27 @@ int est_client_post(struct est_client *c, const char *op, const char *content_ty
  * reference, X509_free). */
 int est_client_server_cert(struct est_client *c, X509 **out, struct acmera_errmsg *e);
 
+/* Room for the base64 of any channel binding (at most 64 bytes). */
+#define EST_BINDING_B64_MAX 96
+
+/* The TLS channel binding of the connection the last request went over, read
+ * while that request was on it: tls-exporter on TLS 1.3 (RFC 9266: 32 bytes of
+ * exporter "EXPORTER-Channel-Binding", no context), tls-unique on TLS 1.2 (RFC
+ * 5929: the first Finished of the latest handshake; refused without the
+ * extended master secret, RFC 7627). b64 gets standard base64 without line
+ * breaks, as the CSR's challengePassword carries it; *type "tls-exporter" or
+ * "tls-unique" (static). ACMERA_ERR_PROTO with the reason when there was no
+ * answer yet or the connection offers no usable binding. */
+int est_client_channel_binding(const struct est_client *c, char b64[EST_BINDING_B64_MAX],
+                               const char **type, struct acmera_errmsg *e);
+/* The same for the client side of any TLS connection ssl (what the function
+ * above reads from libcurl's): buf of cap >= 32 bytes gets *len bytes. */
+int est_tls_channel_binding(SSL *ssl, uint8_t *buf, size_t cap, size_t *len, const char **type,
+                            struct acmera_errmsg *e);
+/* 1 when the last request opened a new connection (CURLINFO_NUM_CONNECTS > 0)
+ * rather than reusing the one before: a binding learnt earlier is stale. */
+int est_client_new_connection(const struct est_client *c);
+
 /* ---- keys, CSRs, answers (no I/O) ---- */
 
 struct est_key_spec {
@@ -90,13 +115,17 @@ int est_key_generate(const struct est_key_spec *s, EVP_PKEY **out, struct acmera
 /* PKCS#10 DER (heap, free()) for key: subject CN=cn (cn NULL: the first name, when
  * it fits the 64-character CN bound) and a subjectAltName of dNSNames names (n 0:
  * cn alone). Signed with SHA-256; Ed25519 without a digest. Names must be host
- * names (LDH labels, "*." prefix allowed, at most 253 characters). */
+ * names (LDH labels, "*." prefix allowed, at most 253 characters).
+ * challenge_password, when not NULL, becomes the challengePassword attribute
+ * (PKCS#9): a PrintableString when it fits one, else a UTF8String; 1 to 255
+ * characters of UTF-8. */
 int est_csr_from_template(const char *cn, const char *const *names, size_t n, EVP_PKEY *key,
-                          uint8_t **der, size_t *len, struct acmera_errmsg *e);
+                          const char *challenge_password, uint8_t **der, size_t *len,
+                          struct acmera_errmsg *e);
 /* Re-enrollment (RFC 7030 4.2.2): the subject and the subjectAltName extension of
- * current, copied unchanged, with the new key. */
-int est_csr_like_cert(X509 *current, EVP_PKEY *key, uint8_t **der, size_t *len,
-                      struct acmera_errmsg *e);
+ * current, copied unchanged, with the new key; challenge_password as above. */
+int est_csr_like_cert(X509 *current, EVP_PKEY *key, const char *challenge_password, uint8_t **der,
+                      size_t *len, struct acmera_errmsg *e);
 
 /* Reads a 200 answer of /simpleenroll or /simplereenroll: base64 PKCS#7
  * certs-only. The certificate whose public key is key becomes the first of
@@ -118,14 +147,29 @@ void est_response_text(const struct est_response *r, char *out, size_t outlen);
 
 /* ---- the enrollment exchange ---- */
 
+/* For a CSR that carries the channel binding: makes it again, with the same key,
+ * carrying challenge_password (the binding of the connection now in use).
+ * *der: heap, free(). */
+struct est_csr_rebind {
+	int (*remake)(void *arg, const char *challenge_password, uint8_t **der, size_t *len,
+	              struct acmera_errmsg *e);
+	void *arg;
+};
+
 /* POSTs csr_der (base64, 64-character lines) to op ("simpleenroll" or
  * "simplereenroll") until the answer is not 202, honouring Retry-After and
  * re-sending the same bytes, for at most max_wait_s seconds in total. Prints one
  * step line per answer to steps (may be NULL). 200: *chain as est_enroll_answer.
  * Any other status: ACMERA_ERR_REFUSED with "POST /op -> STATUS: server text";
- * still 202 past max_wait_s: ACMERA_ERR_TIMEOUT. */
+ * still 202 past max_wait_s: ACMERA_ERR_TIMEOUT.
+ * rebind (NULL when the CSR carries no binding): csr_der carries the binding of
+ * the connection of c's last request. When the first POST had to open a new
+ * connection and is refused (400, 403), the CSR is made again for the new
+ * connection and posted once more; when that one too went over a new
+ * connection, the refusal says so. Retries after 202 re-send the same CSR even
+ * over a new connection: a new CSR would be a new request. */
 int est_enroll_submit(struct est_client *c, const char *op, const uint8_t *csr_der, size_t csr_len,
-                      EVP_PKEY *key, int max_wait_s, FILE *steps, STACK_OF(X509) * *chain,
-                      struct acmera_errmsg *e);
+                      const struct est_csr_rebind *rebind, EVP_PKEY *key, int max_wait_s,
+                      FILE *steps, STACK_OF(X509) * *chain, struct acmera_errmsg *e);
 
 #endif

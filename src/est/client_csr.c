@@ -20,6 +20,7 @@
 #define TEMPLATE_MAX_NAMES 100
 #define RSA_BITS_MIN 2048
 #define RSA_BITS_MAX 16384
+#define CHALLENGE_PASSWORD_MAX 255 /* pkcs-9-ub-challengePassword, RFC 2985 */
 
 static const char *ossl_why(void)
 {
@@ -248,8 +249,34 @@ out:
 	return rc;
 }
 
+/* PKCS#9 challengePassword: a DirectoryString, here the PrintableString when
+ * the text fits one (base64 does), else UTF8String; checked to be UTF-8 of 1 to
+ * 255 characters. */
+static int add_challenge_password(X509_REQ *req, const char *pw, struct acmera_errmsg *e)
+{
+	ASN1_STRING *s = NULL;
+	size_t n = strlen(pw);
+	if (n == 0 || n > 4 * CHALLENGE_PASSWORD_MAX ||
+	    ASN1_mbstring_ncopy(&s, (const unsigned char *)pw, (int)n, MBSTRING_UTF8,
+	                        B_ASN1_PRINTABLESTRING | B_ASN1_UTF8STRING, 1,
+	                        CHALLENGE_PASSWORD_MAX) < 0) {
+		ERR_clear_error();
+		return acmera_fail(e, ACMERA_ERR_INVAL,
+		                   "the challengePassword is not UTF-8 of 1 to %d characters",
+		                   CHALLENGE_PASSWORD_MAX);
+	}
+	int rc = 0;
+	if (!X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, ASN1_STRING_type(s),
+	                               ASN1_STRING_get0_data(s), ASN1_STRING_length(s)))
+		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "cannot add the challengePassword: %s",
+		                 ossl_why());
+	ASN1_STRING_free(s);
+	return rc;
+}
+
 int est_csr_from_template(const char *cn, const char *const *names, size_t n, EVP_PKEY *key,
-                          uint8_t **der, size_t *len, struct acmera_errmsg *e)
+                          const char *challenge_password, uint8_t **der, size_t *len,
+                          struct acmera_errmsg *e)
 {
 	*der = NULL;
 	*len = 0;
@@ -287,14 +314,16 @@ int est_csr_from_template(const char *cn, const char *const *names, size_t n, EV
 	const char *only[1] = {cn};
 	if ((rc = add_san_ext(req, n ? names : only, n ? n : 1, e)) != 0)
 		goto out;
+	if (challenge_password && (rc = add_challenge_password(req, challenge_password, e)) != 0)
+		goto out;
 	rc = sign_and_encode(req, key, der, len, e);
 out:
 	X509_REQ_free(req);
 	return rc;
 }
 
-int est_csr_like_cert(X509 *current, EVP_PKEY *key, uint8_t **der, size_t *len,
-                      struct acmera_errmsg *e)
+int est_csr_like_cert(X509 *current, EVP_PKEY *key, const char *challenge_password, uint8_t **der,
+                      size_t *len, struct acmera_errmsg *e)
 {
 	*der = NULL;
 	*len = 0;
@@ -329,6 +358,8 @@ int est_csr_like_cert(X509 *current, EVP_PKEY *key, uint8_t **der, size_t *len,
 			goto out;
 		}
 	}
+	if (challenge_password && (rc = add_challenge_password(req, challenge_password, e)) != 0)
+		goto out;
 	rc = sign_and_encode(req, key, der, len, e);
 out:
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);

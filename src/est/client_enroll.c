@@ -1,6 +1,7 @@
 /* The enrollment exchange: POST the CSR, wait out 202s with the same bytes
  * (RFC 7030 4.2.3: the RA keys the job by the request, the client stays
- * stateless), read the certificate. See client.h. */
+ * stateless), read the certificate. A CSR bound to its TLS connection is made
+ * again once if its first POST found that connection gone. See client.h. */
 #include "est/client.h"
 
 #include "acme/resources.h"
@@ -76,12 +77,47 @@ static void describe_leaf(X509 *leaf, char *out, size_t len)
 	free(names);
 }
 
-int est_enroll_submit(struct est_client *c, const char *op, const uint8_t *csr_der, size_t csr_len,
-                      EVP_PKEY *key, int max_wait_s, FILE *steps, STACK_OF(X509) * *chain,
+/* The first POST of a CSR bound to an earlier connection went over a new one
+ * and was refused: the binding it carries is stale. Makes the CSR again for the
+ * new connection into *body. Returns 1 when remade, 0 when the refusal stands. */
+static int rebind_csr(struct est_client *c, const char *op, const struct est_csr_rebind *rebind,
+                      const struct est_response *r, char **body, FILE *steps,
                       struct acmera_errmsg *e)
+{
+	char cb[EST_BINDING_B64_MAX];
+	const char *type = NULL;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	if (!rebind || !est_client_new_connection(c) || (r->status != 400 && r->status != 403))
+		return 0;
+	int rc = est_client_channel_binding(c, cb, &type, e);
+	if (rc == 0)
+		rc = rebind->remake(rebind->arg, cb, &der, &len, e);
+	if (rc)
+		return rc;
+	char *b = b64_encode(der, len, 64);
+	free(der);
+	if (!b)
+		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
+	free(*body);
+	*body = b;
+	if (steps) {
+		fprintf(steps,
+		        "POST /%s -> %ld over a new TLS connection: CSR made again with its "
+		        "%s\n",
+		        op, r->status, type);
+		fflush(steps);
+	}
+	return 1;
+}
+
+int est_enroll_submit(struct est_client *c, const char *op, const uint8_t *csr_der, size_t csr_len,
+                      const struct est_csr_rebind *rebind, EVP_PKEY *key, int max_wait_s,
+                      FILE *steps, STACK_OF(X509) * *chain, struct acmera_errmsg *e)
 {
 	struct est_response r = {0};
 	char text[512], line[700];
+	int first = 1, rebound = 0;
 	*chain = NULL;
 	/* Encoded once: every retry sends exactly these bytes. */
 	char *body = b64_encode(csr_der, csr_len, 64);
@@ -94,6 +130,9 @@ int est_enroll_submit(struct est_client *c, const char *op, const uint8_t *csr_d
 		rc = est_client_post(c, op, EST_CT_PKCS10, body, strlen(body), &r, e);
 		if (rc)
 			goto out;
+		if (rebind && !first && est_client_new_connection(c) && steps)
+			fprintf(steps, "POST /%s: sent again over a new TLS connection, same CSR\n",
+			        op);
 		if (r.status == 200) {
 			rc = est_enroll_answer(r.body, r.len, key, chain, e);
 			if (rc) {
@@ -106,11 +145,29 @@ int est_enroll_submit(struct est_client *c, const char *op, const uint8_t *csr_d
 			goto out;
 		}
 		if (r.status != 202) {
+			/* Once: a second new connection means the server does not keep
+			 * them, and no CSR can carry a binding it will see. */
+			if (first && !rebound) {
+				rc = rebind_csr(c, op, rebind, &r, &body, steps, e);
+				if (rc < 0)
+					goto out;
+				if (rc == 1) {
+					rebound = 1;
+					rc = 0;
+					continue;
+				}
+			}
 			est_response_text(&r, text, sizeof(text));
-			rc = acmera_fail(e, ACMERA_ERR_REFUSED, "POST /%s -> %ld: %s", op, r.status,
-			                 text[0] ? text : "(no text)");
+			rc = acmera_fail(
+			    e, ACMERA_ERR_REFUSED, "POST /%s -> %ld: %s%s", op, r.status,
+			    text[0] ? text : "(no text)",
+			    rebind && est_client_new_connection(c)
+			        ? " (the request went over a new TLS connection, not the "
+			          "one whose channel binding the CSR carries)"
+			        : "");
 			goto out;
 		}
+		first = 0;
 		int64_t wait = RETRY_DEFAULT_S;
 		if (!r.retry_after ||
 		    http_retry_after_parse(r.retry_after, (int64_t)time(NULL), &wait) != 0)

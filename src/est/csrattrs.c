@@ -450,6 +450,10 @@ int est_csrattrs_build(const struct est_csrattrs_in *in, uint8_t **der, size_t *
 	/* Ed25519's signature algorithm is its key OID, already listed. */
 	if (in->key != EST_KEY_ED25519 && !push_oid(list, sig_nid(in->key)))
 		goto nomem;
+	/* An OID in the plain list, as RFC 7030 4.5.2's example has it: the template's
+	 * attributes carry values, and this one's value is the client's to fill in. */
+	if (in->challenge_password && !push_oid(list, NID_pkcs9_challengePassword))
+		goto nomem;
 	int n = ASN1_item_i2d((ASN1_VALUE *)list, &enc, ASN1_ITEM_rptr(CSRATTRS));
 	if (n <= 0) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL, "cannot encode CsrAttrs: %s", ossl_why());
@@ -848,6 +852,11 @@ int est_csrattrs_parse(const uint8_t *der, size_t len, struct est_csrattrs_out *
 	}
 	for (int i = 0; i < n; i++) {
 		ATTR_OR_OID *x = sk_ATTR_OR_OID_value(list, i);
+		/* Wanted whichever form is read below: a template cannot ask for it. */
+		const ASN1_OBJECT *o =
+		    x->type == AOO_OID ? x->d.oid : X509_ATTRIBUTE_get0_object(x->d.attr);
+		if (OBJ_obj2nid(o) == NID_pkcs9_challengePassword)
+			out->challenge_password = 1;
 		if (x->type != AOO_ATTR ||
 		    OBJ_cmp(X509_ATTRIBUTE_get0_object(x->d.attr), r.cri_oid) != 0)
 			continue;

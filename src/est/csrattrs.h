@@ -21,6 +21,8 @@ struct est_csrattrs_in {
 	size_t n_dns_names;
 	enum est_key_kind key; /* the key type to ask for */
 	int rsa_bits;          /* when key == EST_KEY_RSA */
+	int challenge_password; /* list the challengePassword OID: the CSR must carry the
+	                           TLS channel binding (RFC 7030 3.5, 4.5.2) */
 };
 
 /* DER of CsrAttrs (heap, free()). */
@@ -37,6 +39,7 @@ struct est_csrattrs_out {
 	int have_key;
 	enum est_key_kind key;
 	int rsa_bits;
+	int challenge_password; /* the challengePassword OID is listed (top level) */
 };
 int est_csrattrs_parse(const uint8_t *der, size_t len, struct est_csrattrs_out *out,
                        struct acmera_errmsg *e);

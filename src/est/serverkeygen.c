@@ -99,7 +99,7 @@ static int make_entry(const struct est_key_spec *spec, const char *name, struct 
 	int rc = est_key_generate(spec, &key, e);
 	if (rc)
 		return rc;
-	rc = est_csr_from_template(name, names, 1, key, &k->csr, &k->csr_len, e);
+	rc = est_csr_from_template(name, names, 1, key, NULL, &k->csr, &k->csr_len, e);
 	if (rc)
 		goto out;
 	p8 = EVP_PKEY2PKCS8(key);

@@ -383,7 +383,8 @@ static void op_csrattrs(struct est_service *s, const struct est_profile *p,
 	                             .dns_names = names,
 	                             .n_dns_names = 1,
 	                             .key = p->key,
-	                             .rsa_bits = p->policy.rsa_min_bits};
+	                             .rsa_bits = p->policy.rsa_min_bits,
+	                             .challenge_password = p->policy.require_channel_binding};
 	char *b64 = NULL;
 	if (est_csrattrs_build(&in, &der, &len, &e) || !(b64 = b64_encode(der, len, 64))) {
 		reply_text(req, 500, e.text[0] ? e.text : "out of memory");
@@ -760,17 +761,10 @@ static void op_simplereenroll(struct est_service *s, const struct est_profile *p
 		log_request(req, label, "simplereenroll", 403, NULL, why);
 		goto out;
 	}
-	/* The label's profile must be the one that gives such names, and the key
-	 * policy still applies to the new key. */
-	struct est_policy keys_only = p->policy;
-	keys_only.require_channel_binding = 0;
-	if (csr->n_names != 1 || !p->allow_cert ||
-	    est_policy_name_fits(&p->policy, csr->names[0], &e) ||
-	    est_policy_check_csr(&keys_only, csr, csr->names[0], NULL, 0, &e) ||
-	    name_in_zones(s, csr->names[0], &e)) {
-		if (!e.text[0] && csr->n_names == 1)
-			snprintf(e.text, sizeof(e.text),
-			         "this profile does not take client certificates");
+	/* The label's profile must be the one that gives such names; its key policy
+	 * and channel binding apply as to a first enrollment. */
+	if (csr->n_names != 1 || est_policy_name_fits(&p->policy, csr->names[0], &e) ||
+	    check_device_csr(s, p, req, csr, csr->names[0], &e)) {
 		reply_text(req, 403, e.text[0] ? e.text : "re-enrollment is for one name");
 		log_request(req, label, "simplereenroll", 403, NULL, e.text);
 		goto out;

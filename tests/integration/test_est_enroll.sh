@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # acmera enroll (the EST client) against real peers: acmera serve as the EST RA, issuing
 # through Pebble (ACME CA) with DNS-01 records in BIND 9 named. The RA answers 202 at first
-# ("wait = 0"), so every enrollment goes through Retry-After.
+# ("wait = 0"), so every enrollment goes through Retry-After. Profile "cb" requires the
+# TLS channel binding in the CSR (RFC 7030 3.5), checked by the RA on every POST.
 set -uo pipefail
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/named.sh"
@@ -9,14 +10,16 @@ set -uo pipefail
 . "$(dirname "$0")/lib/acmera.sh"
 . "$(dirname "$0")/lib/est.sh"
 
-need openssl curl named pebble
+need openssl curl named pebble python3
 
 ZONE=enroll.test
 named_start "$TEST_TMP/named" "$ZONE" || bail "named starts"
 on_exit named_stop
 pebble_start "$TEST_TMP/pebble" || bail "pebble starts"
 on_exit pebble_stop
-est_start "$TEST_TMP/est" "{user}.$ZONE" "wait = 0" "retry_after = 1" || bail "acmera serve starts"
+est_start "$TEST_TMP/est" "{user}.$ZONE" "wait = 0" "retry_after = 1" \
+	'[profile "cb"]' "name_template = {user}.cb.$ZONE" "auth = basic,cert" "channel_binding = yes" ||
+	bail "acmera serve starts"
 
 OUT=$TEST_TMP/out
 mkdir -p "$OUT"
@@ -94,6 +97,221 @@ if check "enroll: Basic user gets a certificate through 202 + Retry-After" \
 	fi
 fi
 
+# --- channel binding (RFC 7030 3.5): label "cb" requires it in the CSR ---
+CB_NAME=$EST_USER.cb.$ZONE
+# cb_enrolled TAG TYPE OP: the checks of an enrollment on label cb whose CSR carried TYPE.
+cb_enrolled()
+{
+	local tag=$1 type=$2 op=$3
+	has "$OUT/stdout" "^CSR carries the TLS channel binding \($type\)$" \
+		"binding $tag: the CSR carries $type"
+	# The RA checks the binding on every POST: the retry passed it on the same connection.
+	has "$OUT/stdout" "^POST /$op -> 202, Retry-After 1$" "binding $tag: the RA answered 202 first"
+	has "$OUT/stdout" "^POST /$op -> 200: certificate for $CB_NAME" \
+		"binding $tag: the retry on the same connection gets the certificate"
+	! grep -q 'new TLS connection' "$OUT/stdout" &&
+		ok "binding $tag: every POST went over the connection the CSR is bound to" ||
+		fail "binding $tag: every POST went over the connection the CSR is bound to" \
+			"$(cat "$OUT/stdout")"
+}
+if check "binding: TLS 1.3 enrollment with --channel-binding succeeds" \
+	enroll --ca "$EST_CA" --label cb --channel-binding --user "$EST_USER" \
+	--password-file "$EST_PASS_FILE" --out-key "$OUT/cb13.key" --out-cert "$OUT/cb13.pem"; then
+	cb_enrolled "TLS 1.3" tls-exporter simpleenroll
+	[ "$(san_of "$OUT/cb13.pem")" = "$CB_NAME" ] &&
+		[ "$(pubkey_of_cert "$OUT/cb13.pem")" = "$(pubkey_of_key "$OUT/cb13.key")" ] &&
+		ok "binding TLS 1.3: the certificate names $CB_NAME for the key written" ||
+		fail "binding TLS 1.3: the certificate names $CB_NAME" "SAN: $(san_of "$OUT/cb13.pem")"
+fi
+if check "binding: TLS 1.2 enrollment (--tls-max 1.2) with --channel-binding succeeds" \
+	enroll --ca "$EST_CA" --label cb --channel-binding --tls-max 1.2 --user "$EST_USER" \
+	--password-file "$EST_PASS_FILE" --out-key "$OUT/cb12.key" --out-cert "$OUT/cb12.pem"; then
+	cb_enrolled "TLS 1.2" tls-unique simpleenroll
+	[ "$(pubkey_of_cert "$OUT/cb12.pem")" = "$(pubkey_of_key "$OUT/cb12.key")" ] &&
+		ok "binding TLS 1.2: the certificate is for the key written" ||
+		fail "binding TLS 1.2: the certificate is for the key written"
+fi
+# Without --channel-binding: the RA's /csrattrs lists challengePassword, so the client binds
+# the CSR by itself.
+if check "binding: without --channel-binding, csrattrs makes the client bind the CSR" \
+	enroll --ca "$EST_CA" --label cb --user "$EST_USER" --password-file "$EST_PASS_FILE" \
+	--out-key "$OUT/auto.key" --out-cert "$OUT/auto.pem"; then
+	has "$OUT/stdout" "^the RA asks for the TLS channel binding in the CSR$" \
+		"binding auto: the client says the RA asked for it"
+	cb_enrolled "auto" tls-exporter simpleenroll
+fi
+# Re-enrollment reads no csrattrs: without --channel-binding its CSR is unbound, and the RA
+# checks the binding on /simplereenroll too.
+if [ -s "$OUT/cb13.pem" ]; then
+	enroll --ca "$EST_CA" --label cb --reenroll --cert "$OUT/cb13.pem" --key "$OUT/cb13.key" \
+		--out-key "$OUT/nocb.key" --out-cert "$OUT/nocb.pem"
+	rc=$?
+	[ "$rc" = 1 ] && [ ! -e "$OUT/nocb.pem" ] &&
+		grep -q '^acmera enroll: POST /simplereenroll -> 403: the CSR has no challengePassword' "$OUT/stderr" &&
+		ok "binding: re-enrollment without --channel-binding gets 403 with the RA's reason" ||
+		fail "binding: re-enrollment without --channel-binding gets 403 with the RA's reason" \
+			"exit $rc" "$(cat "$OUT/stderr")"
+fi
+for v in 1.2 1.3; do
+	if [ -s "$OUT/cb13.pem" ] && check "binding: re-enrollment over TLS $v with --channel-binding succeeds" \
+		enroll --ca "$EST_CA" --label cb --reenroll --channel-binding --tls-max "$v" \
+		--cert "$OUT/cb13.pem" --key "$OUT/cb13.key" --out-key "$OUT/cbre$v.key" \
+		--out-cert "$OUT/cbre$v.pem"; then
+		has "$OUT/stdout" "^GET /cacerts -> 200 \(the connection the CSR is bound to\)$" \
+			"binding reenroll TLS $v: GET /cacerts opens the connection first"
+		type=tls-exporter
+		[ "$v" = 1.2 ] && type=tls-unique
+		cb_enrolled "reenroll TLS $v" "$type" simplereenroll
+		[ "$(pubkey_of_cert "$OUT/cbre$v.pem")" = "$(pubkey_of_key "$OUT/cbre$v.key")" ] &&
+			[ "$(san_of "$OUT/cbre$v.pem")" = "$CB_NAME" ] &&
+			ok "binding reenroll TLS $v: new key, same name" ||
+			fail "binding reenroll TLS $v: new key, same name"
+	fi
+done
+
+# A connection the RA loses: a TCP relay to the RA that, on its first connection only,
+# closes both sides when the client's Nth POST arrives (not forwarded). A POST is told by
+# its size: a TLS application-data record of 400 bytes or more (headers and CSR go in one
+# record; a GET, Finished or empty client Certificate is smaller).
+CUTTER=$TEST_TMP/cutter.py
+cat >"$CUTTER" <<'EOF'
+import socket, sys, threading
+port_file, target, cut_at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0))
+srv.listen(16)
+with open(port_file, "w") as f:
+    f.write("%d\n" % srv.getsockname()[1])
+
+def close(*socks):
+    for x in socks:
+        try:
+            x.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        x.close()
+
+def plain(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    close(a, b)
+
+def counting(c, s):
+    buf, n = b"", 0
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            buf += d
+            out = b""
+            while len(buf) >= 5 and len(buf) >= 5 + int.from_bytes(buf[3:5], "big"):
+                end = 5 + int.from_bytes(buf[3:5], "big")
+                if buf[0] == 23 and end - 5 >= 400:
+                    n += 1
+                    if n == cut_at:
+                        s.sendall(out)
+                        print("cut at POST %d" % n, flush=True)
+                        close(c, s)
+                        return
+                out, buf = out + buf[:end], buf[end:]
+            s.sendall(out)
+    except OSError:
+        pass
+    close(c, s)
+
+first = True
+while True:
+    c, _ = srv.accept()
+    s = socket.create_connection(("127.0.0.1", target))
+    print("connection", flush=True)
+    threading.Thread(target=plain, args=(s, c), daemon=True).start()
+    threading.Thread(target=counting if first else plain, args=(c, s), daemon=True).start()
+    first = False
+EOF
+# cutter_start N: a relay cutting its first connection at POST N; sets CUT_PORT and CUT_PID.
+cutter_start()
+{
+	local i
+	rm -f "$TEST_TMP/cut.port"
+	python3 "$CUTTER" "$TEST_TMP/cut.port" "$EST_PORT" "$1" >"$TEST_TMP/cutter.log" 2>&1 &
+	CUT_PID=$!
+	on_exit stop_pid "$CUT_PID"
+	for ((i = 0; i < 50; i++)); do
+		CUT_PORT=$(cat "$TEST_TMP/cut.port" 2>/dev/null) && [ -n "$CUT_PORT" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# enroll_cut ARGS...: enroll through the relay.
+enroll_cut()
+{
+	"$ENROLL_BIN" enroll --server "https://127.0.0.1:$CUT_PORT" "$@" >"$OUT/stdout" \
+		2>"$OUT/stderr" </dev/null
+}
+
+# The first POST loses the connection the CSR is bound to: curl sends it again over a
+# new one, the RA refuses the stale binding, and the CSR is made again for the new one.
+for v in 1.3 1.2; do
+	type=tls-exporter
+	[ "$v" = 1.2 ] && type=tls-unique
+	if ! cutter_start 1; then
+		fail "binding cut TLS $v: the relay starts" "$(cat "$TEST_TMP/cutter.log")"
+		continue
+	fi
+	if check "binding cut TLS $v: a first POST over a new connection is refused, made again, accepted" \
+		enroll_cut --ca "$EST_CA" --label cb --channel-binding --tls-max "$v" --user "$EST_USER" \
+		--password-file "$EST_PASS_FILE" --out-key "$OUT/cut$v.key" --out-cert "$OUT/cut$v.pem"; then
+		has "$OUT/stdout" "^POST /simpleenroll -> 403 over a new TLS connection: CSR made again with its $type$" \
+			"binding cut TLS $v: the stale CSR's refusal is shown and the CSR made again"
+		has "$OUT/stdout" "^POST /simpleenroll -> 200: certificate for $CB_NAME" \
+			"binding cut TLS $v: the CSR made again gets the certificate"
+		[ "$(grep -c '^wrote .*cut.*key' "$OUT/stdout")" = 1 ] &&
+			[ "$(pubkey_of_cert "$OUT/cut$v.pem")" = "$(pubkey_of_key "$OUT/cut$v.key")" ] &&
+			ok "binding cut TLS $v: the CSR made again keeps the key written before the first POST" ||
+			fail "binding cut TLS $v: the CSR made again keeps the key" "$(cat "$OUT/stdout")"
+	fi
+	grep -q '^cut at POST 1' "$TEST_TMP/cutter.log" &&
+		[ "$(grep -c '^connection' "$TEST_TMP/cutter.log")" = 2 ] &&
+		ok "binding cut TLS $v: the relay cut the first connection at the POST; one more was made" ||
+		fail "binding cut TLS $v: the relay cut the first connection at the POST" \
+			"$(cat "$TEST_TMP/cutter.log")"
+	stop_pid "$CUT_PID"
+done
+# A retry after 202 loses the connection: the same CSR goes again over a new one (a new
+# CSR would be a new request). The RA accepts it once it knows the CSR; before that it
+# refuses the binding, and the client says why.
+if cutter_start 2; then
+	enroll_cut --ca "$EST_CA" --label cb --channel-binding --user "$EST_USER" \
+		--password-file "$EST_PASS_FILE" --out-key "$OUT/cutr.key" --out-cert "$OUT/cutr.pem"
+	rc=$?
+	has "$OUT/stdout" "^POST /simpleenroll: sent again over a new TLS connection, same CSR$" \
+		"binding cut retry: the retry over a new connection re-sends the same CSR"
+	[ "$(grep -c '^CSR carries' "$OUT/stdout")" = 1 ] && ! grep -q 'made again' "$OUT/stdout" &&
+		ok "binding cut retry: no second CSR is made" ||
+		fail "binding cut retry: no second CSR is made" "$(cat "$OUT/stdout")"
+	if [ "$rc" = 0 ]; then
+		[ "$(pubkey_of_cert "$OUT/cutr.pem")" = "$(pubkey_of_key "$OUT/cutr.key")" ] &&
+			ok "binding cut retry: the RA accepted the known CSR on the new connection" ||
+			fail "binding cut retry: the certificate is for the key written"
+	else
+		grep -q '^acmera enroll: POST /simpleenroll -> 403: .*(the request went over a new TLS connection' "$OUT/stderr" &&
+			ok "binding cut retry: the RA's refusal says the retry went over a new connection" ||
+			fail "binding cut retry: the refusal says the retry went over a new connection" \
+				"exit $rc" "$(cat "$OUT/stderr")"
+	fi
+	stop_pid "$CUT_PID"
+else
+	fail "binding cut retry: the relay starts" "$(cat "$TEST_TMP/cutter.log")"
+fi
+
 # --- refusals ---
 printf 'wrong\n' >"$OUT/wrong.pass" && chmod 600 "$OUT/wrong.pass"
 enroll --ca "$EST_CA" --user "$EST_USER" --password-file "$OUT/wrong.pass" \
@@ -136,7 +354,8 @@ for args in "--ca $EST_CA --user u --password-file $EST_PASS_FILE --out-cert $OU
 	"--ca $EST_CA --user u --out-key $OUT/x.key --out-cert $OUT/x.pem" \
 	"--ca $EST_CA --reenroll --user u --password-file $EST_PASS_FILE --out-key $OUT/x.key --out-cert $OUT/x.pem" \
 	"--ca $EST_CA --cert $OUT/dev.pem --key $OUT/dev.key --out-key $OUT/dev.key --out-cert $OUT/x.pem" \
-	"--ca $EST_CA --user u --password-file $EST_PASS_FILE --key-type rsa1024 --out-key $OUT/x.key --out-cert $OUT/x.pem"; do
+	"--ca $EST_CA --user u --password-file $EST_PASS_FILE --key-type rsa1024 --out-key $OUT/x.key --out-cert $OUT/x.pem" \
+	"--ca $EST_CA --user u --password-file $EST_PASS_FILE --tls-max 1.1 --out-key $OUT/x.key --out-cert $OUT/x.pem"; do
 	# shellcheck disable=SC2086
 	enroll $args
 	rc=$?

@@ -276,7 +276,33 @@ static void csrattrs_reads_the_old_rfc7030_example(void **state)
 	assert_int_equal(o.have_key, 1);
 	assert_int_equal(o.key, EST_KEY_EC_P384);
 	assert_int_equal(o.n_dns_names, 0);
+	/* Its first element is the challengePassword OID. */
+	assert_int_equal(o.challenge_password, 1);
 	est_csrattrs_out_free(&o);
+}
+
+static void csrattrs_challenge_password_is_asked_only_when_wanted(void **state)
+{
+	(void)state;
+	const char *names[] = {"dev.example.test"};
+	struct est_csrattrs_in in = {.subject_cn = names[0],
+	                             .dns_names = names,
+	                             .n_dns_names = 1,
+	                             .key = EST_KEY_EC_P256};
+	for (int want = 0; want <= 1; want++) {
+		uint8_t *der = NULL;
+		size_t len = 0;
+		struct est_csrattrs_out o;
+		in.challenge_password = want;
+		build(&in, &der, &len);
+		parse_ok(der, len, &o);
+		assert_int_equal(o.challenge_password, want);
+		/* The template still names the device either way. */
+		assert_int_equal(o.n_dns_names, 1);
+		assert_string_equal(o.dns_names[0], "dev.example.test");
+		est_csrattrs_out_free(&o);
+		free(der);
+	}
 }
 
 /* vectors/template-before-legacy.cnf: legacy says RSA 4096, template says P-384. */
@@ -396,6 +422,7 @@ int main(void)
 	    cmocka_unit_test(csrattrs_garbage_and_trailing_bytes_are_refused),
 	    cmocka_unit_test(csrattrs_refuses_a_dnsname_that_is_not_a_dns_name),
 	    cmocka_unit_test(csrattrs_refuses_two_templates),
+	    cmocka_unit_test(csrattrs_challenge_password_is_asked_only_when_wanted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* The device side of EST without a network: key choice, the CSR made from the
  * RA's /csrattrs template (checked by the RA's own parser and policy), the CSR
- * of a re-enrollment, the reading of the RA's answer, fingerprints, and the
+ * of a re-enrollment, the channel binding in the challengePassword (checked by
+ * the RA's policy), the reading of the RA's answer, fingerprints, and the
  * options the client refuses before connecting. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,10 +13,12 @@
 #include "est/client.h"
 #include "est/csrattrs.h"
 #include "est/policy.h"
+#include "http/internal.h"
 #include "pki/cert.h"
 #include "pki/csr.h"
 
 #include <openssl/objects.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,7 +79,7 @@ static void check_template_roundtrip(enum est_key_kind kind, int rsa_bits, int w
 	assert_int_equal(ignored, 0);
 	assert_int_equal(est_key_generate(&spec, &key, &e), 0);
 	assert_int_equal(est_csr_from_template(t.subject_cn, (const char *const *)t.dns_names,
-	                                       t.n_dns_names, key, &der, &len, &e),
+	                                       t.n_dns_names, key, NULL, &der, &len, &e),
 	                 0);
 	struct csr_info c;
 	csr_of(der, len, &c);
@@ -129,7 +132,7 @@ static void csr_without_cn_takes_first_name_as_cn_and_all_names_as_san(void **st
 	uint8_t *der = NULL;
 	size_t len = 0;
 	struct acmera_errmsg e = {{0}};
-	assert_int_equal(est_csr_from_template(NULL, names, 2, key, &der, &len, &e), 0);
+	assert_int_equal(est_csr_from_template(NULL, names, 2, key, NULL, &der, &len, &e), 0);
 	struct csr_info c;
 	csr_of(der, len, &c);
 	assert_string_equal(c.subject, "CN=a.example.com");
@@ -152,7 +155,7 @@ static void csr_name_longer_than_cn_bound_goes_in_san_only(void **state)
 	uint8_t *der = NULL;
 	size_t len = 0;
 	struct acmera_errmsg e = {{0}};
-	assert_int_equal(est_csr_from_template(NULL, names, 1, key, &der, &len, &e), 0);
+	assert_int_equal(est_csr_from_template(NULL, names, 1, key, NULL, &der, &len, &e), 0);
 	struct csr_info c;
 	csr_of(der, len, &c);
 	assert_string_equal(c.subject, "");
@@ -177,14 +180,14 @@ static void csr_refuses_names_that_are_not_host_names(void **state)
 	                     long_name, "a_b.example"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *names[] = {bad[i]};
-		assert_int_equal(est_csr_from_template(NULL, names, 1, key, &der, &len, &e),
+		assert_int_equal(est_csr_from_template(NULL, names, 1, key, NULL, &der, &len, &e),
 		                 ACMERA_ERR_INVAL);
 		assert_null(der);
 	}
 	/* Nothing to ask for at all. */
-	assert_int_equal(est_csr_from_template(NULL, NULL, 0, key, &der, &len, &e),
+	assert_int_equal(est_csr_from_template(NULL, NULL, 0, key, NULL, &der, &len, &e),
 	                 ACMERA_ERR_INVAL);
-	assert_int_equal(est_csr_from_template("not a host", NULL, 0, key, &der, &len, &e),
+	assert_int_equal(est_csr_from_template("not a host", NULL, 0, key, NULL, &der, &len, &e),
 	                 ACMERA_ERR_INVAL);
 	EVP_PKEY_free(key);
 }
@@ -198,7 +201,7 @@ static void reenroll_csr_keeps_subject_and_san_of_current_cert(void **state)
 	uint8_t *der = NULL;
 	size_t len = 0;
 	struct acmera_errmsg e = {{0}};
-	assert_int_equal(est_csr_like_cert(cur, fresh, &der, &len, &e), 0);
+	assert_int_equal(est_csr_like_cert(cur, fresh, NULL, &der, &len, &e), 0);
 	struct csr_info c;
 	csr_of(der, len, &c);
 	char *subj = cert_subject_line(cur);
@@ -214,6 +217,316 @@ static void reenroll_csr_keeps_subject_and_san_of_current_cert(void **state)
 	X509_free(cur);
 	EVP_PKEY_free(old);
 	EVP_PKEY_free(fresh);
+}
+
+/* The one challengePassword of c: its ASN.1 type and text. */
+static int challenge_password_of(const struct csr_info *c, char *out, size_t outlen)
+{
+	int i = X509_REQ_get_attr_by_NID(c->req, NID_pkcs9_challengePassword, -1);
+	if (i < 0)
+		return -1;
+	assert_int_equal(X509_REQ_get_attr_by_NID(c->req, NID_pkcs9_challengePassword, i), -1);
+	X509_ATTRIBUTE *a = X509_REQ_get_attr(c->req, i);
+	assert_int_equal(X509_ATTRIBUTE_count(a), 1);
+	ASN1_TYPE *t = X509_ATTRIBUTE_get0_type(a, 0);
+	int n = ASN1_STRING_length(t->value.asn1_string);
+	assert_true(n >= 0 && (size_t)n < outlen);
+	memcpy(out, ASN1_STRING_get0_data(t->value.asn1_string), (size_t)n);
+	out[n] = '\0';
+	return t->type;
+}
+
+/* What a TLS 1.3 connection would give: 32 bytes of exporter output. */
+static void some_binding(uint8_t b[32], char b64[EST_BINDING_B64_MAX])
+{
+	for (int i = 0; i < 32; i++)
+		b[i] = (uint8_t)(0xf0 ^ (i * 37));
+	char *s = b64_encode(b, 32, 0);
+	assert_non_null(s);
+	assert_true(strlen(s) < EST_BINDING_B64_MAX);
+	strcpy(b64, s);
+	free(s);
+}
+
+static const struct est_policy bound_policy = {
+    .name_template = "{cn}", .allow_p256 = 1, .allow_ed25519 = 1, .require_channel_binding = 1};
+
+static void csr_with_channel_binding_carries_it_and_passes_ra_binding_check(void **state)
+{
+	(void)state;
+	uint8_t binding[32], other[32];
+	char cp[EST_BINDING_B64_MAX], got[300];
+	some_binding(binding, cp);
+	memcpy(other, binding, sizeof(other));
+	other[31] ^= 1;
+	const char *names[] = {"dev.example.com"};
+	EVP_PKEY *key = tu_key(TU_EC_P256);
+	uint8_t *der = NULL;
+	size_t len = 0;
+	struct acmera_errmsg e = {{0}};
+	assert_int_equal(est_csr_from_template(NULL, names, 1, key, cp, &der, &len, &e), 0);
+	struct csr_info c;
+	csr_of(der, len, &c);
+	/* Base64 fits a PrintableString, the type RFC 2985 lists first. */
+	assert_int_equal(challenge_password_of(&c, got, sizeof(got)), V_ASN1_PRINTABLESTRING);
+	assert_string_equal(got, cp);
+	assert_int_equal(c.n_names, 1);
+	if (est_policy_check_csr(&bound_policy, &c, "dev.example.com", binding, 32, &e) != 0)
+		fail_msg("the RA refused the bound CSR: %s", e.text);
+	/* Another connection's binding is refused. */
+	assert_int_equal(est_policy_check_csr(&bound_policy, &c, "dev.example.com", other, 32, &e),
+	                 ACMERA_ERR_REFUSED);
+	csr_info_free(&c);
+	free(der);
+	/* Without one, a profile that requires it refuses the CSR. */
+	assert_int_equal(est_csr_from_template(NULL, names, 1, key, NULL, &der, &len, &e), 0);
+	csr_of(der, len, &c);
+	assert_int_equal(challenge_password_of(&c, got, sizeof(got)), -1);
+	assert_int_equal(
+	    est_policy_check_csr(&bound_policy, &c, "dev.example.com", binding, 32, &e),
+	    ACMERA_ERR_REFUSED);
+	assert_non_null(strstr(e.text, "no challengePassword"));
+	csr_info_free(&c);
+	free(der);
+	EVP_PKEY_free(key);
+}
+
+static void reenroll_csr_with_channel_binding_keeps_names_and_carries_it(void **state)
+{
+	(void)state;
+	uint8_t binding[32];
+	char cp[EST_BINDING_B64_MAX], got[300];
+	some_binding(binding, cp);
+	EVP_PKEY *old = tu_key(TU_EC_P256), *fresh = tu_key(TU_ED25519);
+	X509 *cur = tu_cert("dev.example.com", old, NULL, NULL, FAR_FUTURE, "DNS:dev.example.com");
+	uint8_t *der = NULL;
+	size_t len = 0;
+	struct acmera_errmsg e = {{0}};
+	assert_int_equal(est_csr_like_cert(cur, fresh, cp, &der, &len, &e), 0);
+	struct csr_info c;
+	csr_of(der, len, &c);
+	assert_int_equal(challenge_password_of(&c, got, sizeof(got)), V_ASN1_PRINTABLESTRING);
+	assert_string_equal(got, cp);
+	assert_int_equal(c.n_names, 1);
+	assert_string_equal(c.names[0], "dev.example.com");
+	if (est_policy_check_csr(&bound_policy, &c, "dev.example.com", binding, 32, &e) != 0)
+		fail_msg("the RA refused the bound re-enrollment CSR: %s", e.text);
+	csr_info_free(&c);
+	free(der);
+	X509_free(cur);
+	EVP_PKEY_free(old);
+	EVP_PKEY_free(fresh);
+}
+
+static void challenge_password_outside_printable_string_is_utf8string(void **state)
+{
+	(void)state;
+	const char *names[] = {"dev.example.com"};
+	const char *pw[] = {"p\xc3\xa4sswort", "under_score", "a*b", "semi;colon"};
+	EVP_PKEY *key = tu_key(TU_EC_P256);
+	char got[300];
+	struct acmera_errmsg e = {{0}};
+	for (size_t i = 0; i < sizeof(pw) / sizeof(pw[0]); i++) {
+		uint8_t *der = NULL;
+		size_t len = 0;
+		assert_int_equal(est_csr_from_template(NULL, names, 1, key, pw[i], &der, &len, &e),
+		                 0);
+		struct csr_info c;
+		csr_of(der, len, &c);
+		assert_int_equal(challenge_password_of(&c, got, sizeof(got)), V_ASN1_UTF8STRING);
+		assert_string_equal(got, pw[i]);
+		csr_info_free(&c);
+		free(der);
+	}
+	EVP_PKEY_free(key);
+}
+
+static void challenge_password_refused_when_empty_too_long_or_not_utf8(void **state)
+{
+	(void)state;
+	const char *names[] = {"dev.example.com"};
+	EVP_PKEY *key = tu_key(TU_EC_P256);
+	X509 *cur = tu_cert("dev.example.com", key, NULL, NULL, FAR_FUTURE, "DNS:dev.example.com");
+	char longest[256], too_long[257];
+	memset(longest, 'A', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = '\0';
+	memset(too_long, 'A', sizeof(too_long) - 1);
+	too_long[sizeof(too_long) - 1] = '\0';
+	const char *bad[] = {"", too_long, "\xff\xfe", "\xc3", "a\xe2\x82"};
+	uint8_t *der = NULL;
+	size_t len = 0;
+	struct acmera_errmsg e = {{0}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(est_csr_from_template(NULL, names, 1, key, bad[i], &der, &len, &e),
+		                 ACMERA_ERR_INVAL);
+		assert_null(der);
+		assert_int_equal(est_csr_like_cert(cur, key, bad[i], &der, &len, &e),
+		                 ACMERA_ERR_INVAL);
+		assert_null(der);
+	}
+	/* 255 characters is the bound, not past it. */
+	assert_int_equal(est_csr_from_template(NULL, names, 1, key, longest, &der, &len, &e), 0);
+	free(der);
+	X509_free(cur);
+	EVP_PKEY_free(key);
+}
+
+static void client_has_no_channel_binding_before_a_request(void **state)
+{
+	(void)state;
+	struct est_client *c = NULL;
+	struct acmera_errmsg e = {{0}};
+	char b64[EST_BINDING_B64_MAX] = "x";
+	const char *type = "x";
+	struct est_client_opts o = {.server = "https://ra.example:8443", .ca_file = "/dev/null"};
+	assert_int_equal(est_client_new(&o, &c, &e), 0);
+	assert_int_equal(est_client_channel_binding(c, b64, &type, &e), ACMERA_ERR_PROTO);
+	assert_string_equal(b64, "");
+	assert_null(type);
+	assert_non_null(strstr(e.text, "no TLS channel binding"));
+	est_client_free(c);
+}
+
+/* ---- the binding both ends compute, over an in-memory TLS connection ---- */
+
+struct tls_pair {
+	SSL_CTX *sctx, *cctx;
+	EVP_PKEY *key;
+	X509 *cert;
+};
+
+static void tls_pair_init(struct tls_pair *p, int version, long client_options)
+{
+	p->key = tu_key(TU_EC_P256);
+	p->cert = tu_cert("localhost", p->key, NULL, NULL, FAR_FUTURE, "DNS:localhost");
+	p->sctx = SSL_CTX_new(TLS_server_method());
+	p->cctx = SSL_CTX_new(TLS_client_method());
+	assert_non_null(p->sctx);
+	assert_non_null(p->cctx);
+	assert_int_equal(SSL_CTX_use_certificate(p->sctx, p->cert), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(p->sctx, p->key), 1);
+	assert_int_equal(SSL_CTX_set_max_proto_version(p->sctx, version), 1);
+	assert_int_equal(SSL_CTX_set_max_proto_version(p->cctx, version), 1);
+	SSL_CTX_set_options(p->cctx, (uint64_t)client_options);
+	SSL_CTX_set_verify(p->cctx, SSL_VERIFY_NONE, NULL);
+}
+
+static void tls_pair_free(struct tls_pair *p)
+{
+	SSL_CTX_free(p->sctx);
+	SSL_CTX_free(p->cctx);
+	X509_free(p->cert);
+	EVP_PKEY_free(p->key);
+}
+
+/* A handshake between a new client (resuming session when given) and server. */
+static void tls_connect(struct tls_pair *p, SSL_SESSION *session, SSL **cli, SSL **srv)
+{
+	BIO *bc = NULL, *bs = NULL;
+	*cli = SSL_new(p->cctx);
+	*srv = SSL_new(p->sctx);
+	assert_non_null(*cli);
+	assert_non_null(*srv);
+	assert_int_equal(BIO_new_bio_pair(&bc, 0, &bs, 0), 1);
+	SSL_set_bio(*cli, bc, bc);
+	SSL_set_bio(*srv, bs, bs);
+	if (session)
+		assert_int_equal(SSL_set_session(*cli, session), 1);
+	SSL_set_connect_state(*cli);
+	SSL_set_accept_state(*srv);
+	for (int i = 0; i < 50; i++) {
+		int rc = SSL_do_handshake(*cli), rs = SSL_do_handshake(*srv);
+		if (rc == 1 && rs == 1)
+			return;
+		int ec = SSL_get_error(*cli, rc), es = SSL_get_error(*srv, rs);
+		if ((rc != 1 && ec != SSL_ERROR_WANT_READ && ec != SSL_ERROR_WANT_WRITE) ||
+		    (rs != 1 && es != SSL_ERROR_WANT_READ && es != SSL_ERROR_WANT_WRITE))
+			fail_msg("TLS handshake failed: %d %d", ec, es);
+	}
+	fail_msg("TLS handshake did not finish");
+}
+
+/* The client's binding (est_tls_channel_binding) equals the server's
+ * (http_tls_channel_binding, what the RA checks); returns its length. */
+static size_t check_same_binding(SSL *cli, SSL *srv, const char *want_type, uint8_t out[64])
+{
+	uint8_t sb[64];
+	size_t clen = 0, slen = 0;
+	const char *ctype = NULL, *stype = NULL;
+	struct acmera_errmsg e = {{0}};
+	if (est_tls_channel_binding(cli, out, 64, &clen, &ctype, &e) != 0)
+		fail_msg("client binding: %s", e.text);
+	assert_int_equal(http_tls_channel_binding(srv, sb, sizeof(sb), &slen, &stype), 0);
+	assert_string_equal(ctype, want_type);
+	assert_string_equal(stype, want_type);
+	assert_int_equal(clen, slen);
+	assert_memory_equal(out, sb, clen);
+	return clen;
+}
+
+static void client_channel_binding_equals_the_servers_on_tls13(void **state)
+{
+	(void)state;
+	struct tls_pair p;
+	SSL *cli, *srv;
+	uint8_t b[64];
+	tls_pair_init(&p, TLS1_3_VERSION, 0);
+	tls_connect(&p, NULL, &cli, &srv);
+	assert_int_equal(check_same_binding(cli, srv, "tls-exporter", b), 32);
+	SSL_free(cli);
+	SSL_free(srv);
+	tls_pair_free(&p);
+}
+
+static void client_channel_binding_equals_the_servers_on_tls12_full_and_resumed(void **state)
+{
+	(void)state;
+	struct tls_pair p;
+	SSL *cli, *srv;
+	uint8_t full[64], resumed[64];
+	tls_pair_init(&p, TLS1_2_VERSION, 0);
+	tls_connect(&p, NULL, &cli, &srv);
+	assert_int_equal(SSL_session_reused(cli), 0);
+	size_t n = check_same_binding(cli, srv, "tls-unique", full);
+	SSL_SESSION *sess = SSL_get1_session(cli);
+	assert_non_null(sess);
+	/* A connection closed without close_notify would not be resumable. */
+	SSL_set_shutdown(cli, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	SSL_set_shutdown(srv, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	SSL_free(cli);
+	SSL_free(srv);
+	/* Resumed: the server's Finished comes first and is the binding. */
+	tls_connect(&p, sess, &cli, &srv);
+	assert_int_equal(SSL_session_reused(cli), 1);
+	assert_int_equal(check_same_binding(cli, srv, "tls-unique", resumed), n);
+	assert_memory_not_equal(full, resumed, n);
+	SSL_SESSION_free(sess);
+	SSL_free(cli);
+	SSL_free(srv);
+	tls_pair_free(&p);
+}
+
+static void client_refuses_tls_unique_without_extended_master_secret(void **state)
+{
+	(void)state;
+	struct tls_pair p;
+	SSL *cli, *srv;
+	uint8_t b[64];
+	size_t len = 1;
+	const char *type = "x";
+	struct acmera_errmsg e = {{0}};
+	tls_pair_init(&p, TLS1_2_VERSION, (long)SSL_OP_NO_EXTENDED_MASTER_SECRET);
+	tls_connect(&p, NULL, &cli, &srv);
+	assert_int_equal(est_tls_channel_binding(cli, b, sizeof(b), &len, &type, &e),
+	                 ACMERA_ERR_PROTO);
+	assert_int_equal(len, 0);
+	assert_null(type);
+	assert_non_null(strstr(e.text, "extended master secret"));
+	/* The RA would refuse it as well. */
+	assert_int_equal(http_tls_channel_binding(srv, b, sizeof(b), &len, &type), -1);
+	SSL_free(cli);
+	SSL_free(srv);
+	tls_pair_free(&p);
 }
 
 static void key_choice_follows_ra_unless_user_choice_is_compatible(void **state)
@@ -422,11 +735,21 @@ static void client_refuses_bad_servers_labels_and_credentials_before_connecting(
 	struct est_client_opts none = {
 	    .server = "https://ra.example", .user = "u", .password = "p"};
 	assert_int_equal(est_client_new(&none, &c, &e), ACMERA_ERR_INVAL);
+	/* TLS 1.2 is the floor: no maximum below it. */
+	const int bad_tls[] = {11, 1, 14, -1};
+	for (size_t i = 0; i < sizeof(bad_tls) / sizeof(bad_tls[0]); i++) {
+		struct est_client_opts o = {
+		    .server = "https://ra.example", .ca_file = "/dev/null", .tls_max = bad_tls[i]};
+		assert_int_equal(est_client_new(&o, &c, &e), ACMERA_ERR_INVAL);
+		assert_null(c);
+	}
 	struct est_client_opts good[] = {
 	    {.server = "https://ra.example:8443", .ca_file = "/dev/null"},
 	    {.server = "https://ra.example:8443/", .label = "iot", .ca_pem = ""},
 	    {.server = "https://ra.example/.well-known/est/", .ca_file = "/dev/null"},
 	    {.server = "https://127.0.0.1:8443", .insecure = 1},
+	    {.server = "https://127.0.0.1:8443", .ca_file = "/dev/null", .tls_max = 12},
+	    {.server = "https://127.0.0.1:8443", .ca_file = "/dev/null", .tls_max = 13},
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		if (est_client_new(&good[i], &c, &e) != 0)
@@ -447,6 +770,14 @@ int main(void)
 	    cmocka_unit_test(csr_name_longer_than_cn_bound_goes_in_san_only),
 	    cmocka_unit_test(csr_refuses_names_that_are_not_host_names),
 	    cmocka_unit_test(reenroll_csr_keeps_subject_and_san_of_current_cert),
+	    cmocka_unit_test(csr_with_channel_binding_carries_it_and_passes_ra_binding_check),
+	    cmocka_unit_test(reenroll_csr_with_channel_binding_keeps_names_and_carries_it),
+	    cmocka_unit_test(challenge_password_outside_printable_string_is_utf8string),
+	    cmocka_unit_test(challenge_password_refused_when_empty_too_long_or_not_utf8),
+	    cmocka_unit_test(client_has_no_channel_binding_before_a_request),
+	    cmocka_unit_test(client_channel_binding_equals_the_servers_on_tls13),
+	    cmocka_unit_test(client_channel_binding_equals_the_servers_on_tls12_full_and_resumed),
+	    cmocka_unit_test(client_refuses_tls_unique_without_extended_master_secret),
 	    cmocka_unit_test(key_choice_follows_ra_unless_user_choice_is_compatible),
 	    cmocka_unit_test(key_spec_of_existing_keys_names_their_kind),
 	    cmocka_unit_test(answer_puts_certificate_of_our_key_first),
