@@ -17,6 +17,7 @@ static const struct subcommand subcommands[] = {
     {"revoke", cli_revoke, "revoke a certificate"},
     {"enroll", cli_enroll, "obtain a device certificate from an EST server (RFC 7030)"},
     {"passwd", cli_passwd, "set a password of an EST HTTP Basic user"},
+    {"ca", cli_ca, "run an ACME CA (RFC 8555, RFC 9444 subdomains) for private PKIs"},
 };
 
 static void usage(FILE *f)

@@ -226,9 +226,24 @@ static char *sha256_b64url(const void *p, size_t n)
 	return b64url_encode(md, sizeof(md));
 }
 
+/* The RFC 7638 members of an Ed25519 key (RFC 8037 2), in lexicographic order. For
+ * `acmera ca`, whose accounts may use EdDSA; the client itself never signs with it. */
+static json_t *ed25519_jwk(EVP_PKEY *key)
+{
+	uint8_t raw[32];
+	size_t len = sizeof(raw);
+	if (!EVP_PKEY_get_raw_public_key(key, raw, &len) || len != sizeof(raw))
+		return NULL;
+	char *x = b64url_encode(raw, len);
+	json_t *jwk = x ? json_pack("{s:s, s:s, s:s}", "crv", "Ed25519", "kty", "OKP", "x", x)
+	                : NULL;
+	free(x);
+	return jwk;
+}
+
 char *jws_thumbprint(EVP_PKEY *key)
 {
-	json_t *jwk = jws_jwk(key);
+	json_t *jwk = key && EVP_PKEY_is_a(key, "ED25519") ? ed25519_jwk(key) : jws_jwk(key);
 	if (!jwk)
 		return NULL;
 	/* RFC 7638 3.3: required members only, sorted, no whitespace. */

@@ -18,9 +18,9 @@
 
 #define CONFIG_MAX_FILE (1024 * 1024) /* a config file is small; refuse anything big */
 
-enum section { SEC_ACME, SEC_DNS, SEC_ISSUER, SEC_STORE, SEC_LOG, SEC_EST, SEC_PROFILE };
-static const char *const section_names[] = {"acme", "dns", "issuer", "store",
-                                            "log",  "est", "profile"};
+enum section { SEC_ACME, SEC_DNS, SEC_ISSUER, SEC_STORE, SEC_LOG, SEC_EST, SEC_PROFILE, SEC_CA };
+static const char *const section_names[] = {"acme", "dns",     "issuer", "store",
+                                            "log",  "est",     "profile", "ca"};
 #define N_SECTIONS (sizeof(section_names) / sizeof(section_names[0]))
 
 enum key_type {
@@ -29,7 +29,8 @@ enum key_type {
 	KEY_CHOICE, /* one of key.choices */
 	KEY_INT,    /* decimal from key.min to key.max */
 	KEY_BOOL,   /* true/false, yes/no, 1/0 */
-	KEY_DOMAINS /* repeatable domain name, into a list */
+	KEY_DOMAINS, /* repeatable domain name, into a list */
+	KEY_DOMAIN_WORDS /* domain names separated by spaces or commas, repeatable, a list */
 };
 
 struct key {
@@ -105,6 +106,27 @@ static const struct key keys[] = {
     INT(SEC_EST, "auth_cache", est.auth_cache, 0, 86400),
     STR(SEC_EST, "client_ca", est.client_ca),
     STR(SEC_EST, "ca_chain", est.ca_chain),
+    STR(SEC_CA, "listen", ca.listen),
+    {SEC_CA, "url", KEY_HTTPS, F(ca.url), 0, 0, 0, NULL},
+    STR(SEC_CA, "cert", ca.cert),
+    STR(SEC_CA, "key", ca.key),
+    STR(SEC_CA, "dir", ca.dir),
+    STR(SEC_CA, "issuer_cert", ca.issuer_cert),
+    STR(SEC_CA, "issuer_key", ca.issuer_key),
+    STR(SEC_CA, "name", ca.name),
+    {SEC_CA, "domains", KEY_DOMAIN_WORDS, F(ca.domains), F(ca.n_domains), 0, 0, NULL},
+    STR(SEC_CA, "key_types", ca.key_types),
+    INT(SEC_CA, "lifetime", ca.lifetime, 3600, 398 * 86400),
+    INT(SEC_CA, "authz_lifetime", ca.authz_lifetime, 60, 398 * 86400),
+    INT(SEC_CA, "order_lifetime", ca.order_lifetime, 60, 398 * 86400),
+    STR(SEC_CA, "resolver", ca.resolver),
+    INT(SEC_CA, "http_port", ca.http_port, 1, 65535),
+    INT(SEC_CA, "challenge_timeout", ca.challenge_timeout, 100, 60000),
+    INT(SEC_CA, "workers", ca.workers, 1, 64),
+    INT(SEC_CA, "validators", ca.validators, 1, 64),
+    {SEC_CA, "eab_required", KEY_BOOL, F(ca.eab_required), 0, 0, 1, NULL},
+    STR(SEC_CA, "eab_file", ca.eab_file),
+    STR(SEC_CA, "terms_of_service", ca.terms_of_service),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -376,6 +398,27 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
 			return fail_at(ps, rc, "[%s] %s: %s", sec, name, why.text);
 		return 0;
 	}
+	case KEY_DOMAIN_WORDS: {
+		char words[1024];
+		char *save = NULL;
+		int n = 0;
+		if (strlen(value) >= sizeof(words))
+			return fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: value too long", sec, name);
+		strcpy(words, value);
+		for (char *t = strtok_r(words, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+			struct acmera_errmsg why = {""};
+			if (!is_domain(t))
+				return fail_at(ps, ACMERA_ERR_CONFIG,
+				               "[%s] %s: '%s' is not a domain name", sec, name, t);
+			rc = config_list_add(field, (size_t *)((char *)ps->c + k->n_off), t, &why);
+			if (rc)
+				return fail_at(ps, rc, "[%s] %s: %s", sec, name, why.text);
+			n++;
+		}
+		if (n == 0)
+			return fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: no domain name", sec, name);
+		return 0;
+	}
 	case KEY_STR:
 		break;
 	}
@@ -426,13 +469,18 @@ static int on_value(void *user, const char *section, const char *name, const cha
 		return 0;
 	}
 	size_t ki = (size_t)(k - keys);
-	if (k->type != KEY_DOMAINS && ps->seen[ki]) {
+	if (k->type != KEY_DOMAINS && k->type != KEY_DOMAIN_WORDS && ps->seen[ki]) {
 		fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: given twice (first on line %d)", section,
 		        name, ps->seen[ki]);
 		return 0;
 	}
 	if (!value || value[0] == '\0') {
 		fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: empty value", section, name);
+		return 0;
+	}
+	if (k->sec == SEC_CA && strcmp(name, "key_types") == 0 && !key_types_valid(value)) {
+		fail_at(ps, ACMERA_ERR_CONFIG,
+		        "[ca] key_types: '%s' is not a list of p256, p384, ed25519, rsa", value);
 		return 0;
 	}
 	if (set_value(ps, k, ps->c, section, value) != 0)
@@ -605,7 +653,19 @@ int config_init(struct config *c)
 	c->est.handshake_timeout = 10000;
 	c->est.header_timeout = 10000;
 	c->est.idle_timeout = 60000;
-	if (config_set_str(&c->acme.account_key_type, "p256") ||
+	c->ca.lifetime = 7776000;
+	c->ca.authz_lifetime = 2592000;
+	c->ca.order_lifetime = 604800;
+	c->ca.http_port = 80;
+	c->ca.challenge_timeout = 5000;
+	c->ca.workers = 1;
+	c->ca.validators = 2;
+	if (config_set_str(&c->ca.listen, "127.0.0.1:14000") ||
+	    config_set_str(&c->ca.dir, "acmera-ca") ||
+	    config_set_str(&c->ca.name, "acmera private") ||
+	    config_set_str(&c->ca.key_types, "p256 p384 rsa ed25519") ||
+	    config_set_str(&c->ca.resolver, "127.0.0.1:53") ||
+	    config_set_str(&c->acme.account_key_type, "p256") ||
 	    config_set_str(&c->est.listen, "127.0.0.1:8443") ||
 	    config_set_str(&c->store.path, "acmera.db") || config_set_str(&c->log.level, "info") ||
 	    config_set_str(&c->log.destination, "stderr")) {
@@ -664,11 +724,24 @@ void config_free(struct config *c)
 	    &c->est.passwd_file,
 	    &c->est.client_ca,
 	    &c->est.ca_chain,
+	    &c->ca.listen,
+	    &c->ca.url,
+	    &c->ca.cert,
+	    &c->ca.key,
+	    &c->ca.dir,
+	    &c->ca.issuer_cert,
+	    &c->ca.issuer_key,
+	    &c->ca.name,
+	    &c->ca.key_types,
+	    &c->ca.resolver,
+	    &c->ca.eab_file,
+	    &c->ca.terms_of_service,
 	};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
 	free_list(c->acme.preauthorize, c->acme.n_preauthorize);
 	free_list(c->dns.zones, c->dns.n_zones);
+	free_list(c->ca.domains, c->ca.n_domains);
 	for (size_t i = 0; i < c->n_profiles && i < CONFIG_MAX_PROFILES; i++) {
 		struct config_profile *p = &c->profiles[i];
 		free(p->label);

@@ -12,6 +12,10 @@
  *   [est]    listen, cert, key, workers, wait, retry_after, max_body,
  *            max_connections, handshake_timeout, header_timeout, idle_timeout,
  *            passwd_file, auth_cache, client_ca, ca_chain
+ *   [ca]     listen, url, cert, key, dir, issuer_cert, issuer_key, name, domains,
+ *            key_types, lifetime, authz_lifetime, order_lifetime, resolver,
+ *            http_port, challenge_timeout, workers, validators, eab_required,
+ *            eab_file, terms_of_service (the ACME CA, `acmera ca`)
  *   [profile "LABEL"]  name_template, trust_anchors, auth, key_types,
  *            rsa_min_bits, channel_binding (LABEL "default" serves the
  *            unlabelled /.well-known/est/ paths; others /.well-known/est/LABEL/)
@@ -94,6 +98,29 @@ struct config {
 		char *client_ca;       /* PEM bundle the TLS layer verifies client certs with */
 		char *ca_chain;        /* PEM chain for /cacerts until one is learnt */
 	} est;
+	struct {
+		char *listen;       /* HTTPS, default "127.0.0.1:14000" */
+		char *url;          /* external base URL; NULL: "https://" + listen */
+		char *cert, *key;   /* TLS certificate chain and key of the ACME server */
+		char *dir;          /* CA state (generated hierarchy), default "acmera-ca" */
+		char *issuer_cert;  /* configured issuing CA chain (PEM), else generated */
+		char *issuer_key;   /* its key */
+		char *name;         /* CN prefix of generated CAs, default "acmera private" */
+		char *domains[CONFIG_MAX_LIST]; /* allowed: these names and names below */
+		size_t n_domains;
+		char *key_types;        /* CSR keys: p256 p384 rsa ed25519 (default all) */
+		int lifetime;           /* leaf seconds, default 7776000 (90 days) */
+		int authz_lifetime;     /* valid authorization reuse, default 2592000 */
+		int order_lifetime;     /* seconds, default 604800 */
+		char *resolver;         /* HOST:PORT asked for dns-01, default 127.0.0.1:53 */
+		int http_port;          /* http-01 port, default 80 */
+		int challenge_timeout;  /* ms per validation attempt, default 5000 */
+		int workers;            /* HTTP event loops, default 1 */
+		int validators;         /* validation threads, default 2 */
+		int eab_required;       /* 0/1, default 0 */
+		char *eab_file;         /* "kid base64url-hmac-key" lines, 0600 */
+		char *terms_of_service; /* URL or NULL */
+	} ca;
 	struct config_profile profiles[CONFIG_MAX_PROFILES];
 	size_t n_profiles;
 };

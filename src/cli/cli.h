@@ -9,5 +9,6 @@ int cli_revoke(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_enroll(int argc, char **argv);
 int cli_passwd(int argc, char **argv);
+int cli_ca(int argc, char **argv);
 
 #endif

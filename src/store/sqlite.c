@@ -4,6 +4,7 @@
  * they are atomic across processes. */
 #include "store/store.h"
 #include "store/migrations.h"
+#include "store/sqlite_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +67,7 @@ enum q {
 	Q_DNS_ADD,
 	Q_DNS_DEL,
 	Q_DNS_LIST,
+	Q_DATA_VERSION,
 	Q_COUNT
 };
 
@@ -147,6 +149,7 @@ static const char *const sql[Q_COUNT] = {
                   "VALUES (?1, ?2, ?3, ?4) RETURNING id",
     [Q_DNS_DEL] = "DELETE FROM dns_records WHERE id = ?1",
     [Q_DNS_LIST] = "SELECT id, zone, name, value, created FROM dns_records ORDER BY id",
+    [Q_DATA_VERSION] = "PRAGMA data_version",
 };
 
 struct store {
@@ -207,11 +210,6 @@ static int64_t add_sat(int64_t a, int64_t b)
 	return r;
 }
 
-static int bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-}
-
 /* Runs a statement that returns no row (or whose rows are not wanted). */
 static int step_done(struct store *s, sqlite3_stmt *st, const char *what, struct acmera_errmsg *e)
 {
@@ -247,20 +245,6 @@ static void tx_rollback(struct store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
 		run(s, Q_ROLLBACK, "rollback", NULL);
-}
-
-/* A heap copy of a text column, NULL for SQL NULL. */
-static int col_str(sqlite3_stmt *st, int i, char **out)
-{
-	const unsigned char *t;
-
-	*out = NULL;
-	if (sqlite3_column_type(st, i) == SQLITE_NULL)
-		return 0;
-	t = sqlite3_column_text(st, i);
-	if (t)
-		*out = strdup((const char *)t);
-	return *out ? 0 : ACMERA_ERR_NOMEM;
 }
 
 static int col_hex(sqlite3_stmt *st, int i, char out[65])
@@ -385,6 +369,11 @@ void store_close(struct store *s)
 int store_schema_version(struct store *s)
 {
 	return s->version;
+}
+
+sqlite3 *store_sqlite_db(struct store *s)
+{
+	return s->db;
 }
 
 /* ---- accounts ---- */
@@ -1467,4 +1456,19 @@ void store_dns_records_free(struct store_dns_record *r, size_t n)
 		free(r[i].value);
 	}
 	free(r);
+}
+
+int store_data_version(struct store *s, int64_t *out, struct acmera_errmsg *e)
+{
+	sqlite3_stmt *st = prep(s, Q_DATA_VERSION, e);
+	int rc = 0;
+
+	if (!st)
+		return ACMERA_ERR_STORE;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else
+		rc = db_fail(s, e, "data version");
+	done(st);
+	return rc;
 }

@@ -164,6 +164,10 @@ int store_cert_find_leaf(struct store *s, const char *leaf_pem, int64_t now, str
  * certificates for /cacerts. ACMERA_ERR_NOTFOUND before the first. */
 int store_cert_newest(struct store *s, int64_t now, struct store_cert *out,
                       struct acmera_errmsg *e);
+/* A number that changes when another handle (thread or process) has committed a
+ * change since this handle last asked (SQLite's data_version): a cache of this
+ * handle's reads stays good while it does not change. */
+int store_data_version(struct store *s, int64_t *out, struct acmera_errmsg *e);
 /* How many certificates were ever stored for this CSR, revoked ones included
  * (tests: no CSR twice). */
 int store_cert_count(struct store *s, const char *csr_sha256, int64_t *count,
