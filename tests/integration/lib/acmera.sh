@@ -5,7 +5,8 @@
 #   make_csr DIR NAME [NAME...]   key DIR/NAME.key and CSR DIR/NAME.csr (P-256) for the names
 #   acmera_config FILE [EXTRA...] a config pointing at the running named and Pebble; EXTRA
 #                                 lines are appended as given (e.g. "[issuer]" "lease = 5")
-#   verify_issued CERT CSR        the chain verifies to Pebble's root, and the leaf carries
+#   verify_issued CERT CSR        the chain verifies to the CA's root ($ACME_ROOT, else
+#                                 Pebble's), and the leaf carries
 #                                 exactly the CSR's names and key (prints the difference)
 #   txt_records NAME              TXT values of NAME served by named
 #   zone_challenge_txt            every _acme-challenge TXT record left in the zone (AXFR)
@@ -53,9 +54,10 @@ verify_issued()
 	chain=$(mktemp "$TEST_TMP/chain.XXXXXX")
 	awk 'BEGIN{n=0} /BEGIN CERT/{n++} n==1{print}' "$cert" >"$leaf"
 	awk 'BEGIN{n=0} /BEGIN CERT/{n++} n>1{print}' "$cert" >"$chain"
-	if ! openssl verify -CAfile "$PEBBLE_ROOT" -untrusted "$chain" "$leaf" >/dev/null 2>&1; then
-		echo "$cert does not verify to Pebble's root"
-		openssl verify -CAfile "$PEBBLE_ROOT" -untrusted "$chain" "$leaf" 2>&1 | tail -n 3
+	local root=${ACME_ROOT:-$PEBBLE_ROOT}
+	if ! openssl verify -CAfile "$root" -untrusted "$chain" "$leaf" >/dev/null 2>&1; then
+		echo "$cert does not verify to the CA's root ($root)"
+		openssl verify -CAfile "$root" -untrusted "$chain" "$leaf" 2>&1 | tail -n 3
 		return 1
 	fi
 	if [ "$(_names_of x509 "$leaf")" != "$(_names_of req "$csr")" ]; then
