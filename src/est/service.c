@@ -552,7 +552,6 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 {
 	struct acmera_errmsg e = {{0}};
 	struct store *st = store_of(s, &e);
-	struct store_cert c = {0};
 	int64_t now = (int64_t)time(NULL);
 	/* Read before the store is: a job finished after it is then looked for. */
 	uint64_t finished_before = store_jobs_finished_here();
@@ -562,10 +561,10 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 		drop_key(key_der, key_len);
 		return;
 	}
-	if (store_cert_lookup(st, csr->sha256_hex, now, &c, NULL) == 0) {
-		reply_issued(s, req, c.chain_pem, key_der, key_len, key_digest);
+	const char *chain_pem = NULL;
+	if (est_worker_cert(st, csr->sha256_hex, now, &chain_pem, NULL) == 0) {
+		reply_issued(s, req, chain_pem, key_der, key_len, key_digest);
 		log_request(req, label, op, 200, name, "from the store");
-		store_cert_free(&c);
 		drop_key(key_der, key_len);
 		return;
 	}
@@ -658,9 +657,14 @@ static int check_device_csr(const struct est_service *s, const struct est_profil
 {
 	struct est_policy without = p->policy;
 	without.require_channel_binding = 0;
-	int rc = est_policy_check_csr(&without, csr, name, NULL, 0, e);
-	if (!rc)
-		rc = name_in_zones(s, name, e);
+	int rc = 0;
+	if (!est_worker_csr_passed(csr, p, name)) {
+		rc = est_policy_check_csr(&without, csr, name, NULL, 0, e);
+		if (!rc)
+			rc = name_in_zones(s, name, e);
+		if (!rc)
+			est_worker_csr_pass(csr, p, name);
+	}
 	if (rc || !p->policy.require_channel_binding)
 		return rc;
 	size_t blen = 0;

@@ -6,12 +6,21 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CSR_SLOTS 128
 #define CSR_CACHE_MAX_DER 8192 /* larger CSRs are parsed every time */
 #define ANSWER_SLOTS 64
+#define CERT_SLOTS 256
+
+struct cert_slot {
+	char digest[65]; /* "" when empty */
+	char *chain_pem;
+	int64_t not_after;
+	int64_t version; /* store_data_version when it was read */
+};
 
 struct answer_slot {
 	char *pem; /* the chain as given, and which form was encoded */
@@ -20,11 +29,19 @@ struct answer_slot {
 	size_t len;
 };
 
+/* csr first: a struct csr_info handed out is the start of its slot. */
+struct csr_slot {
+	struct csr_info csr; /* empty: req NULL */
+	const void *passed_profile; /* the policy this CSR passed, for passed_name */
+	char passed_name[256];
+};
+
 struct worker_state {
 	struct store *st;
-	struct csr_info csr[CSR_SLOTS]; /* by SHA-256 of the DER; empty: req NULL */
+	struct csr_slot csr[CSR_SLOTS]; /* by the DER's bytes */
 	struct answer_slot answer[ANSWER_SLOTS];
-	struct csr_info uncached; /* the last CSR too large for the cache */
+	struct cert_slot cert[CERT_SLOTS]; /* by CSR digest */
+	struct csr_slot uncached; /* the last CSR too large for the cache */
 };
 
 static pthread_key_t state_key;
@@ -36,12 +53,14 @@ static void state_free(void *arg)
 	struct worker_state *ws = arg;
 	store_close(ws->st);
 	for (size_t i = 0; i < CSR_SLOTS; i++)
-		csr_info_free(&ws->csr[i]);
+		csr_info_free(&ws->csr[i].csr);
 	for (size_t i = 0; i < ANSWER_SLOTS; i++) {
 		free(ws->answer[i].pem);
 		free(ws->answer[i].body);
 	}
-	csr_info_free(&ws->uncached);
+	for (size_t i = 0; i < CERT_SLOTS; i++)
+		free(ws->cert[i].chain_pem);
+	csr_info_free(&ws->uncached.csr);
 	free(ws);
 }
 
@@ -78,12 +97,15 @@ struct store *est_worker_store(const char *path, struct acmera_errmsg *e)
 	return ws->st;
 }
 
-/* FNV-1a: a slot index for text that is then compared in full. */
+/* FNV-1a of the length and at most the first SLOT_HASH_MAX bytes: a slot index
+ * for bytes that are then compared in full. The first bytes of a CSR or of a PEM
+ * chain (its leaf, with a random serial) tell them apart. */
+#define SLOT_HASH_MAX 256
 static size_t slot_of(const void *p, size_t n, size_t slots)
 {
 	const unsigned char *b = p;
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++)
+	uint64_t h = (1469598103934665603ULL ^ n) * 1099511628211ULL;
+	for (size_t i = 0; i < n && i < SLOT_HASH_MAX; i++)
 		h = (h ^ b[i]) * 1099511628211ULL;
 	return (size_t)(h % slots);
 }
@@ -94,11 +116,11 @@ int est_worker_csr(const uint8_t *der, size_t len, const struct csr_info **out,
 	struct worker_state *ws = state(e);
 	if (!ws)
 		return ACMERA_ERR_NOMEM;
-	struct csr_info *slot = &ws->uncached;
+	struct csr_slot *slot = &ws->uncached;
 	if (len <= CSR_CACHE_MAX_DER) {
 		slot = &ws->csr[slot_of(der, len, CSR_SLOTS)];
-		if (slot->req && slot->der_len == len && memcmp(slot->der, der, len) == 0) {
-			*out = slot;
+		if (slot->csr.req && slot->csr.der_len == len && memcmp(slot->csr.der, der, len) == 0) {
+			*out = &slot->csr;
 			return 0;
 		}
 	}
@@ -106,10 +128,25 @@ int est_worker_csr(const uint8_t *der, size_t len, const struct csr_info **out,
 	int rc = csr_parse_der(der, len, &fresh, e);
 	if (rc)
 		return rc;
-	csr_info_free(slot);
-	*slot = fresh;
-	*out = slot;
+	csr_info_free(&slot->csr);
+	*slot = (struct csr_slot){.csr = fresh};
+	*out = &slot->csr;
 	return 0;
+}
+
+int est_worker_csr_passed(const struct csr_info *csr, const void *policy, const char *name)
+{
+	const struct csr_slot *slot = (const struct csr_slot *)csr;
+	return slot->passed_profile == policy && strcmp(slot->passed_name, name) == 0;
+}
+
+void est_worker_csr_pass(const struct csr_info *csr, const void *policy, const char *name)
+{
+	struct csr_slot *slot = (struct csr_slot *)csr;
+	if (strlen(name) >= sizeof(slot->passed_name))
+		return;
+	slot->passed_profile = policy;
+	strcpy(slot->passed_name, name);
 }
 
 int est_worker_pkcs7(const char *pem, int skip_leaf, const char **body, size_t *len,
@@ -154,4 +191,38 @@ int est_worker_pkcs7(const char *pem, int skip_leaf, const char **body, size_t *
 out:
 	sk_X509_pop_free(chain, X509_free);
 	return rc;
+}
+
+int est_worker_cert(struct store *st, const char *csr_sha256, int64_t now, const char **chain_pem,
+                    struct acmera_errmsg *e)
+{
+	struct worker_state *ws = state(e);
+	int64_t version = 0;
+	if (!ws)
+		return ACMERA_ERR_NOMEM;
+	/* Read before the lookup: a change after it is seen by the next call. */
+	int rc = store_data_version(st, &version, e);
+	if (rc)
+		return rc;
+	size_t n = strlen(csr_sha256);
+	struct cert_slot *c = &ws->cert[slot_of(csr_sha256, n, CERT_SLOTS)];
+	if (c->chain_pem && c->version == version && now < c->not_after &&
+	    strcmp(c->digest, csr_sha256) == 0) {
+		*chain_pem = c->chain_pem;
+		return 0;
+	}
+	struct store_cert found = {0};
+	rc = store_cert_lookup(st, csr_sha256, now, &found, e);
+	if (rc) {
+		store_cert_free(&found);
+		return rc;
+	}
+	free(c->chain_pem);
+	*c = (struct cert_slot){.chain_pem = found.chain_pem, .not_after = found.not_after,
+	                        .version = version};
+	found.chain_pem = NULL;
+	snprintf(c->digest, sizeof(c->digest), "%s", csr_sha256);
+	store_cert_free(&found);
+	*chain_pem = c->chain_pem;
+	return 0;
 }

@@ -18,11 +18,25 @@ struct store;
 /* This thread's handle on the store at path, opened on first use. */
 struct store *est_worker_store(const char *path, struct acmera_errmsg *e);
 
+/* The chain of the certificate stored for a CSR (store_cert_lookup on st, this
+ * worker's handle): remembered while the store has not changed under the handle
+ * (store_data_version; a revocation by another process changes it) and the
+ * certificate is valid at now. *chain_pem is borrowed: valid until the next call
+ * of est_worker_cert on this thread. ACMERA_ERR_NOTFOUND when there is none. */
+int est_worker_cert(struct store *st, const char *csr_sha256, int64_t now, const char **chain_pem,
+                    struct acmera_errmsg *e);
+
 /* The CSR of der, parsed and its signature verified (csr_parse_der), from the
  * cache when these exact bytes were seen before. *out is borrowed: valid until
  * the next call of est_worker_csr on this thread. Failures are never cached. */
 int est_worker_csr(const uint8_t *der, size_t len, const struct csr_info **out,
                    struct acmera_errmsg *e);
+
+/* Remembers, with a CSR from est_worker_csr, that it passed the checks of policy
+ * (an address the caller owns, e.g. a profile, for its whole life) for name,
+ * which depend on nothing but these: a retry of the same CSR skips them. */
+void est_worker_csr_pass(const struct csr_info *csr, const void *policy, const char *name);
+int est_worker_csr_passed(const struct csr_info *csr, const void *policy, const char *name);
 
 /* The base64 PKCS#7 certs-only body (RFC 8951) of a PEM chain, without its first
  * certificate when skip_leaf (the CA chain of an issued chain). *body is
