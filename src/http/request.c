@@ -223,8 +223,6 @@ void request_dispatch(struct evhttp_request *evreq, void *arg)
 		evhttp_send_error(evreq, 500, NULL);
 		return;
 	}
-	/* Nothing more is read (a pipelined request waits) until the answer. */
-	bufferevent_disable(c->bev, EV_READ);
 	conn_enter(c, CONN_BUSY);
 	evhttp_connection_set_closecb(evcon, on_conn_close, c);
 	evhttp_request_set_on_complete_cb(evreq, on_reply_sent, c);
@@ -245,6 +243,10 @@ void request_dispatch(struct evhttp_request *evreq, void *arg)
 	c->pending = r;
 	w->srv->handler(r, w->srv->arg);
 	if (c->pending == r) {
+		/* Held for a later answer: nothing more is read (a pipelined request
+		 * waits, and a client cannot fill our buffer) until then. An answer
+		 * given at once needs no such switch, which costs system calls. */
+		bufferevent_disable(c->bev, EV_READ);
 		conn_watch_close(c, 1);
 		request_hold(r);
 	}
