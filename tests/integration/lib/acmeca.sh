@@ -12,6 +12,7 @@
 #     ACMECA_HTTP_PORT   the port it connects to for http-01
 #     ACMECA_TLS_CA      the CA that signed its HTTPS certificate (trust it for ACME)
 #     ACMECA_ROOT        the root its certificates chain to (acmera ca --print-root)
+#     ACMECA_INTERMEDIATE the intermediate that signs them (its generated one)
 #   and, so that the helpers of acmera.sh (acmera_config, verify_issued) point at it:
 #     ACME_DIRECTORY=$ACMECA_URL/dir ACME_CA_BUNDLE=$ACMECA_TLS_CA ACME_ROOT=$ACMECA_ROOT
 # acmeca_stop: stops it (by PID; also on exit).
@@ -76,6 +77,7 @@ acmeca_start()
 		return 1
 	fi
 	ACMECA_ROOT=$ACMECA_DIR/root.pem
+	ACMECA_INTERMEDIATE=$ACMECA_DIR/state/intermediate.pem
 	if [ "$_ACMECA_CLEANUP" = 0 ]; then
 		on_exit acmeca_stop
 		_ACMECA_CLEANUP=1
@@ -86,7 +88,7 @@ acmeca_start()
 	ACME_CA_BUNDLE=$ACMECA_TLS_CA
 	ACME_ROOT=$ACMECA_ROOT
 	export ACMECA_DIR ACMECA_CONF ACMECA_LOG ACMECA_PID ACMECA_PORT ACMECA_URL ACMECA_HTTP_PORT
-	export ACMECA_TLS_CA ACMECA_ROOT ACME_DIRECTORY ACME_CA_BUNDLE ACME_ROOT
+	export ACMECA_TLS_CA ACMECA_ROOT ACMECA_INTERMEDIATE ACME_DIRECTORY ACME_CA_BUNDLE ACME_ROOT
 	for ((i = 0; i < 100; i++)); do
 		curl -sf -o /dev/null --max-time 2 --noproxy '*' --cacert "$ACMECA_TLS_CA" \
 			"$ACME_DIRECTORY" && return 0

@@ -59,7 +59,12 @@ est_start()
 	(umask 077 && printf '%s\n' "$EST_PASS" >"$EST_PASS_FILE")
 	printf '%s\n' "$EST_PASS" | "$ACMERA_BIN" passwd --file "$EST_DIR/est.passwd" "$EST_USER" \
 		>"$EST_DIR/passwd.log" 2>&1 || { note "est_start: acmera passwd failed"; show_log "$EST_DIR/passwd.log" 5; return 1; }
-	cat "$PEBBLE_ROOT" "$PEBBLE_INTERMEDIATE" >"$EST_DIR/ca-chain.pem"
+	# /cacerts: the chain of the CA in use (acmera ca when lib/acmeca.sh started one).
+	if [ -n "${ACMECA_INTERMEDIATE:-}" ]; then
+		cat "$ACMECA_ROOT" "$ACMECA_INTERMEDIATE" >"$EST_DIR/ca-chain.pem"
+	else
+		cat "$PEBBLE_ROOT" "$PEBBLE_INTERMEDIATE" >"$EST_DIR/ca-chain.pem"
+	fi
 	EST_PORT=$(free_port) || return 1
 	EST_URL=https://127.0.0.1:$EST_PORT
 	EST_LOG=$EST_DIR/serve.log
