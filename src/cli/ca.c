@@ -3,6 +3,7 @@
 #include "cli/common.h"
 
 #include "base/log.h"
+#include "ca/jws_verify.h"
 #include "ca/service.h"
 #include "http/server.h"
 
@@ -84,7 +85,9 @@ int cli_ca(int argc, char **argv)
 	    .cert_file = cfg.ca.cert,
 	    .key_file = cfg.ca.key,
 	    .workers = cfg.ca.workers,
-	    .max_body = 65536,
+	    /* Above the CA's own JWS limit, so that a body between the two gets an ACME
+	     * problem document with a nonce rather than libevent's bare 413. */
+	    .max_body = 2 * CA_JWS_MAX_BODY,
 	};
 	if (http_server_new(&ho, ca_service_handle, ca, &server, &e)) {
 		fprintf(stderr, "acmera ca: %s\n", e.text);
