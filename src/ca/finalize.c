@@ -141,8 +141,10 @@ static int read_csr(struct ca_ctx *c, const struct ca_order *o, struct csr_info 
 	return 0;
 }
 
-/* Signs and records the certificate of a processing order; 0, or answered after
- * the order was made invalid. */
+/* Signs the certificate of a ready order and records it, with the order made
+ * valid, in one transaction (one disk flush): a concurrent finalize of the same
+ * order that recorded first makes this one roll back, its certificate never
+ * stored nor sent. 0, or answered. */
 static int issue(struct ca_ctx *c, struct ca_order *o, const struct csr_info *csr)
 {
 	struct acmera_errmsg e = {{0}};
@@ -169,10 +171,15 @@ static int issue(struct ca_ctx *c, struct ca_order *o, const struct csr_info *cs
 	}
 	if (chain)
 		sk_X509_pop_free(chain, X509_free);
+	if (rc == ACMERA_ERR_AGAIN) {
+		ca_reply_problem(c->rs, 403, "orderNotReady", NULL, "the order was finalized meanwhile");
+		ca_cert_free(&cert);
+		return -1;
+	}
 	if (rc) {
 		log_event(LOG_LVL_ERROR, "ca.issue", "order=%s error=%s", o->id, log_qv(e.text));
 		char *err = ca_problem_text("serverInternal", 500, "issuance failed");
-		ca_store_order_transition(c->st, o->id, "processing", "invalid", err, NULL);
+		ca_store_order_transition(c->st, o->id, "ready", "invalid", err, NULL);
 		free(err);
 		ca_reply_problem(c->rs, 500, "serverInternal", NULL, "issuance failed");
 		ca_cert_free(&cert);
@@ -188,7 +195,6 @@ static int issue(struct ca_ctx *c, struct ca_order *o, const struct csr_info *cs
 
 void ca_handle_finalize(struct ca_ctx *c, const char *id)
 {
-	struct acmera_errmsg e = {{0}};
 	struct ca_order o;
 	struct csr_info csr = {0};
 	if (own_order(c, id, &o))
@@ -204,15 +210,6 @@ void ca_handle_finalize(struct ca_ctx *c, const char *id)
 	}
 	if (read_csr(c, &o, &csr))
 		goto out;
-	int rc = ca_store_order_transition(c->st, id, "ready", "processing", NULL, &e);
-	if (rc == ACMERA_ERR_AGAIN) {
-		ca_reply_problem(c->rs, 403, "orderNotReady", NULL, "the order is being finalized");
-		goto out;
-	}
-	if (rc) {
-		ca_reply_store_error(c->rs, rc, &e);
-		goto out;
-	}
 	if (issue(c, &o, &csr))
 		goto out;
 	ca_reply_order(c, 200, &o);

@@ -122,7 +122,7 @@ static const char *const sql[Q_COUNT] = {
 
 /* Set with a certificate's order moving to valid. */
 static const char order_valid_sql[] =
-    "UPDATE ca_orders SET status = 'valid', cert = ?2 WHERE id = ?1 AND status = 'processing'";
+    "UPDATE ca_orders SET status = 'valid', cert = ?2 WHERE id = ?1 AND status = 'ready'";
 
 struct ca_store {
 	struct store *base;
@@ -1014,7 +1014,7 @@ int ca_store_cert_issued(struct ca_store *s, const struct ca_cert *c, struct acm
 		rc = step_done(s, st, "order valid", &ch, e);
 	done(st);
 	if (!rc && ch == 0)
-		rc = acmera_fail(e, ACMERA_ERR_AGAIN, "ca store: order is not processing");
+		rc = acmera_fail(e, ACMERA_ERR_AGAIN, "ca store: order is no longer ready");
 out:
 	return tx_end(s, rc, e);
 }

@@ -368,7 +368,7 @@ static void ca_store_order_list_pages_and_skips_invalid(void **state)
 	assert_string_equal(ids[0], id);
 }
 
-static void ca_store_cert_issue_needs_processing_order_and_revokes_once(void **state)
+static void ca_store_cert_issue_needs_ready_order_and_revokes_once(void **state)
 {
 	struct fx *f = *state;
 	struct ca_cert c = {0}, got;
@@ -387,9 +387,14 @@ static void ca_store_cert_issue_needs_processing_order_and_revokes_once(void **s
 	c.issued = T0;
 	assert_int_equal(ca_store_cert_issued(f->s, &c, NULL), ACMERA_ERR_AGAIN);
 	assert_int_equal(ca_store_cert_get(f->s, c.id, &got, NULL), ACMERA_ERR_NOTFOUND);
-	assert_int_equal(ca_store_order_transition(f->s, oid, "pending", "processing", NULL, NULL),
-	                 0);
+	assert_int_equal(ca_store_order_transition(f->s, oid, "pending", "ready", NULL, NULL), 0);
 	assert_int_equal(ca_store_cert_issued(f->s, &c, NULL), 0);
+	/* A second finalize that lost the race records nothing. */
+	struct ca_cert late = c;
+	mkid(late.id, "cert2");
+	snprintf(late.serial, sizeof(late.serial), "4000000000000000000000000000000b");
+	assert_int_equal(ca_store_cert_issued(f->s, &late, NULL), ACMERA_ERR_AGAIN);
+	assert_int_equal(ca_store_cert_get(f->s, late.id, &got, NULL), ACMERA_ERR_NOTFOUND);
 	struct ca_order o;
 	assert_int_equal(ca_store_order_get(f->s, oid, &o, NULL), 0);
 	assert_string_equal(o.status, "valid");
@@ -422,7 +427,7 @@ int main(void)
 	    T(ca_store_failed_challenge_invalidates_authz_and_order),
 	    T(ca_store_deactivated_authz_invalidates_pending_orders),
 	    T(ca_store_order_list_pages_and_skips_invalid),
-	    T(ca_store_cert_issue_needs_processing_order_and_revokes_once),
+	    T(ca_store_cert_issue_needs_ready_order_and_revokes_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
