@@ -1,5 +1,8 @@
 # acmera: the two commands are `make demo` and `make test`.
+# `make demo` runs the draft's EST flow against acmera's own CA (pre-authorized parent domain,
+# RFC 9444); `make demo CA=pebble` runs it against Pebble (one dns-01 challenge per name).
 BUILD ?= build
+CA ?= acmera
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 
@@ -17,10 +20,10 @@ build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 demo: build
-	scripts/demo
+	CA=$(CA) ACMERA_BUILD=$(abspath $(BUILD)) scripts/demo
 
 demo-issue: build
-	scripts/demo-issue
+	ACMERA_BUILD=$(abspath $(BUILD)) scripts/demo-issue
 
 test: deps
 	tests/run-all
@@ -28,6 +31,7 @@ test: deps
 bench: build
 	bench/acme-issue
 	bench/est
+	bench/acme-ca
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -4,11 +4,8 @@
 --                        so that wrk opens a new connection for every request
 --   EST_WRK_MODE=enroll  POST EST_WRK_CSR (a base64 PKCS#10 file) as application/pkcs10 with
 --                        "Authorization: Basic <the line in EST_WRK_AUTH_FILE>"
---   EST_WRK_MODE=auth    the same Authorization header on a POST with no body and no
---                        Content-Type: the RA checks the password, then refuses with 415
---                        before reading any CSR (the cost of HTTP Basic alone)
 --
--- In the enroll and auth modes every answer's status is counted and printed at the end as
+-- In the enroll mode every answer's status is counted and printed at the end as
 -- "status NNN: COUNT" lines, so the bench can check what the server really answered.
 
 local mode = os.getenv("EST_WRK_MODE") or ""
@@ -25,16 +22,14 @@ end
 
 if mode == "close" then
 	wrk.headers["Connection"] = "close"
-elseif mode == "enroll" or mode == "auth" then
+elseif mode == "enroll" then
 	local token = slurp(os.getenv("EST_WRK_AUTH_FILE"), "EST_WRK_AUTH_FILE"):gsub("%s+", "")
 	wrk.method = "POST"
 	wrk.headers["Authorization"] = "Basic " .. token
-	if mode == "enroll" then
-		wrk.body = slurp(os.getenv("EST_WRK_CSR"), "EST_WRK_CSR")
-		wrk.headers["Content-Type"] = "application/pkcs10"
-	end
+	wrk.body = slurp(os.getenv("EST_WRK_CSR"), "EST_WRK_CSR")
+	wrk.headers["Content-Type"] = "application/pkcs10"
 else
-	error("est-wrk.lua: EST_WRK_MODE must be close, enroll or auth, not '" .. mode .. "'")
+	error("est-wrk.lua: EST_WRK_MODE must be close or enroll, not '" .. mode .. "'")
 end
 
 if mode ~= "close" then
