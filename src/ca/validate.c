@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define ACME_LABEL "_acme-challenge."
@@ -29,6 +30,7 @@
 #define URL_MAX 2048
 #define DEFAULT_TIMEOUT_MS 5000
 #define DETAIL_LEN 640
+#define ADDRS_MAX 8 /* per address family in one curl resolve entry */
 
 /* A detail under construction; always NUL-terminated, silently cut at DETAIL_LEN. */
 struct dtext {
@@ -141,7 +143,12 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- dns-01 ---- */
+/* ---- DNS questions (dns-01 TXT, http-01 A and AAAA) ---- */
+
+static const char *type_name(ldns_rr_type type)
+{
+	return type == LDNS_RR_TYPE_TXT ? "TXT" : type == LDNS_RR_TYPE_A ? "A" : "AAAA";
+}
 
 /* 1 when the strings of the TXT record, joined, are exactly value. */
 static int txt_equals(const ldns_rr *rr, const char *value, size_t vlen)
@@ -207,36 +214,54 @@ static const ldns_rdf *cname_target(const ldns_rr_list *an, const ldns_rdf *qnam
 	return NULL;
 }
 
+/* Checks that p answers the question qname/type with NOERROR or NXDOMAIN, and finds the
+ * owner of the records asked for: the end of the answer's CNAME chain (borrowed from p
+ * or qname). 0, or -1 with the reason in d. */
+static int answer_owner(const ldns_pkt *p, const ldns_rdf *qname, ldns_rr_type type,
+                        const ldns_rdf **owner, int *links, struct dtext *d)
+{
+	const ldns_rr_list *qd = ldns_pkt_question(p);
+	ldns_pkt_rcode rcode = ldns_pkt_get_rcode(p);
+	const char *tname = type_name(type);
+
+	if (!ldns_pkt_qr(p) || ldns_rr_list_rr_count(qd) != 1 ||
+	    ldns_rr_get_type(ldns_rr_list_rr(qd, 0)) != type ||
+	    ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(qd, 0)), qname) != 0) {
+		dt_add(d, "the DNS answer for %s ", tname);
+		dt_name(d, qname);
+		dt_add(d, " is not for that question");
+		return -1;
+	}
+	if (rcode != LDNS_RCODE_NOERROR && rcode != LDNS_RCODE_NXDOMAIN) {
+		const ldns_lookup_table *t = ldns_lookup_by_id(ldns_rcodes, (int)rcode);
+		dt_add(d, "the DNS resolver answered %s for %s ", t ? t->name : "an error", tname);
+		dt_name(d, qname);
+		return -1;
+	}
+	*owner = cname_target(ldns_pkt_answer(p), qname, links);
+	if (!*owner) {
+		dt_add(d, "more than %d CNAMEs from ", CNAME_MAX);
+		dt_name(d, qname);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- dns-01 ---- */
+
 /* The dns-01 verdict on a parsed answer to qname/TXT. */
 static int check_answer(const ldns_pkt *p, const ldns_rdf *qname, const char *expected,
                         const char **problem, char **detail, struct acmera_errmsg *e)
 {
 	struct dtext d = {.n = 0};
-	const ldns_rr_list *qd = ldns_pkt_question(p), *an = ldns_pkt_answer(p);
+	const ldns_rr_list *an = ldns_pkt_answer(p);
 	ldns_pkt_rcode rcode = ldns_pkt_get_rcode(p);
+	const ldns_rdf *owner = NULL;
 	size_t vlen = strlen(expected), found = 0;
-	int links;
+	int links = 0;
 
-	if (!ldns_pkt_qr(p) || ldns_rr_list_rr_count(qd) != 1 ||
-	    ldns_rr_get_type(ldns_rr_list_rr(qd, 0)) != LDNS_RR_TYPE_TXT ||
-	    ldns_dname_compare(ldns_rr_owner(ldns_rr_list_rr(qd, 0)), qname) != 0) {
-		dt_add(&d, "the DNS answer for TXT ");
-		dt_name(&d, qname);
-		dt_add(&d, " is not for that question");
+	if (answer_owner(p, qname, LDNS_RR_TYPE_TXT, &owner, &links, &d) != 0)
 		return fail_with("dns", ACMERA_ERR_REFUSED, &d, problem, detail, e);
-	}
-	if (rcode != LDNS_RCODE_NOERROR && rcode != LDNS_RCODE_NXDOMAIN) {
-		const ldns_lookup_table *t = ldns_lookup_by_id(ldns_rcodes, (int)rcode);
-		dt_add(&d, "the DNS resolver answered %s for TXT ", t ? t->name : "an error");
-		dt_name(&d, qname);
-		return fail_with("dns", ACMERA_ERR_REFUSED, &d, problem, detail, e);
-	}
-	const ldns_rdf *owner = cname_target(an, qname, &links);
-	if (!owner) {
-		dt_add(&d, "more than %d CNAMEs from ", CNAME_MAX);
-		dt_name(&d, qname);
-		return fail_with("dns", ACMERA_ERR_REFUSED, &d, problem, detail, e);
-	}
 	for (size_t i = 0; i < ldns_rr_list_rr_count(an); i++) {
 		const ldns_rr *rr = ldns_rr_list_rr(an, i);
 		if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_TXT ||
@@ -303,16 +328,17 @@ out:
 	return rc;
 }
 
-/* Asks the resolver for qname/TXT with RD set; NULL in *out and a detail in d when no
+/* Asks the resolver for qname/type with RD set; NULL in *out and a detail in d when no
  * answer came. ldns reasks over TCP when the UDP answer is truncated. */
-static void ask_txt(const struct ca_validate_config *c, int timeout_ms, const ldns_rdf *qname,
-                    ldns_pkt **out, struct dtext *d)
+static void ask(const struct ca_validate_config *c, int timeout_ms, const ldns_rdf *qname,
+                ldns_rr_type type, ldns_pkt **out, struct dtext *d)
 {
 	ldns_resolver *r = ldns_resolver_new();
 	ldns_rdf *ns = ldns_rdf_new_frm_str(
 	    strchr(c->resolver, ':') ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A, c->resolver);
 	ldns_pkt *q = NULL, *a = NULL;
 	ldns_status st = LDNS_STATUS_MEM_ERR;
+	int wrong_id = 0;
 
 	*out = NULL;
 	if (!r || !ns || ldns_resolver_push_nameserver(r, ns) != LDNS_STATUS_OK)
@@ -328,8 +354,7 @@ static void ask_txt(const struct ca_validate_config *c, int timeout_ms, const ld
 	ldns_resolver_set_dnsrch(r, false);
 	ldns_resolver_set_defnames(r, false);
 	ldns_resolver_set_edns_udp_size(r, DNS_EDNS_SIZE);
-	st = ldns_resolver_prepare_query_pkt(&q, r, qname, LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN,
-	                                     LDNS_RD);
+	st = ldns_resolver_prepare_query_pkt(&q, r, qname, type, LDNS_RR_CLASS_IN, LDNS_RD);
 	if (st != LDNS_STATUS_OK)
 		goto out;
 	st = ldns_resolver_send_pkt(&a, r, q);
@@ -339,16 +364,17 @@ static void ask_txt(const struct ca_validate_config *c, int timeout_ms, const ld
 	if (st == LDNS_STATUS_OK && ldns_pkt_id(a) != ldns_pkt_id(q)) {
 		dt_add(d, "the DNS answer from %s port %d has the wrong id", c->resolver,
 		       c->resolver_port);
+		wrong_id = 1;
 		goto out;
 	}
 out:
 	if (st != LDNS_STATUS_OK) {
-		dt_add(d, "no answer from the DNS resolver %s port %d for TXT ", c->resolver,
-		       c->resolver_port);
+		dt_add(d, "no answer from the DNS resolver %s port %d for %s ", c->resolver,
+		       c->resolver_port, type_name(type));
 		dt_name(d, qname);
 		dt_add(d, " after %d attempts of %d ms (%s)", DNS_ATTEMPTS, timeout_ms,
 		       ldns_get_errorstr_by_id(st));
-	} else if (d->n == 0) {
+	} else if (!wrong_id) {
 		*out = a;
 		a = NULL;
 	}
@@ -396,7 +422,7 @@ int ca_validate_dns01(const struct ca_validate_config *c, const char *domain, co
 		return refuse_args(problem, detail, e, "'%s' is not a domain name", qname);
 
 	struct dtext d = {.n = 0};
-	ask_txt(c, c->timeout_ms > 0 ? c->timeout_ms : DEFAULT_TIMEOUT_MS, q, &p, &d);
+	ask(c, c->timeout_ms > 0 ? c->timeout_ms : DEFAULT_TIMEOUT_MS, q, LDNS_RR_TYPE_TXT, &p, &d);
 	if (!p)
 		rc = fail_with("dns", ACMERA_ERR_REFUSED, &d, problem, detail, e);
 	else
@@ -404,6 +430,130 @@ int ca_validate_dns01(const struct ca_validate_config *c, const char *domain, co
 	ldns_pkt_free(p);
 	ldns_rdf_deep_free(q);
 	return rc;
+}
+
+/* ---- http-01: addresses from the resolver ---- */
+
+/* "host:port:" and the addresses, comma-separated, IPv6 in brackets (curl's syntax). */
+struct entry {
+	char s[NAME_MAX_LEN + 8 + 2 * ADDRS_MAX * (INET6_ADDRSTRLEN + 3)];
+	size_t n;
+	size_t addrs;
+};
+
+/* Appends the addresses of type (A or AAAA) that the answer gives owner, at most
+ * ADDRS_MAX of them; records of another shape are skipped. */
+static void entry_add(struct entry *en, const ldns_rr_list *an, const ldns_rdf *owner,
+                      ldns_rr_type type)
+{
+	int v4 = type == LDNS_RR_TYPE_A;
+	size_t added = 0;
+	for (size_t i = 0; i < ldns_rr_list_rr_count(an) && added < ADDRS_MAX; i++) {
+		const ldns_rr *rr = ldns_rr_list_rr(an, i);
+		const ldns_rdf *f = ldns_rr_rd_count(rr) == 1 ? ldns_rr_rdf(rr, 0) : NULL;
+		char txt[INET6_ADDRSTRLEN];
+		if (!f || ldns_rr_get_type(rr) != type ||
+		    ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN ||
+		    ldns_rdf_get_type(f) != (v4 ? LDNS_RDF_TYPE_A : LDNS_RDF_TYPE_AAAA) ||
+		    ldns_rdf_size(f) != (v4 ? 4 : 16) ||
+		    ldns_dname_compare(ldns_rr_owner(rr), owner) != 0 ||
+		    !inet_ntop(v4 ? AF_INET : AF_INET6, ldns_rdf_data(f), txt, sizeof(txt)))
+			continue;
+		int w = snprintf(en->s + en->n, sizeof(en->s) - en->n, v4 ? "%s%s" : "%s[%s]",
+		                 en->addrs ? "," : "", txt);
+		if (w < 0 || (size_t)w >= sizeof(en->s) - en->n)
+			return; /* the size above leaves room for all; never cut an address */
+		en->n += (size_t)w;
+		en->addrs++;
+		added++;
+	}
+}
+
+/* The resolve entry of host:port, A then AAAA asked with timeout_ms per attempt: 0 and
+ * *out (heap), or ACMERA_ERR_REFUSED or ACMERA_ERR_NOMEM with the reason in d. host is
+ * a checked host name. */
+static int resolve_entry(const struct ca_validate_config *c, int timeout_ms, const char *host,
+                         long port, char **out, struct dtext *d)
+{
+	static const ldns_rr_type types[] = {LDNS_RR_TYPE_A, LDNS_RR_TYPE_AAAA};
+	struct entry en = {.n = 0, .addrs = 0};
+	struct dtext why = {.n = 0}, cname = {.n = 0};
+	ldns_rdf *q = ldns_dname_new_frm_str(host);
+	int nxdomain = 0, rc = ACMERA_ERR_REFUSED;
+
+	*out = NULL;
+	if (!q) {
+		dt_add(d, "cannot build a DNS question for ");
+		dt_quote(d, host, strlen(host), NAME_MAX_LEN);
+		return ACMERA_ERR_NOMEM;
+	}
+	en.n = (size_t)snprintf(en.s, sizeof(en.s), "%s:%ld:", host, port);
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]) && !nxdomain; t++) {
+		struct dtext one = {.n = 0};
+		const ldns_rdf *owner = NULL;
+		ldns_pkt *p = NULL;
+		int links = 0;
+		ask(c, timeout_ms, q, types[t], &p, &one);
+		if (p && answer_owner(p, q, types[t], &owner, &links, &one) == 0) {
+			nxdomain = ldns_pkt_get_rcode(p) == LDNS_RCODE_NXDOMAIN;
+			entry_add(&en, ldns_pkt_answer(p), owner, types[t]);
+			if (links > 0 && cname.n == 0) {
+				dt_add(&cname, " (CNAME to ");
+				dt_name(&cname, owner);
+				dt_add(&cname, ")");
+			}
+		} else if (why.n == 0) {
+			why = one;
+		}
+		int silent = !p;
+		ldns_pkt_free(p);
+		/* A resolver that does not answer A would make AAAA wait as long again. */
+		if (silent)
+			break;
+	}
+	if (en.addrs > 0) {
+		rc = (*out = strdup(en.s)) ? 0 : ACMERA_ERR_NOMEM;
+		if (rc)
+			dt_add(d, "out of memory");
+	} else if (nxdomain) {
+		dt_add(d, "no such name: ");
+		dt_name(d, q);
+		dt_add(d, "%s", cname.s);
+	} else if (why.n > 0) {
+		dt_add(d, "%s", why.s);
+	} else {
+		dt_add(d, "no A or AAAA record for ");
+		dt_name(d, q);
+		dt_add(d, "%s", cname.s);
+	}
+	ldns_rdf_deep_free(q);
+	return rc;
+}
+
+int ca_validate_resolve(const struct ca_validate_config *c, const char *domain, int port,
+                        char **entry, const char **problem, char **detail, struct acmera_errmsg *e)
+{
+	struct dtext d = {.n = 0};
+
+	if (problem)
+		*problem = NULL;
+	if (detail)
+		*detail = NULL;
+	if (entry)
+		*entry = NULL;
+	if (!resolver_ok(c))
+		return refuse_args(problem, detail, e, "bad DNS resolver in the configuration");
+	if (!entry || port < 1 || port > 65535)
+		return refuse_args(problem, detail, e, "bad port or no place for the addresses");
+	if (!domain || !hostname_ok(domain, NAME_MAX_LEN))
+		return refuse_args(problem, detail, e, "'%.80s' is not a domain name",
+		                   domain ? domain : "");
+	int rc = resolve_entry(c, c->timeout_ms > 0 ? c->timeout_ms : DEFAULT_TIMEOUT_MS, domain,
+	                       port, entry, &d);
+	if (rc)
+		return fail_with(rc == ACMERA_ERR_NOMEM ? "serverInternal" : "dns", rc, &d, problem,
+		                 detail, e);
+	return 0;
 }
 
 /* ---- http-01 ---- */
@@ -436,8 +586,10 @@ static void curl_init(void)
 }
 
 /* 1 when a redirect may go to url: http or https, port 80, 443 or the http-01 port, and a
- * host name (not an address literal). Otherwise 0 and the reason in d. */
-static int redirect_ok(const char *url, int http_port, struct dtext *d)
+ * host name (not an address literal), copied to host (NAME_MAX_LEN + 1 bytes) with the
+ * port in *port_out. Otherwise 0 and the reason in d. */
+static int redirect_ok(const char *url, int http_port, char *host_out, long *port_out,
+                       struct dtext *d)
 {
 	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL, *port = NULL;
@@ -459,6 +611,10 @@ static int redirect_ok(const char *url, int http_port, struct dtext *d)
 		dt_add(d, "a redirect to a host that is not a domain name: ");
 	else
 		ok = 1;
+	if (ok) {
+		memcpy(host_out, host, strlen(host) + 1);
+		*port_out = pn;
+	}
 out:
 	if (!ok)
 		dt_quote(d, url, strlen(url), SHOW_URL);
@@ -469,8 +625,56 @@ out:
 	return ok;
 }
 
+/* Called by curl when a name is not among the resolve entries: when the resolver's
+ * answers are in use, that is refused rather than asking the system resolver. */
+static int no_system_resolver(void *resolver_state, void *reserved, void *arg)
+{
+	(void)resolver_state;
+	(void)reserved;
+	(void)arg;
+	return 1;
+}
+
+/* 1 when the resolve entries already hold host:port. */
+static int resolved(const struct curl_slist *l, const char *host, long port)
+{
+	char key[NAME_MAX_LEN + 9];
+	int n = snprintf(key, sizeof(key), "%s:%ld:", host, port);
+	for (; l; l = l->next)
+		if (n > 0 && strncasecmp(l->data, key, (size_t)n) == 0)
+			return 1;
+	return 0;
+}
+
+/* Asks the resolver for host and adds its entry to *resolve and to curl, within the time
+ * left. 0, or ACMERA_ERR_REFUSED / ACMERA_ERR_NOMEM with the reason in d. */
+static int resolve_hop(const struct ca_validate_config *c, CURL *h, const char *host, long port,
+                       long long left, struct curl_slist **resolve, struct dtext *d)
+{
+	char *en = NULL;
+	struct curl_slist *l;
+	if (resolved(*resolve, host, port))
+		return 0;
+	/* A and AAAA, each at most DNS_ATTEMPTS over UDP: all within the time left. */
+	long long per = left / (2 * DNS_ATTEMPTS);
+	int rc = resolve_entry(c, per > 1 ? (int)per : 1, host, port, &en, d);
+	if (rc)
+		return rc;
+	l = curl_slist_append(*resolve, en);
+	free(en);
+	if (l)
+		*resolve = l;
+	/* curl reads the whole list again at the next transfer. */
+	if (!l || curl_easy_setopt(h, CURLOPT_RESOLVE, l) != CURLE_OK) {
+		dt_add(d, "out of memory");
+		return ACMERA_ERR_NOMEM;
+	}
+	return 0;
+}
+
 /* Options of every request of one validation. */
-static int http_setup(CURL *h, struct body *b, char *errbuf, struct curl_slist *resolve)
+static int http_setup(CURL *h, struct body *b, char *errbuf, struct curl_slist *resolve,
+                      int by_resolver)
 {
 	int cc = 0;
 	cc |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -490,6 +694,8 @@ static int http_setup(CURL *h, struct body *b, char *errbuf, struct curl_slist *
 	cc |= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	if (resolve)
 		cc |= curl_easy_setopt(h, CURLOPT_RESOLVE, resolve);
+	if (by_resolver)
+		cc |= curl_easy_setopt(h, CURLOPT_RESOLVER_START_FUNCTION, no_system_resolver);
 	return cc == 0 ? 0 : -1;
 }
 
@@ -507,7 +713,7 @@ int ca_validate_http01(const struct ca_validate_config *c, const char *domain, c
                        const char *key_authz, const char *resolve_override, const char **problem,
                        char **detail, struct acmera_errmsg *e)
 {
-	char url[URL_MAX], errbuf[CURL_ERROR_SIZE];
+	char url[URL_MAX], errbuf[CURL_ERROR_SIZE], host[NAME_MAX_LEN + 1];
 	struct body *b = NULL;
 	struct curl_slist *resolve = NULL;
 	struct dtext d = {.n = 0};
@@ -521,6 +727,9 @@ int ca_validate_http01(const struct ca_validate_config *c, const char *domain, c
 		*detail = NULL;
 	if (!c || c->http_port <= 0 || c->http_port > 65535)
 		return refuse_args(problem, detail, e, "bad http-01 port in the configuration");
+	int by_resolver = !resolve_override && c->resolver;
+	if (by_resolver && !resolver_ok(c))
+		return refuse_args(problem, detail, e, "bad DNS resolver in the configuration");
 	if (!domain || !hostname_ok(domain, NAME_MAX_LEN))
 		return refuse_args(problem, detail, e, "'%.80s' is not a domain name",
 		                   domain ? domain : "");
@@ -534,13 +743,15 @@ int ca_validate_http01(const struct ca_validate_config *c, const char *domain, c
 	else
 		snprintf(url, sizeof(url), "http://%s:%d/.well-known/acme-challenge/%s", domain,
 		         c->http_port, token);
+	memcpy(host, domain, strlen(domain) + 1);
+	long port = c->http_port;
 
 	pthread_once(&curl_once, curl_init);
 	b = malloc(sizeof(*b));
 	h = curl_init_rc == CURLE_OK ? curl_easy_init() : NULL;
 	if (resolve_override && !(resolve = curl_slist_append(NULL, resolve_override)))
 		goto nomem;
-	if (!b || !h || http_setup(h, b, errbuf, resolve) != 0)
+	if (!b || !h || http_setup(h, b, errbuf, resolve, by_resolver) != 0)
 		goto nomem;
 
 	long long deadline = now_ms() + (c->timeout_ms > 0 ? c->timeout_ms : DEFAULT_TIMEOUT_MS);
@@ -548,6 +759,14 @@ int ca_validate_http01(const struct ca_validate_config *c, const char *domain, c
 		long long left = deadline - now_ms();
 		long status = 0;
 		char *next = NULL;
+		int dr =
+		    by_resolver && left > 0 ? resolve_hop(c, h, host, port, left, &resolve, &d) : 0;
+		if (dr) {
+			type = dr == ACMERA_ERR_NOMEM ? "serverInternal" : "dns";
+			code = dr;
+			goto fail;
+		}
+		left = deadline - now_ms();
 		b->len = 0;
 		b->overflow = 0;
 		errbuf[0] = '\0';
@@ -561,7 +780,7 @@ int ca_validate_http01(const struct ca_validate_config *c, const char *domain, c
 			goto fail;
 		}
 		if (cr != CURLE_OK) {
-			type = "connection";
+			type = cr == CURLE_COULDNT_RESOLVE_HOST ? "dns" : "connection";
 			dt_add(&d, "fetching ");
 			dt_quote(&d, url, strlen(url), SHOW_URL);
 			dt_add(&d, ": ");
@@ -583,7 +802,7 @@ int ca_validate_http01(const struct ca_validate_config *c, const char *domain, c
 				dt_add(&d, "a redirect to a URL longer than %d bytes", URL_MAX - 1);
 				goto fail;
 			}
-			if (!redirect_ok(next, c->http_port, &d))
+			if (!redirect_ok(next, c->http_port, host, &port, &d))
 				goto fail;
 			memmove(url, next, strlen(next) + 1);
 			continue;

@@ -1,13 +1,17 @@
 /* Challenge validation for `acmera ca`: dns-01 (RFC 8555 8.4) and http-01 (8.3), done
  * for real against the network. Blocking, for a worker thread; every call is bounded in
  * time by timeout_ms (DNS: per attempt, two attempts over UDP, two more over TCP when the
- * answer is truncated; HTTP: the whole exchange including redirects).
+ * answer is truncated; http-01: the whole exchange including redirects and the DNS
+ * questions it asks).
  *
  * On failure *problem names the ACME problem type (without the
  * "urn:ietf:params:acme:error:" prefix) and *detail (heap, free(); NULL only when out of
  * memory) says what was found, escaped to printable ASCII, for the problem document; e
  * carries the same for the log. Bad arguments give ACMERA_ERR_INVAL with problem
- * "malformed" and nothing sent. On success *problem and *detail are NULL. */
+ * "malformed" and nothing sent. On success *problem and *detail are NULL.
+ *
+ * Names are resolved by asking the configured resolver (as Pebble's -dnsserver), for
+ * dns-01 and for http-01 alike, never the system resolver. */
 #ifndef ACMERA_CA_VALIDATE_H
 #define ACMERA_CA_VALIDATE_H
 
@@ -40,16 +44,30 @@ int ca_validate_dns01_answer(const uint8_t *wire, size_t len, const char *qname,
                              const char *expected, const char **problem, char **detail,
                              struct acmera_errmsg *e);
 
-/* http-01: GET http://<domain>:<http_port>/.well-known/acme-challenge/<token> (libcurl;
- * the domain resolved normally except that tests may map it: see resolve_override),
+/* The addresses of domain for an http-01 request to port (RFC 8555 8.3: the server
+ * resolves the name): A and AAAA records asked of c->resolver like the TXT records of
+ * ca_validate_dns01 (UDP, TCP when truncated, the answer's CNAME chain followed, at most
+ * 16 links; timeout_ms per attempt). On success *entry (heap, free()) is the curl
+ * CURLOPT_RESOLVE entry "domain:port:addr[,addr...]", A records first, IPv6 addresses in
+ * brackets, at most 8 of each family. Returns 0, or ACMERA_ERR_REFUSED with problem "dns"
+ * (no such name, no A or AAAA record, no answer, an error rcode, an answer that is not
+ * for the question). An answer for one family is enough when the other fails. */
+int ca_validate_resolve(const struct ca_validate_config *c, const char *domain, int port,
+                        char **entry, const char **problem, char **detail, struct acmera_errmsg *e);
+
+/* http-01: GET http://<domain>:<http_port>/.well-known/acme-challenge/<token> (libcurl),
  * no proxy, redirects followed up to 10 only to http/https URLs on ports 80/443 (or
  * http_port) whose host is a name, not an IP literal; certificates of an https redirect
  * target are not checked (the key authorization is the proof). Body at most 8 KiB,
  * trailing whitespace trimmed, must equal key_authz. token must be base64url characters
  * only (refused before any request). Problem "connection" (no connection, timeout),
- * "unauthorized" (an HTTP status other than 200) or "incorrectResponse" (wrong or
- * oversized body, a redirect that is not allowed, more than 10 redirects).
- * resolve_override: NULL, or a curl CURLOPT_RESOLVE entry "host:port:127.0.0.1". */
+ * "unauthorized" (an HTTP status other than 200), "incorrectResponse" (wrong or
+ * oversized body, a redirect that is not allowed, more than 10 redirects) or "dns"
+ * (see ca_validate_resolve). The domain and every redirect target are resolved by
+ * ca_validate_resolve, within the same timeout_ms as the whole exchange; curl never asks
+ * the system resolver. resolve_override (tests): NULL, or a curl CURLOPT_RESOLVE entry
+ * "host:port:127.0.0.1" used instead, with the system resolver for any other name; with
+ * resolve_override NULL and no c->resolver the system resolver is used too. */
 int ca_validate_http01(const struct ca_validate_config *c, const char *domain, const char *token,
                        const char *key_authz, const char *resolve_override, const char **problem,
                        char **detail, struct acmera_errmsg *e);

@@ -86,6 +86,7 @@ static void validate(struct ca_validators *v, struct ca_store *st, const char *i
 		rc = expected ? ca_validate_dns01(&v->vc, a.name, expected, &problem, &detail, &e)
 		              : ACMERA_ERR_NOMEM;
 	} else if (strcmp(ch.type, "http-01") == 0) {
+		/* No override: the name and redirect targets are asked of [ca] resolver. */
 		rc = ca_validate_http01(&v->vc, a.name, ch.token, keyauthz, NULL, &problem, &detail,
 		                        &e);
 	} else {

@@ -5,11 +5,9 @@
 # nsupdate hook of bench/). Each certificate must verify to the CA's root with exactly the
 # names asked for, and no _acme-challenge TXT record may stay in the zone.
 #
-# The zone is under .localhost on purpose: the CA validates http-01 with libcurl, which
-# resolves names through the system resolver ([ca] resolver is for dns-01 only), and libcurl
-# maps every *.localhost name to the loopback address. So lego's http-01 server on
-# 127.0.0.1:$ACMECA_HTTP_PORT is reachable for a name of the zone without touching
-# /etc/hosts, and dns-01 works for the same names through named.
+# The CA asks named ([ca] resolver) for the A/AAAA records of an http-01 name too; the
+# zone's wildcard "* IN A 127.0.0.1" (lib/named.sh) sends every name of it to lego's
+# http-01 server on 127.0.0.1:$ACMECA_HTTP_PORT, and dns-01 works for the same names.
 set -uo pipefail
 here=$(dirname "$0")
 . "$here/lib/common.sh"

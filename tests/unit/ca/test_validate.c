@@ -1,6 +1,7 @@
 /* Challenge validation of `acmera ca` against real peers on 127.0.0.1: BIND 9 named (started
- * here, on a free port, serving a zone of _acme-challenge TXT records) for dns-01, and a
- * small HTTP server (a thread here) for http-01. Both are stopped by the group teardown. */
+ * here, on a free port, serving a zone of _acme-challenge TXT records, and A/AAAA records
+ * for http-01) for dns-01 and for the names of http-01, and a small HTTP server (a thread
+ * here, on 127.0.0.1 and ::1) for http-01. Both are stopped by the group teardown. */
 #include "ca/validate.h"
 
 #include <arpa/inet.h>
@@ -117,11 +118,15 @@ static int named_answers(void)
 
 /* The zone: one good value, one wrong, one split into two strings, a CNAME to a name that
  * holds the value, a set with the value among others, an RRset too big for UDP, a CNAME
- * loop, and a name with no TXT. */
+ * loop, and a name with no TXT. For http-01: HOST on 127.0.0.1, v6 on ::1, both on both,
+ * a CNAME to HOST, a CNAME out of the zone (named does not recurse: no address), a name
+ * with no address, and A records too many for UDP. */
 static int write_zone(void)
 {
-	char big[4096] = "";
-	size_t n = 0;
+	char big[4096] = "", many[4096] = "";
+	size_t n = 0, m = 0;
+	for (int i = 1; i <= 100; i++)
+		m += (size_t)snprintf(many + m, sizeof(many) - m, "many IN A 127.0.1.%d\n", i);
 	for (int i = 0; i < 8; i++) {
 		n += (size_t)snprintf(big + n, sizeof(big) - n, "_acme-challenge.big IN TXT \"");
 		for (int k = 0; k < 200; k++)
@@ -145,8 +150,16 @@ static int write_zone(void)
 	                  "_acme-challenge.big IN TXT \"" GOOD "\"\n"
 	                  "_acme-challenge.loop IN CNAME loop2\n"
 	                  "loop2 IN CNAME _acme-challenge.loop\n"
-	                  "_acme-challenge.nodata IN HINFO \"cpu\" \"os\"\n",
-	                  big);
+	                  "_acme-challenge.nodata IN HINFO \"cpu\" \"os\"\n"
+	                  "www IN A 127.0.0.1\n"
+	                  "v6 IN AAAA ::1\n"
+	                  "both IN A 127.0.0.1\n"
+	                  "both IN AAAA ::1\n"
+	                  "webalias IN CNAME www\n"
+	                  "outside IN CNAME www.other.test.\n"
+	                  "noaddr IN TXT \"no address here\"\n"
+	                  "%s",
+	                  big, many);
 }
 
 static int start_named(void)
@@ -234,15 +247,16 @@ static void stop_named(void)
 /* ---- a small HTTP server ---- */
 
 static struct web {
-	int fd;
+	int fd, fd6; /* 127.0.0.1 and ::1, the same port */
 	uint16_t port;
 	pthread_t thread;
 	atomic_int stop;
 	atomic_int requests;
+	atomic_int last_v6; /* the last request came over IPv6 */
 	pthread_mutex_t lock;
 	char last_host[128]; /* Host header of the last request */
 	char last_path[256];
-} web = {.fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
+} web = {.fd = -1, .fd6 = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void send_all(int fd, const char *p, size_t n)
 {
@@ -307,6 +321,15 @@ static void route(int fd, const char *path)
 	else if (strcmp(tok, "toip") == 0) {
 		snprintf(loc, sizeof(loc), "http://127.0.0.1:%u" CHALLENGE "good", web.port);
 		redirect(fd, loc);
+	} else if (strcmp(tok, "tov6") == 0) {
+		snprintf(loc, sizeof(loc), "http://v6." ZONE ":%u" CHALLENGE "good", web.port);
+		redirect(fd, loc);
+	} else if (strcmp(tok, "tonoaddr") == 0) {
+		snprintf(loc, sizeof(loc), "http://noaddr." ZONE ":%u" CHALLENGE "good", web.port);
+		redirect(fd, loc);
+	} else if (strcmp(tok, "tolocalhost") == 0) {
+		snprintf(loc, sizeof(loc), "http://localhost:%u" CHALLENGE "good", web.port);
+		redirect(fd, loc);
 	} else if (strcmp(tok, "toftp") == 0)
 		redirect(fd, "ftp://" HOST "/good");
 	else if (strcmp(tok, "loop") == 0)
@@ -352,28 +375,51 @@ static void serve_one(int fd)
 static void *web_main(void *arg)
 {
 	while (!atomic_load(&web.stop)) {
-		struct pollfd p = {.fd = web.fd, .events = POLLIN};
-		if (poll(&p, 1, 50) <= 0)
+		struct pollfd p[2] = {{.fd = web.fd, .events = POLLIN},
+		                      {.fd = web.fd6, .events = POLLIN}};
+		if (poll(p, 2, 50) <= 0)
 			continue;
-		int c = accept(web.fd, NULL, NULL);
-		if (c < 0)
-			continue;
-		serve_one(c);
-		close(c);
+		for (int i = 0; i < 2; i++) {
+			int c = p[i].revents & POLLIN ? accept(p[i].fd, NULL, NULL) : -1;
+			if (c < 0)
+				continue;
+			atomic_store(&web.last_v6, i == 1);
+			serve_one(c);
+			close(c);
+		}
 	}
 	return NULL;
 }
 
+/* Listens on 127.0.0.1 and on ::1 with the same port (one name, either family). */
 static int start_web(void)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t al = sizeof(a);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	web.fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (web.fd < 0 || bind(web.fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    getsockname(web.fd, (struct sockaddr *)&a, &al) != 0 || listen(web.fd, 16) != 0)
+	for (int i = 0; i < 50 && web.fd6 < 0; i++) {
+		struct sockaddr_in a = {.sin_family = AF_INET};
+		struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
+		                          .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+		socklen_t al = sizeof(a);
+		int one = 1;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (web.fd >= 0)
+			close(web.fd);
+		web.fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (web.fd < 0 || bind(web.fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+		    getsockname(web.fd, (struct sockaddr *)&a, &al) != 0 || listen(web.fd, 16) != 0)
+			return -1;
+		web.port = ntohs(a.sin_port);
+		a6.sin6_port = a.sin_port;
+		int fd6 = socket(AF_INET6, SOCK_STREAM, 0);
+		if (fd6 < 0)
+			return -1;
+		setsockopt(fd6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if (bind(fd6, (struct sockaddr *)&a6, sizeof(a6)) == 0 && listen(fd6, 16) == 0)
+			web.fd6 = fd6;
+		else
+			close(fd6);
+	}
+	if (web.fd6 < 0)
 		return -1;
-	web.port = ntohs(a.sin_port);
 	return pthread_create(&web.thread, NULL, web_main, NULL) == 0 ? 0 : -1;
 }
 
@@ -384,12 +430,14 @@ static void stop_web(void)
 	atomic_store(&web.stop, 1);
 	pthread_join(web.thread, NULL);
 	close(web.fd);
-	web.fd = -1;
+	close(web.fd6);
+	web.fd = web.fd6 = -1;
 }
 
 static int group_setup(void **state)
 {
 	if (start_web() != 0 || start_named() != 0) {
+		fprintf(stderr, "the HTTP server (127.0.0.1 and ::1) or named did not start\n");
 		stop_web();
 		stop_named();
 		return -1;
@@ -436,6 +484,23 @@ static struct verdict http01(const char *token, int timeout_ms)
 	char resolve[64];
 	snprintf(resolve, sizeof(resolve), HOST ":%u:127.0.0.1", web.port);
 	v.rc = ca_validate_http01(&c, HOST, token, KEY_AUTHZ, resolve, &v.problem, &v.detail, &v.e);
+	return v;
+}
+
+/* http-01 with the names asked of named (no resolve_override). */
+static struct verdict http01_named(const char *domain, const char *token, int timeout_ms)
+{
+	struct ca_validate_config c = cfg(timeout_ms);
+	struct verdict v = {0};
+	v.rc = ca_validate_http01(&c, domain, token, KEY_AUTHZ, NULL, &v.problem, &v.detail, &v.e);
+	return v;
+}
+
+static struct verdict resolve(const char *domain, int port, char **entry)
+{
+	struct ca_validate_config c = cfg(2000);
+	struct verdict v = {0};
+	v.rc = ca_validate_resolve(&c, domain, port, entry, &v.problem, &v.detail, &v.e);
 	return v;
 }
 
@@ -817,6 +882,150 @@ static void http01_bad_domain_is_refused_before_any_request(void **state)
 	assert_int_equal(atomic_load(&web.requests), before);
 }
 
+/* ---- http-01 names asked of the resolver ---- */
+
+static void resolve_gives_curl_entry_with_a_then_aaaa(void **state)
+{
+	char *entry = NULL;
+	expect_valid(resolve("www." ZONE, 8080, &entry));
+	assert_string_equal(entry, "www." ZONE ":8080:127.0.0.1");
+	free(entry);
+	expect_valid(resolve("v6." ZONE, 80, &entry));
+	assert_string_equal(entry, "v6." ZONE ":80:[::1]");
+	free(entry);
+	expect_valid(resolve("both." ZONE, 443, &entry));
+	assert_string_equal(entry, "both." ZONE ":443:127.0.0.1,[::1]");
+	free(entry);
+}
+
+static void resolve_follows_cname_in_the_answer(void **state)
+{
+	char *entry = NULL;
+	expect_valid(resolve("webalias." ZONE, 80, &entry));
+	assert_string_equal(entry, "webalias." ZONE ":80:127.0.0.1");
+	free(entry);
+}
+
+static void resolve_takes_at_most_8_addresses_of_an_answer_too_big_for_udp(void **state)
+{
+	char *entry = NULL;
+	expect_valid(resolve("many." ZONE, 80, &entry));
+	size_t commas = 0;
+	for (const char *p = entry; *p; p++)
+		commas += *p == ',';
+	assert_int_equal(commas, 7);
+	assert_non_null(strstr(entry, "many." ZONE ":80:127.0.1."));
+	free(entry);
+}
+
+static void resolve_name_without_address_is_dns_problem_naming_it(void **state)
+{
+	char *entry = (char *)"untouched";
+	expect_problem(resolve("noaddr." ZONE, 80, &entry), ACMERA_ERR_REFUSED, "dns",
+	               "no A or AAAA record for \"noaddr." ZONE ".\"", NULL);
+	assert_null(entry);
+	expect_problem(resolve("outside." ZONE, 80, &entry), ACMERA_ERR_REFUSED, "dns",
+	               "no A or AAAA record for \"outside." ZONE ".\"",
+	               "(CNAME to \"www.other.test.\")", NULL);
+	assert_null(entry);
+}
+
+static void resolve_missing_name_is_dns_problem(void **state)
+{
+	char *entry = NULL;
+	expect_problem(resolve("missing." ZONE, 80, &entry), ACMERA_ERR_REFUSED, "dns",
+	               "no such name: \"missing." ZONE ".\"", NULL);
+	assert_null(entry);
+}
+
+static void resolve_bad_arguments_are_refused_as_malformed(void **state)
+{
+	char *entry = NULL;
+	expect_problem(resolve("www." ZONE, 0, &entry), ACMERA_ERR_INVAL, "malformed", NULL);
+	expect_problem(resolve("www." ZONE, 65536, &entry), ACMERA_ERR_INVAL, "malformed", NULL);
+	expect_problem(resolve("127.0.0.1", 80, &entry), ACMERA_ERR_INVAL, "malformed", NULL);
+	expect_problem(resolve("*.www." ZONE, 80, &entry), ACMERA_ERR_INVAL, "malformed", NULL);
+	expect_problem(resolve("www." ZONE, 80, NULL), ACMERA_ERR_INVAL, "malformed", NULL);
+	assert_null(entry);
+}
+
+static void http01_domain_is_resolved_by_the_configured_resolver(void **state)
+{
+	char want_host[64];
+	expect_valid(http01_named(HOST, "good", 2000));
+	assert_false(atomic_load(&web.last_v6));
+	snprintf(want_host, sizeof(want_host), HOST ":%u", web.port);
+	pthread_mutex_lock(&web.lock);
+	assert_string_equal(web.last_host, want_host);
+	pthread_mutex_unlock(&web.lock);
+	expect_valid(http01_named("v6." ZONE, "good", 2000));
+	assert_true(atomic_load(&web.last_v6));
+	expect_valid(http01_named("webalias." ZONE, "good", 2000));
+	assert_false(atomic_load(&web.last_v6));
+	expect_valid(http01_named("both." ZONE, "good", 2000));
+	/* The name as asked; curl's cache of resolve entries ignores case. */
+	expect_valid(http01_named("WWW.Example.TEST", "good", 2000));
+	expect_problem(http01_named(HOST, "wrong", 2000), ACMERA_ERR_REFUSED, "incorrectResponse",
+	               NULL);
+}
+
+static void http01_name_without_address_is_dns_problem_and_no_request(void **state)
+{
+	int before = atomic_load(&web.requests);
+	expect_problem(http01_named("noaddr." ZONE, "good", 2000), ACMERA_ERR_REFUSED, "dns",
+	               "noaddr." ZONE, NULL);
+	expect_problem(http01_named("missing." ZONE, "good", 2000), ACMERA_ERR_REFUSED, "dns",
+	               "no such name", "missing." ZONE, NULL);
+	assert_int_equal(atomic_load(&web.requests), before);
+}
+
+static void http01_never_asks_the_system_resolver(void **state)
+{
+	/* The system (and curl) map localhost to the loopback address; named refuses it. */
+	int before = atomic_load(&web.requests);
+	expect_problem(http01_named("localhost", "good", 2000), ACMERA_ERR_REFUSED, "dns",
+	               "REFUSED", "\"localhost.\"", NULL);
+	assert_int_equal(atomic_load(&web.requests), before);
+	expect_problem(http01_named(HOST, "tolocalhost", 2000), ACMERA_ERR_REFUSED, "dns",
+	               "REFUSED", "\"localhost.\"", NULL);
+	assert_int_equal(atomic_load(&web.requests), before + 1);
+}
+
+static void http01_redirect_target_is_resolved_by_the_configured_resolver(void **state)
+{
+	int before = atomic_load(&web.requests);
+	expect_valid(http01_named(HOST, "tov6", 2000));
+	assert_true(atomic_load(&web.last_v6));
+	pthread_mutex_lock(&web.lock);
+	assert_string_equal(web.last_path, CHALLENGE "good");
+	pthread_mutex_unlock(&web.lock);
+	expect_problem(http01_named(HOST, "tonoaddr", 2000), ACMERA_ERR_REFUSED, "dns",
+	               "noaddr." ZONE, NULL);
+	assert_int_equal(atomic_load(&web.requests) - before, 3);
+	/* Hops on the same host:port ask nothing more. */
+	expect_valid(http01_named(HOST, "hop3", 2000));
+}
+
+static void http01_silent_resolver_is_dns_problem_within_the_timeout(void **state)
+{
+	struct ca_validate_config c = cfg(400);
+	struct verdict v = {0};
+	uint16_t dead = free_port();
+	int before = atomic_load(&web.requests);
+	assert_int_not_equal(dead, 0);
+	c.resolver_port = dead;
+	long long t0 = now_ms();
+	v.rc = ca_validate_http01(&c, HOST, "good", KEY_AUTHZ, NULL, &v.problem, &v.detail, &v.e);
+	long long took = now_ms() - t0;
+	expect_problem(v, ACMERA_ERR_REFUSED, "dns", "no answer from the DNS resolver 127.0.0.1",
+	               "for A \"" HOST ".\"", NULL);
+	assert_true(took < 1000);
+	assert_int_equal(atomic_load(&web.requests), before);
+	c.resolver = "localhost"; /* not an address */
+	v.rc = ca_validate_http01(&c, HOST, "good", KEY_AUTHZ, NULL, &v.problem, &v.detail, &v.e);
+	expect_problem(v, ACMERA_ERR_INVAL, "malformed", "resolver", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -854,6 +1063,17 @@ int main(void)
 	    cmocka_unit_test(http01_redirect_to_other_port_address_or_scheme_is_refused),
 	    cmocka_unit_test(http01_bad_token_is_refused_before_any_request),
 	    cmocka_unit_test(http01_bad_domain_is_refused_before_any_request),
+	    cmocka_unit_test(resolve_gives_curl_entry_with_a_then_aaaa),
+	    cmocka_unit_test(resolve_follows_cname_in_the_answer),
+	    cmocka_unit_test(resolve_takes_at_most_8_addresses_of_an_answer_too_big_for_udp),
+	    cmocka_unit_test(resolve_name_without_address_is_dns_problem_naming_it),
+	    cmocka_unit_test(resolve_missing_name_is_dns_problem),
+	    cmocka_unit_test(resolve_bad_arguments_are_refused_as_malformed),
+	    cmocka_unit_test(http01_domain_is_resolved_by_the_configured_resolver),
+	    cmocka_unit_test(http01_name_without_address_is_dns_problem_and_no_request),
+	    cmocka_unit_test(http01_never_asks_the_system_resolver),
+	    cmocka_unit_test(http01_redirect_target_is_resolved_by_the_configured_resolver),
+	    cmocka_unit_test(http01_silent_resolver_is_dns_problem_within_the_timeout),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
