@@ -152,15 +152,12 @@ static int issue(struct ca_ctx *c, struct ca_order *o, const struct csr_info *cs
 	const char *names[CA_ORDER_MAX_IDS];
 	json_t *ids = json_loads(o->identifiers, 0, NULL);
 	size_t n = ids ? order_names(ids, names) : 0;
-	STACK_OF(X509) *chain = NULL;
 	int rc = n ? ca_signer_issue(c->svc->signer, csr, names, n, c->now, &cert.chain_pem,
 	                             cert.serial, &e)
 	           : ACMERA_ERR_STORE;
 	json_decref(ids);
-	if (!rc)
-		rc = chain_parse_pem(cert.chain_pem, strlen(cert.chain_pem), &chain, &e);
-	if (!rc)
-		rc = cert_not_after(sk_X509_value(chain, 0), &cert.not_after);
+	/* The signer's own figure: parsing the new PEM back would cost more. */
+	cert.not_after = ca_signer_leaf_not_after(c->svc->signer, c->now);
 	if (!rc)
 		rc = ca_random_id(cert.id);
 	if (!rc) {
@@ -169,8 +166,6 @@ static int issue(struct ca_ctx *c, struct ca_order *o, const struct csr_info *cs
 		cert.issued = c->now;
 		rc = ca_store_cert_issued(c->st, &cert, &e);
 	}
-	if (chain)
-		sk_X509_pop_free(chain, X509_free);
 	if (rc == ACMERA_ERR_AGAIN) {
 		ca_reply_problem(c->rs, 403, "orderNotReady", NULL, "the order was finalized meanwhile");
 		ca_cert_free(&cert);
@@ -228,7 +223,6 @@ void ca_handle_cert(struct ca_ctx *c, const char *id)
 {
 	struct acmera_errmsg e = {{0}};
 	struct ca_cert cert;
-	STACK_OF(X509) *chain = NULL;
 	uint8_t *der = NULL;
 	size_t len = 0;
 	int rc = ca_store_cert_get(c->st, id, &cert, &e);
@@ -250,15 +244,12 @@ void ca_handle_cert(struct ca_ctx *c, const char *id)
 		              strlen(cert.chain_pem));
 		goto out;
 	}
-	if (chain_parse_pem(cert.chain_pem, strlen(cert.chain_pem), &chain, &e) ||
-	    pkcs7_certs_only_der(chain, &der, &len, &e)) {
+	if (pkcs7_certs_only_from_pem(cert.chain_pem, strlen(cert.chain_pem), 0, &der, &len, &e)) {
 		ca_reply_problem(c->rs, 500, "serverInternal", NULL, "cannot encode the chain");
 		goto out;
 	}
 	ca_reply_body(c->rs, 200, "application/pkcs7-mime", der, len);
 out:
-	if (chain)
-		sk_X509_pop_free(chain, X509_free);
 	free(der);
 	ca_cert_free(&cert);
 }

@@ -805,6 +805,11 @@ static int add_leaf_exts(const struct ca_signer *s, X509 *x, EVP_PKEY *pub, stru
 	return 0;
 }
 
+int64_t ca_signer_leaf_not_after(const struct ca_signer *s, int64_t now)
+{
+	return now > s->not_after - s->lifetime ? s->not_after : now + s->lifetime;
+}
+
 int ca_signer_issue(struct ca_signer *s, const struct csr_info *csr, const char *const *names,
                     size_t n, int64_t now, char **chain_pem, char serial_hex[41],
                     struct acmera_errmsg *e)
@@ -829,7 +834,7 @@ int ca_signer_issue(struct ca_signer *s, const struct csr_info *csr, const char 
 	if (!pub)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "CSR public key unusable: %s", ossl_why());
 	int64_t nb = now - BACKDATE;
-	int64_t na = now > s->not_after - s->lifetime ? s->not_after : now + s->lifetime;
+	int64_t na = ca_signer_leaf_not_after(s, now);
 	if (na <= now)
 		return acmera_fail(e, ACMERA_ERR_CONFIG, "the issuing CA certificate has expired");
 	/* A name too long for a CN goes in the SAN only, which then must be critical. */

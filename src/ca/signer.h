@@ -52,6 +52,8 @@ int ca_signer_open(const struct ca_signer_config *cfg, struct ca_signer **out,
  * *chain_pem = leaf + the issuing chain without its root (the root is not sent), a heap
  * string the caller frees; serial_hex (32 lower-case hex digits) filled. Thread-safe:
  * several workers may call it at once on the same s. */
+/* The notAfter of a leaf issued at now: now + lifetime, never past the issuer's. */
+int64_t ca_signer_leaf_not_after(const struct ca_signer *s, int64_t now);
 int ca_signer_issue(struct ca_signer *s, const struct csr_info *csr, const char *const *names,
                     size_t n, int64_t now, char **chain_pem, char serial_hex[41],
                     struct acmera_errmsg *e);

@@ -1,7 +1,7 @@
 /* See worker_state.h. */
 #include "est/worker_state.h"
 
-#include "est/body.h"
+#include "base/b64.h"
 #include "pki/cert.h"
 #include "store/store.h"
 
@@ -162,22 +162,20 @@ int est_worker_pkcs7(const char *pem, int skip_leaf, const char **body, size_t *
 		*len = a->len;
 		return 0;
 	}
-	STACK_OF(X509) *chain = NULL;
 	char *b64 = NULL, *copy = NULL;
-	size_t n = 0;
-	int rc = chain_parse_pem(pem, pem_len, &chain, e);
+	uint8_t *der = NULL;
+	size_t der_len = 0, n = 0;
+	/* From the PEM as stored: parsing the certificates would cost far more. */
+	int rc = pkcs7_certs_only_from_pem(pem, pem_len, skip_leaf, &der, &der_len, e);
 	if (rc)
 		return rc;
-	if (skip_leaf) {
-		if (sk_X509_num(chain) < 2) {
-			rc = acmera_fail(e, ACMERA_ERR_NOTFOUND, "the chain has no CA certificate");
-			goto out;
-		}
-		X509_free(sk_X509_shift(chain));
-	}
-	rc = est_body_pkcs7(chain, &b64, &n, e);
-	if (rc)
+	b64 = b64_encode(der, der_len, 64);
+	free(der);
+	if (!b64) {
+		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
 		goto out;
+	}
+	n = strlen(b64);
 	if (!(copy = strdup(pem))) {
 		free(b64);
 		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
@@ -189,7 +187,6 @@ int est_worker_pkcs7(const char *pem, int skip_leaf, const char **body, size_t *
 	*body = a->body;
 	*len = a->len;
 out:
-	sk_X509_pop_free(chain, X509_free);
 	return rc;
 }
 

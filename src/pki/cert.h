@@ -22,6 +22,11 @@ char *chain_to_pem(STACK_OF(X509) * chain);
 /* PKCS#7 certs-only, DER encoded (heap, free()). */
 int pkcs7_certs_only_der(STACK_OF(X509) * chain, uint8_t **der, size_t *len,
                          struct acmera_errmsg *e);
+/* The same from a PEM chain acmera stored (leaf first), without parsing the
+ * certificates (each block must be a CERTIFICATE holding one DER SEQUENCE);
+ * skip_first leaves the leaf out (the CA chain of an issued chain). */
+int pkcs7_certs_only_from_pem(const char *pem, size_t len, int skip_first, uint8_t **der,
+                              size_t *der_len, struct acmera_errmsg *e);
 /* Reads a PKCS#7 certs-only structure (DER) back into a stack, leaf first as
  * found. Bounded like chain_parse_pem. */
 int pkcs7_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) * *out,

@@ -596,6 +596,7 @@ static void issued_leaf_has_exactly_the_given_names_and_fixed_extensions(void **
 	int64_t na = unix_of(X509_get0_notAfter(leaf));
 	assert_int_equal(nb, f->now - 60);
 	assert_int_equal(na, f->now + LIFETIME);
+	assert_int_equal(ca_signer_leaf_not_after(s, f->now), na);
 
 	chain_free(chain);
 	free(pem);
@@ -797,6 +798,7 @@ static void lifetime_is_clipped_at_the_issuer_not_after(void **state)
 	issue_ok(s, &csr, names, 1, f->now, &pem, serial);
 	STACK_OF(X509) *chain = parse(pem);
 	assert_int_equal(unix_of(X509_get0_notAfter(sk_X509_value(chain, 0))), issuer_end);
+	assert_int_equal(ca_signer_leaf_not_after(s, f->now), issuer_end);
 	assert_int_equal(verify_leaf(pem, ca_signer_root_pem(s), f->now), X509_V_OK);
 	chain_free(chain);
 	free(pem);

@@ -238,6 +238,64 @@ static void pkcs7_certs_only_round_trips_without_signers_or_content(void **state
 	free(der);
 }
 
+/* The PEM path must give exactly the bytes OpenSSL's encoder gives. */
+static void pkcs7_from_pem_equals_the_encoder_byte_for_byte(void **state)
+{
+	X509 *certs[] = {leaf, inter, root};
+	struct acmera_errmsg e = {{0}};
+	for (int skip = 0; skip <= 1; skip++) {
+		STACK_OF(X509) *in = stack_of(certs, 3);
+		char *pem = chain_to_pem(in);
+		assert_non_null(pem);
+		if (skip)
+			X509_free(sk_X509_shift(in));
+		uint8_t *want = NULL, *got = NULL;
+		size_t want_len = 0, got_len = 0;
+		assert_int_equal(pkcs7_certs_only_der(in, &want, &want_len, &e), 0);
+		assert_int_equal(pkcs7_certs_only_from_pem(pem, strlen(pem), skip, &got, &got_len, &e),
+		                 0);
+		assert_int_equal(got_len, want_len);
+		assert_memory_equal(got, want, want_len);
+		free(want);
+		free(got);
+		free(pem);
+		chain_free(in);
+	}
+	/* One certificate, and text around the blocks. */
+	STACK_OF(X509) *one = stack_of(certs, 1);
+	char *pem = chain_to_pem(one);
+	char text[8192];
+	snprintf(text, sizeof(text), "leaf:\n%s\ntrailer\n", pem);
+	uint8_t *want = NULL, *got = NULL;
+	size_t want_len = 0, got_len = 0;
+	assert_int_equal(pkcs7_certs_only_der(one, &want, &want_len, &e), 0);
+	assert_int_equal(pkcs7_certs_only_from_pem(text, strlen(text), 0, &got, &got_len, &e), 0);
+	assert_int_equal(got_len, want_len);
+	assert_memory_equal(got, want, want_len);
+	/* Leaving out the only certificate leaves nothing. */
+	assert_int_equal(pkcs7_certs_only_from_pem(pem, strlen(pem), 1, &got, &got_len, &e),
+	                 ACMERA_ERR_INVAL);
+	free(want);
+	free(pem);
+	chain_free(one);
+}
+
+static void pkcs7_from_pem_refuses_other_blocks(void **state)
+{
+	struct acmera_errmsg e = {{0}};
+	uint8_t *der = NULL;
+	size_t len = 0;
+	const char *key_pem = "-----BEGIN PRIVATE KEY-----\nMAMCAQA=\n-----END PRIVATE KEY-----\n";
+	assert_int_equal(pkcs7_certs_only_from_pem(key_pem, strlen(key_pem), 0, &der, &len, &e),
+	                 ACMERA_ERR_INVAL);
+	/* A CERTIFICATE block whose content is not one DER SEQUENCE. */
+	const char *junk = "-----BEGIN CERTIFICATE-----\nMAMCAQAA\n-----END CERTIFICATE-----\n";
+	assert_int_equal(pkcs7_certs_only_from_pem(junk, strlen(junk), 0, &der, &len, &e),
+	                 ACMERA_ERR_INVAL);
+	assert_int_equal(pkcs7_certs_only_from_pem("", 0, 0, &der, &len, &e), ACMERA_ERR_INVAL);
+	assert_null(der);
+}
+
 static void pkcs7_of_no_or_17_certificates_is_not_made(void **state)
 {
 	uint8_t *der = (uint8_t *)1;
@@ -383,6 +441,8 @@ int main(void)
 	    cmocka_unit_test(cert_lines_are_rfc2253),
 	    cmocka_unit_test(chain_matches_issuer_of_any_and_subject_of_last),
 	    cmocka_unit_test(cert_dns_names_are_lower_case_dns_sans_only),
+	    cmocka_unit_test(pkcs7_from_pem_equals_the_encoder_byte_for_byte),
+	    cmocka_unit_test(pkcs7_from_pem_refuses_other_blocks),
 	};
 	return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
 }
