@@ -25,6 +25,8 @@ struct request {
 	int badnonce_left;
 	int retries_left;
 	struct request *wait_next; /* in the client's queue of POSTs awaiting a nonce */
+	int64_t wait_since_ms;     /* when it joined that queue */
+	int64_t sent_ms;           /* when it went to curl */
 	acme_cb cb;
 	void *arg;
 	CURL *easy;
@@ -59,12 +61,14 @@ struct acme_client {
 	struct timer *timers; /* sorted by due_ms */
 	struct request *live; /* requests handed to curl */
 	/* POSTs waiting for a nonce, oldest first. Every answer brings one nonce, so
-	 * the queue drains as answers arrive; newNonce is asked only for the part of
-	 * the queue that no request in flight will feed (at most
-	 * ACME_NONCE_CONCURRENCY at once), which also bounds the requests in flight. */
+	 * the queue drains as answers arrive; newNonce is asked when nothing is in
+	 * flight, or, once the wait exceeds ACME_NONCE_PATIENCE_MS (see pump_waiting),
+	 * for the part of the queue that no request in flight will feed (at most
+	 * ACME_NONCE_CONCURRENCY at once, which also bounds the requests in flight). */
 	struct request *wait_head, *wait_tail;
 	size_t n_waiting;
 	int in_flight;
+	int64_t latency_ms; /* moving average of answer times, 0 until one is known */
 	uint64_t requests;
 };
 
@@ -436,6 +440,7 @@ static void send_request(struct request *q)
 		}
 		if (nonce_pool_take(&c->nonces, nonce) != 0) {
 			q->wait_next = NULL;
+			q->wait_since_ms = now_ms();
 			if (c->wait_tail)
 				c->wait_tail->wait_next = q;
 			else
@@ -473,6 +478,7 @@ static void send_request(struct request *q)
 	c->live = q;
 	c->in_flight++;
 	c->requests++;
+	q->sent_ms = now_ms();
 	log_event(LOG_LVL_DEBUG, "acme.request", "method=%s url=%s",
 	          q->kind == REQ_POST  ? "POST"
 	          : q->kind == REQ_GET ? "GET"
@@ -490,9 +496,21 @@ static void pump_waiting(struct acme_client *c)
 		c->n_waiting--;
 		send_request(q);
 	}
-	/* Every request in flight (newNonce included) will bring a nonce; fetch only
-	 * for the rest, and not beyond the concurrency bound. */
-	while (c->n_waiting > (size_t)c->in_flight && c->in_flight < ACME_NONCE_CONCURRENCY) {
+	if (!c->wait_head)
+		return;
+	/* Every request in flight (newNonce included) will bring a nonce. Waiting
+	 * for it costs no request, so newNonce is asked only with nothing in flight,
+	 * or when the wait is long: the oldest has waited ACME_NONCE_PATIENCE_MS (a
+	 * slow answer), or the answers in flight would take that long to feed the
+	 * whole queue at the usual answer time (a deep queue). Then it is asked for
+	 * the part of the queue nothing in flight will feed, within the bound. */
+	int64_t rounds =
+	    c->in_flight > 0 ? ((int64_t)c->n_waiting + c->in_flight - 1) / c->in_flight : 0;
+	int patient = c->in_flight > 0 &&
+	              now_ms() - c->wait_head->wait_since_ms < ACME_NONCE_PATIENCE_MS &&
+	              rounds * c->latency_ms < ACME_NONCE_PATIENCE_MS;
+	while (!patient && c->n_waiting > (size_t)c->in_flight &&
+	       c->in_flight < ACME_NONCE_CONCURRENCY) {
 		struct request *n =
 		    request_new(c, REQ_HEAD_NONCE, c->dir.new_nonce, NULL, NULL, nonce_done, c);
 		if (!n)
@@ -534,6 +552,9 @@ static void on_done(struct request *q, CURLcode res)
 		q->live_next->live_prev = q->live_prev;
 	q->live_prev = q->live_next = NULL;
 	c->in_flight--;
+	int64_t took = now_ms() - q->sent_ms;
+	took = c->latency_ms ? (c->latency_ms * 7 + took) / 8 : took;
+	c->latency_ms = took > 0 ? took : 1;
 
 	if (q->nonce_hdr[0])
 		nonce_pool_put(&c->nonces, q->nonce_hdr, strlen(q->nonce_hdr));
@@ -627,10 +648,18 @@ int acme_client_step(struct acme_client *c, int wait_ms)
 {
 	int running = 0;
 	run_due_timers(c);
+	pump_waiting(c);
 	if (c->timers) {
 		int64_t until = c->timers->due_ms - now_ms();
 		if (until < wait_ms)
 			wait_ms = until < 0 ? 0 : (int)until;
+	}
+	if (c->wait_head) {
+		/* Wake up when the oldest waiting POST runs out of patience; past it,
+		 * pump_waiting did what the bound allows and answers wake the poll. */
+		int64_t until = c->wait_head->wait_since_ms + ACME_NONCE_PATIENCE_MS - now_ms();
+		if (until > 0 && until < wait_ms)
+			wait_ms = (int)until;
 	}
 	if (c->in_flight > 0) {
 		curl_multi_poll(c->multi, NULL, 0, wait_ms, NULL);

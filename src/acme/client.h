@@ -3,6 +3,12 @@
  * with nonces taken from earlier responses. Asynchronous: requests complete
  * through callbacks fired from acme_client_step(). One client per thread.
  *
+ * Every answer carries a Replay-Nonce, so a POST queued while requests are in
+ * flight normally waits for one of them rather than costing a newNonce request;
+ * only a wait beyond ACME_NONCE_PATIENCE_MS (seen, or foreseen from the queue
+ * and the usual answer time) adds nonces (up to ACME_NONCE_CONCURRENCY in
+ * circulation), which the pool then keeps.
+ *
  * Retries done here, below the caller: badNonce (with the nonce of the error
  * response), and serverInternal / rateLimited / HTTP 503 whose Retry-After is
  * at most ACME_RETRY_INLINE_MAX seconds. Anything else reaches the callback. */
@@ -19,6 +25,10 @@
 #define ACME_RETRY_INLINE_MAX 30
 #define ACME_BADNONCE_RETRIES 8
 #define ACME_NONCE_CONCURRENCY 16 /* newNonce fetches plus requests in flight */
+/* How long a POST waits for the nonce an answer in flight will bring before
+ * newNonce is asked to widen the concurrency (with nothing in flight: at once;
+ * with a queue the answers in flight would take this long to feed, at once). */
+#define ACME_NONCE_PATIENCE_MS 500
 
 struct acme_client;
 

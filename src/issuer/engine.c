@@ -321,7 +321,7 @@ static void renew_leases(struct engine *g)
 {
 	int64_t until = (int64_t)time(NULL) + g->cfg->issuer.lease;
 	for (struct job_run *r = g->runs; r; r = r->next) {
-		if (r->state == RUN_ENDED)
+		if (r->state == RUN_ENDED || r->preauth)
 			continue;
 		struct acmera_errmsg e = {{0}};
 		if (store_job_renew_lease(g->store, r->job.id, g->owner, until, &e) ==
@@ -356,6 +356,11 @@ static void release_runs(struct engine *g)
 	for (struct job_run *r = g->runs; r; r = r->next) {
 		if (r->state == RUN_ENDED)
 			continue;
+		if (r->preauth) {
+			/* Nothing stored to hand back: the next start begins it again. */
+			preauth_end(r, ACMERA_ERR_AGAIN, "issuer stopped");
+			continue;
+		}
 		/* Keep the last real error visible: it says more than "stopped". */
 		char why[600];
 		snprintf(why, sizeof(why), "issuer stopped%s%s",
@@ -501,9 +506,7 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 	int rc = engine_setup(&g, e);
 	if (rc)
 		goto out;
-	struct acmera_errmsg pe = {{0}};
-	if (preauth_ensure(&g, &pe))
-		log_event(LOG_LVL_WARN, "acme.preauthorize", "error=%s", log_qv(pe.text));
+	preauth_start(&g);
 	g.preauth_checked = (int64_t)time(NULL);
 
 	int64_t next_claim = 0, next_renew = engine_now_ms();
@@ -529,12 +532,12 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 			recover_account(&g);
 		if (now >= next_claim && !g.account_lost) {
 			if (time(NULL) - g.preauth_checked > PREAUTH_RECHECK_S) {
-				if (preauth_ensure(&g, &pe))
-					log_event(LOG_LVL_WARN, "acme.preauthorize", "error=%s",
-					          log_qv(pe.text));
+				preauth_start(&g);
 				g.preauth_checked = (int64_t)time(NULL);
 			}
-			claim(&g);
+			/* Jobs below a parent being pre-authorized wait for it. */
+			if (g.preauth_blocking == 0)
+				claim(&g);
 			next_claim = now + CLAIM_INTERVAL_MS;
 		}
 		/* DNS work runs on the worker: the loop only hands batches over and

@@ -1,5 +1,6 @@
 /* Internals of the issuer shared by engine.c (the loop and the batches),
- * job_flow.c (one job's ACME steps) and preauth.c. Not a public API. */
+ * job_flow.c (one job's ACME steps) and preauth.c (one parent domain's
+ * pre-authorization, a run of its own with no store job). Not a public API. */
 #ifndef ACMERA_ISSUER_ENGINE_H
 #define ACMERA_ISSUER_ENGINE_H
 
@@ -12,10 +13,11 @@
 
 enum run_state {
 	RUN_ORDER,        /* newOrder or fetching a stored order */
-	RUN_AUTHZ,        /* fetching the order's authorizations */
+	RUN_AUTHZ,        /* fetching the order's authorizations (preauth: newAuthz) */
 	RUN_WAIT_PUBLISH, /* challenges known, waiting for the batch UPDATE */
 	RUN_CHALLENGE,    /* telling the CA the records are there */
-	RUN_POLL_READY,   /* waiting for the order to become ready */
+	RUN_POLL_READY,   /* waiting for the order to become ready (preauth: the
+	                   * authorization to become valid) */
 	RUN_FINALIZE,     /* finalize sent */
 	RUN_POLL_VALID,   /* waiting for the order to become valid */
 	RUN_DOWNLOAD,     /* fetching the certificate */
@@ -35,7 +37,12 @@ struct engine;
 
 struct job_run {
 	struct engine *eng;
+	/* A pre-authorization run has job.id 0 and job.names the parent domain; it
+	 * never touches the store's jobs. */
 	struct store_job job;
+	int preauth;
+	int preauth_blocking; /* claims wait for it (no usable authorization yet) */
+	char *authz_url;      /* preauth: the authorization newAuthz made */
 	enum run_state state;
 	char *order_url;
 	char *finalize_url;
@@ -70,6 +77,7 @@ struct engine {
 	int subdomains;           /* CA advertises RFC 9444 */
 	int have_new_authz;       /* CA offers pre-authorization */
 	int64_t preauth_checked;  /* last time parent authorizations were checked */
+	int preauth_blocking;     /* pre-authorizations that claims wait for */
 	int account_lost;         /* the CA forgot the account (accountDoesNotExist) */
 	int64_t account_retry_ms; /* next try to register it again */
 	struct job_run *runs;
@@ -105,6 +113,12 @@ void run_published(struct job_run *r);
  * error is permanent or attempts are used up). */
 void run_retry(struct job_run *r, int rc, const char *why, int new_order, int64_t retry_after);
 void run_free(struct job_run *r);
+/* A request or timer that will call back with r (counted in r->pending), and the
+ * first thing each such callback does: 1 when r ended meanwhile (resp freed). */
+void run_post(struct job_run *r, const char *url, const char *payload, const char *accept,
+              acme_cb cb, void *arg);
+void run_after(struct job_run *r, int64_t ms, acme_timer_cb cb);
+int run_back(struct job_run *r, struct acme_response *resp);
 
 /* engine.c: queues r's challenge records for the next UPDATE (r->pending is
  * held until the batch is done with r). */
@@ -112,9 +126,14 @@ int engine_queue_publish(struct engine *g, struct job_run *r);
 /* Queues r's published records for deletion. */
 void engine_queue_delete(struct engine *g, struct job_run *r);
 
-/* preauth.c: makes sure each configured parent domain holds a valid
- * authorization (pre-authorization, RFC 9444 when offered). */
-int preauth_ensure(struct engine *g, struct acmera_errmsg *e);
+/* preauth.c: starts a pre-authorization run (newAuthz, RFC 9444 when offered)
+ * for each configured parent domain without a fresh authorization. Those with none
+ * usable at all hold claims back (g->preauth_blocking) until they end, so that
+ * jobs below them wait for it rather than prove every name themselves. */
+void preauth_start(struct engine *g);
+/* The pre-authorization run's side of run_published and run_retry. */
+void preauth_published(struct job_run *r);
+void preauth_end(struct job_run *r, int rc, const char *why);
 /* Adds "ancestorDomain" to an identifier covered by a pre-authorized parent. */
 const char *preauth_ancestor_for(struct engine *g, const char *name, char *buf, size_t len);
 

@@ -88,25 +88,26 @@ void run_free(struct job_run *r)
 	free(r->alts);
 	free(r->order_url);
 	free(r->finalize_url);
+	free(r->authz_url);
 	store_job_free(&r->job);
 	free(r);
 }
 
-static void run_post(struct job_run *r, const char *url, const char *payload, const char *accept,
-                     acme_cb cb, void *arg)
+void run_post(struct job_run *r, const char *url, const char *payload, const char *accept,
+              acme_cb cb, void *arg)
 {
 	r->pending++;
 	acme_post(r->eng->acme, url, payload, accept, cb, arg);
 }
 
-static void run_after(struct job_run *r, int64_t ms, acme_timer_cb cb)
+void run_after(struct job_run *r, int64_t ms, acme_timer_cb cb)
 {
 	r->pending++;
 	acme_client_after(r->eng->acme, ms, cb, r);
 }
 
 /* Called first by every callback: 1 when the run has ended meanwhile. */
-static int run_back(struct job_run *r, struct acme_response *resp)
+int run_back(struct job_run *r, struct acme_response *resp)
 {
 	r->pending--;
 	if (r->state != RUN_ENDED)
@@ -135,6 +136,10 @@ void run_retry(struct job_run *r, int rc, const char *why, int new_order, int64_
 	struct acmera_errmsg e = {{0}};
 	if (r->state == RUN_ENDED)
 		return;
+	if (r->preauth) {
+		preauth_end(r, rc ? rc : ACMERA_ERR_PROTO, why);
+		return;
+	}
 	int attempts = r->job.attempts + 1;
 	int permanent = rc == ACMERA_ERR_INVAL;
 	/* An unreachable CA or DNS server is waited out, however long it takes; only
@@ -519,6 +524,10 @@ static void on_challenge(void *arg, int rc, struct acme_response *resp,
 
 void run_published(struct job_run *r)
 {
+	if (r->preauth) {
+		preauth_published(r);
+		return;
+	}
 	r->state = RUN_CHALLENGE;
 	r->outstanding = 0;
 	for (size_t i = 0; i < r->n_chals; i++)
