@@ -185,8 +185,8 @@ void ca_service_handle(struct http_request *req, void *arg)
 	log_event(rs.status >= 500   ? LOG_LVL_ERROR
 	          : rs.status >= 400 ? LOG_LVL_WARN
 	                             : LOG_LVL_INFO,
-	          "ca.request", "peer=%s method=%s path=%s status=%d account=%s problem=%s", peer,
-	          log_qv(method), log_qv(path), rs.status, rs.account[0] ? rs.account : "-",
-	          rs.problem[0] ? rs.problem : "-");
+	          "ca.request", "peer=%s method=%s path=%s status=%d account=%s problem=%s type=%s",
+	          peer, log_qv(method), log_qv(path), rs.status, rs.account[0] ? rs.account : "-",
+	          rs.problem[0] ? rs.problem : "-", log_qv(rs.content_type ? rs.content_type : "-"));
 	ca_response_free(&rs);
 }
