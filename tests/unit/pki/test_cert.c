@@ -272,6 +272,8 @@ static void pkcs7_from_pem_equals_the_encoder_byte_for_byte(void **state)
 	assert_int_equal(pkcs7_certs_only_from_pem(text, strlen(text), 0, &got, &got_len, &e), 0);
 	assert_int_equal(got_len, want_len);
 	assert_memory_equal(got, want, want_len);
+	free(got);
+	got = NULL;
 	/* Leaving out the only certificate leaves nothing. */
 	assert_int_equal(pkcs7_certs_only_from_pem(pem, strlen(pem), 1, &got, &got_len, &e),
 	                 ACMERA_ERR_INVAL);
