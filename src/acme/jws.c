@@ -235,8 +235,8 @@ static json_t *ed25519_jwk(EVP_PKEY *key)
 	if (!EVP_PKEY_get_raw_public_key(key, raw, &len) || len != sizeof(raw))
 		return NULL;
 	char *x = b64url_encode(raw, len);
-	json_t *jwk = x ? json_pack("{s:s, s:s, s:s}", "crv", "Ed25519", "kty", "OKP", "x", x)
-	                : NULL;
+	json_t *jwk =
+	    x ? json_pack("{s:s, s:s, s:s}", "crv", "Ed25519", "kty", "OKP", "x", x) : NULL;
 	free(x);
 	return jwk;
 }

@@ -19,17 +19,17 @@
 #define CONFIG_MAX_FILE (1024 * 1024) /* a config file is small; refuse anything big */
 
 enum section { SEC_ACME, SEC_DNS, SEC_ISSUER, SEC_STORE, SEC_LOG, SEC_EST, SEC_PROFILE, SEC_CA };
-static const char *const section_names[] = {"acme", "dns",     "issuer", "store",
-                                            "log",  "est",     "profile", "ca"};
+static const char *const section_names[] = {"acme", "dns", "issuer",  "store",
+                                            "log",  "est", "profile", "ca"};
 #define N_SECTIONS (sizeof(section_names) / sizeof(section_names[0]))
 
 enum key_type {
-	KEY_STR,    /* any non-empty text */
-	KEY_HTTPS,  /* an https:// URL */
-	KEY_CHOICE, /* one of key.choices */
-	KEY_INT,    /* decimal from key.min to key.max */
-	KEY_BOOL,   /* true/false, yes/no, 1/0 */
-	KEY_DOMAINS, /* repeatable domain name, into a list */
+	KEY_STR,         /* any non-empty text */
+	KEY_HTTPS,       /* an https:// URL */
+	KEY_CHOICE,      /* one of key.choices */
+	KEY_INT,         /* decimal from key.min to key.max */
+	KEY_BOOL,        /* true/false, yes/no, 1/0 */
+	KEY_DOMAINS,     /* repeatable domain name, into a list */
 	KEY_DOMAIN_WORDS /* domain names separated by spaces or commas, repeatable, a list */
 };
 
@@ -405,7 +405,8 @@ static int set_value(struct parse *ps, const struct key *k, void *base, const ch
 		if (strlen(value) >= sizeof(words))
 			return fail_at(ps, ACMERA_ERR_CONFIG, "[%s] %s: value too long", sec, name);
 		strcpy(words, value);
-		for (char *t = strtok_r(words, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+		for (char *t = strtok_r(words, ", \t", &save); t;
+		     t = strtok_r(NULL, ", \t", &save)) {
 			struct acmera_errmsg why = {""};
 			if (!is_domain(t))
 				return fail_at(ps, ACMERA_ERR_CONFIG,

@@ -99,13 +99,13 @@ struct config {
 		char *ca_chain;        /* PEM chain for /cacerts until one is learnt */
 	} est;
 	struct {
-		char *listen;       /* HTTPS, default "127.0.0.1:14000" */
-		char *url;          /* external base URL; NULL: "https://" + listen */
-		char *cert, *key;   /* TLS certificate chain and key of the ACME server */
-		char *dir;          /* CA state (generated hierarchy), default "acmera-ca" */
-		char *issuer_cert;  /* configured issuing CA chain (PEM), else generated */
-		char *issuer_key;   /* its key */
-		char *name;         /* CN prefix of generated CAs, default "acmera private" */
+		char *listen;      /* HTTPS, default "127.0.0.1:14000" */
+		char *url;         /* external base URL; NULL: "https://" + listen */
+		char *cert, *key;  /* TLS certificate chain and key of the ACME server */
+		char *dir;         /* CA state (generated hierarchy), default "acmera-ca" */
+		char *issuer_cert; /* configured issuing CA chain (PEM), else generated */
+		char *issuer_key;  /* its key */
+		char *name;        /* CN prefix of generated CAs, default "acmera private" */
 		char *domains[CONFIG_MAX_LIST]; /* allowed: these names and names below */
 		size_t n_domains;
 		char *key_types;        /* CSR keys: p256 p384 rsa ed25519 (default all) */

@@ -167,7 +167,8 @@ static int issue(struct ca_ctx *c, struct ca_order *o, const struct csr_info *cs
 		rc = ca_store_cert_issued(c->st, &cert, &e);
 	}
 	if (rc == ACMERA_ERR_AGAIN) {
-		ca_reply_problem(c->rs, 403, "orderNotReady", NULL, "the order was finalized meanwhile");
+		ca_reply_problem(c->rs, 403, "orderNotReady", NULL,
+		                 "the order was finalized meanwhile");
 		ca_cert_free(&cert);
 		return -1;
 	}

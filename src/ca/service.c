@@ -187,6 +187,7 @@ void ca_service_handle(struct http_request *req, void *arg)
 	                             : LOG_LVL_INFO,
 	          "ca.request", "peer=%s method=%s path=%s status=%d account=%s problem=%s type=%s",
 	          peer, log_qv(method), log_qv(path), rs.status, rs.account[0] ? rs.account : "-",
-	          rs.problem[0] ? rs.problem : "-", log_qv(rs.content_type ? rs.content_type : "-"));
+	          rs.problem[0] ? rs.problem : "-",
+	          log_qv(rs.content_type ? rs.content_type : "-"));
 	ca_response_free(&rs);
 }

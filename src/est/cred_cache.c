@@ -48,7 +48,8 @@ static void sha256_parts(const void *a, size_t alen, const void *b, size_t blen,
 	/* On failure out is all zeros: a key no put ever matches with a real entry. */
 	memset(out, 0, 32);
 	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-	    EVP_DigestUpdate(ctx, a, alen) == 1 && (blen == 0 || EVP_DigestUpdate(ctx, b, blen) == 1))
+	    EVP_DigestUpdate(ctx, a, alen) == 1 &&
+	    (blen == 0 || EVP_DigestUpdate(ctx, b, blen) == 1))
 		EVP_DigestFinal_ex(ctx, out, &n);
 	EVP_MD_CTX_free(ctx);
 }

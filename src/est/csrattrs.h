@@ -19,8 +19,8 @@ struct est_csrattrs_in {
 	const char *subject_cn;       /* CN the template asks for, or NULL */
 	const char *const *dns_names; /* the SAN dNSNames the device must request */
 	size_t n_dns_names;
-	enum est_key_kind key; /* the key type to ask for */
-	int rsa_bits;          /* when key == EST_KEY_RSA */
+	enum est_key_kind key;  /* the key type to ask for */
+	int rsa_bits;           /* when key == EST_KEY_RSA */
 	int challenge_password; /* list the challengePassword OID: the CSR must carry the
 	                           TLS channel binding (RFC 7030 3.5, 4.5.2) */
 };

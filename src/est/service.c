@@ -241,7 +241,10 @@ static void reply_unauthorized(struct http_request *req, const char *why)
 	char body[600];
 	int n = snprintf(body, sizeof(body), "%s\n", why);
 	http_reply(req, 401, "text/plain; charset=utf-8", body,
-	           n < 0 ? 0 : (size_t)n >= sizeof(body) ? sizeof(body) - 1 : (size_t)n, headers);
+	           n < 0                       ? 0
+	           : (size_t)n >= sizeof(body) ? sizeof(body) - 1
+	                                       : (size_t)n,
+	           headers);
 }
 
 /* Who a client certificate proved to be, kept with its TLS connection so that the
@@ -408,7 +411,7 @@ struct wait {
 	char op[16];
 	char name[MAX_NAME];
 	int64_t deadline_ms;
-	int64_t look_ms;    /* when to look in the store whatever happened */
+	int64_t look_ms;   /* when to look in the store whatever happened */
 	uint64_t finished; /* store_jobs_finished_here() when it last looked */
 	char peer[80];
 	/* serverkeygen: the key made for the device, sent with the certificate. */
@@ -652,8 +655,8 @@ static int read_csr(struct http_request *req, const char *label, const char *op,
  * knows passed the binding on the connection it first came on: its retries,
  * after a 202, may come on new connections. 0, or the reason in e. */
 static int check_device_csr(const struct est_service *s, const struct est_profile *p,
-                            struct http_request *req, const struct csr_info *csr,
-                            const char *name, struct acmera_errmsg *e)
+                            struct http_request *req, const struct csr_info *csr, const char *name,
+                            struct acmera_errmsg *e)
 {
 	struct est_policy without = p->policy;
 	without.require_channel_binding = 0;

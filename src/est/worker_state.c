@@ -33,7 +33,7 @@ struct answer_slot {
 
 /* csr first: a struct csr_info handed out is the start of its slot. */
 struct csr_slot {
-	struct csr_info csr; /* empty: req NULL */
+	struct csr_info csr;        /* empty: req NULL */
 	const void *passed_profile; /* the policy this CSR passed, for passed_name */
 	char passed_name[256];
 };
@@ -43,9 +43,9 @@ struct worker_state {
 	struct csr_slot csr[CSR_SLOTS]; /* by the DER's bytes */
 	struct answer_slot answer[ANSWER_SLOTS];
 	struct cert_slot cert[CERT_SLOTS]; /* by CSR digest */
-	int64_t version;    /* store_data_version as last asked */
-	int64_t version_ms; /* when (monotonic ms), 0 never */
-	struct csr_slot uncached; /* the last CSR too large for the cache */
+	int64_t version;                   /* store_data_version as last asked */
+	int64_t version_ms;                /* when (monotonic ms), 0 never */
+	struct csr_slot uncached;          /* the last CSR too large for the cache */
 };
 
 static pthread_key_t state_key;
@@ -123,7 +123,8 @@ int est_worker_csr(const uint8_t *der, size_t len, const struct csr_info **out,
 	struct csr_slot *slot = &ws->uncached;
 	if (len <= CSR_CACHE_MAX_DER) {
 		slot = &ws->csr[slot_of(der, len, CSR_SLOTS)];
-		if (slot->csr.req && slot->csr.der_len == len && memcmp(slot->csr.der, der, len) == 0) {
+		if (slot->csr.req && slot->csr.der_len == len &&
+		    memcmp(slot->csr.der, der, len) == 0) {
 			*out = &slot->csr;
 			return 0;
 		}
@@ -229,8 +230,8 @@ int est_worker_cert(struct store *st, const char *csr_sha256, int64_t now, const
 		return rc;
 	}
 	free(c->chain_pem);
-	*c = (struct cert_slot){.chain_pem = found.chain_pem, .not_after = found.not_after,
-	                        .version = version};
+	*c = (struct cert_slot){
+	    .chain_pem = found.chain_pem, .not_after = found.not_after, .version = version};
 	found.chain_pem = NULL;
 	snprintf(c->digest, sizeof(c->digest), "%s", csr_sha256);
 	store_cert_free(&found);

@@ -21,8 +21,9 @@ struct store *est_worker_store(const char *path, struct acmera_errmsg *e);
 /* The chain of the certificate stored for a CSR (store_cert_lookup on st, this
  * worker's handle): remembered while the store has not changed under the handle
  * (store_data_version, asked at most every 100 ms: a revocation by another
- * process is seen within that time) and the certificate is valid at now. *chain_pem is borrowed: valid until the next call
- * of est_worker_cert on this thread. ACMERA_ERR_NOTFOUND when there is none. */
+ * process is seen within that time) and the certificate is valid at now. *chain_pem is borrowed:
+ * valid until the next call of est_worker_cert on this thread. ACMERA_ERR_NOTFOUND when there is
+ * none. */
 int est_worker_cert(struct store *st, const char *csr_sha256, int64_t now, const char **chain_pem,
                     struct acmera_errmsg *e);
 

@@ -32,10 +32,10 @@ struct worker {
 	struct event *resume;            /* ends the pause after an accept error */
 	pthread_t thread;
 	int started;
-	int nconn;         /* live connections, until their SSL is freed */
-	int accepting;     /* the listener is enabled */
-	int accept_paused; /* after an accept error (EMFILE and the like) */
-	int stopping;      /* stopping or being freed: never enable the listener again */
+	int nconn;                 /* live connections, until their SSL is freed */
+	int accepting;             /* the listener is enabled */
+	int accept_paused;         /* after an accept error (EMFILE and the like) */
+	int stopping;              /* stopping or being freed: never enable the listener again */
 	struct http_request *held; /* requests the handler holds (unanswered) */
 	int stop_ticks;            /* after a stop: ticks left to write the last answers */
 	int stop_replies;          /* answers given at stop and not yet written */

@@ -204,7 +204,8 @@ int http_server_new(const struct http_server_opts *o, http_handler h, void *arg,
 	ms_to_tv(hs, &s->handshake_tv);
 	ms_to_tv(head, &s->header_tv);
 	ms_to_tv(idle, &s->idle_tv);
-	s->stop_retry_after = o->stop_retry_after > 0 ? o->stop_retry_after : DEFAULT_STOP_RETRY_AFTER;
+	s->stop_retry_after =
+	    o->stop_retry_after > 0 ? o->stop_retry_after : DEFAULT_STOP_RETRY_AFTER;
 	if ((rc = http_tls_ctx_new(o, &s->ctx, e)))
 		goto out;
 	if (!(s->workers = calloc((size_t)s->nworkers, sizeof(*s->workers)))) {

@@ -285,10 +285,8 @@ static void csrattrs_challenge_password_is_asked_only_when_wanted(void **state)
 {
 	(void)state;
 	const char *names[] = {"dev.example.test"};
-	struct est_csrattrs_in in = {.subject_cn = names[0],
-	                             .dns_names = names,
-	                             .n_dns_names = 1,
-	                             .key = EST_KEY_EC_P256};
+	struct est_csrattrs_in in = {
+	    .subject_cn = names[0], .dns_names = names, .n_dns_names = 1, .key = EST_KEY_EC_P256};
 	for (int want = 0; want <= 1; want++) {
 		uint8_t *der = NULL;
 		size_t len = 0;

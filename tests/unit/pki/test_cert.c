@@ -252,8 +252,8 @@ static void pkcs7_from_pem_equals_the_encoder_byte_for_byte(void **state)
 		uint8_t *want = NULL, *got = NULL;
 		size_t want_len = 0, got_len = 0;
 		assert_int_equal(pkcs7_certs_only_der(in, &want, &want_len, &e), 0);
-		assert_int_equal(pkcs7_certs_only_from_pem(pem, strlen(pem), skip, &got, &got_len, &e),
-		                 0);
+		assert_int_equal(
+		    pkcs7_certs_only_from_pem(pem, strlen(pem), skip, &got, &got_len, &e), 0);
 		assert_int_equal(got_len, want_len);
 		assert_memory_equal(got, want, want_len);
 		free(want);
