@@ -15,35 +15,41 @@
 #include <string.h>
 #include <strings.h>
 
-enum key_kind { KIND_NONE, KIND_P256, KIND_P384, KIND_RSA };
-
-#define RSA_MIN_BITS 2048
-#define RSA_MAX_BITS 8192 /* bounds signing cost and the JWK buffer below */
+#define RSA_MIN_BITS JWS_RSA_MIN_BITS
+#define RSA_MAX_BITS JWS_RSA_MAX_BITS
 #define HMAC_KEY_MAX 1024 /* decoded EAB MAC key; real ones are 32..64 bytes */
 
-/* The only kinds of key ACME accounts may use here; anything else is refused. */
-static enum key_kind key_kind(EVP_PKEY *key)
+enum jws_key_kind jws_key_kind(EVP_PKEY *key)
 {
 	if (!key)
-		return KIND_NONE;
+		return JWS_KEY_NONE;
+	if (EVP_PKEY_is_a(key, "ED25519"))
+		return JWS_KEY_ED25519;
 	if (EVP_PKEY_is_a(key, "RSA")) {
 		int bits = EVP_PKEY_get_bits(key);
-		return bits >= RSA_MIN_BITS && bits <= RSA_MAX_BITS ? KIND_RSA : KIND_NONE;
+		return bits >= RSA_MIN_BITS && bits <= RSA_MAX_BITS ? JWS_KEY_RSA : JWS_KEY_NONE;
 	}
 	if (!EVP_PKEY_is_a(key, "EC"))
-		return KIND_NONE;
+		return JWS_KEY_NONE;
 	char group[64];
 	size_t glen = 0;
 	if (!EVP_PKEY_get_group_name(key, group, sizeof(group), &glen))
-		return KIND_NONE;
+		return JWS_KEY_NONE;
 	int nid = OBJ_sn2nid(group);
 	if (nid == NID_undef)
 		nid = EC_curve_nist2nid(group);
 	if (nid == NID_X9_62_prime256v1)
-		return KIND_P256;
+		return JWS_KEY_P256;
 	if (nid == NID_secp384r1)
-		return KIND_P384;
-	return KIND_NONE;
+		return JWS_KEY_P384;
+	return JWS_KEY_NONE;
+}
+
+/* The kinds of key the client signs with; anything else (Ed25519 too) is refused. */
+static enum jws_key_kind key_kind(EVP_PKEY *key)
+{
+	enum jws_key_kind k = jws_key_kind(key);
+	return k == JWS_KEY_ED25519 ? JWS_KEY_NONE : k;
 }
 
 int acme_key_type_parse(const char *s)
@@ -96,7 +102,7 @@ int acme_key_generate(enum acme_key_type type, EVP_PKEY **out, struct acmera_err
 char *acme_key_to_pem(EVP_PKEY *key)
 {
 	char *pem = NULL;
-	if (key_kind(key) == KIND_NONE)
+	if (key_kind(key) == JWS_KEY_NONE)
 		return NULL;
 	/* secmem: the buffer is cleansed when freed, as it holds the private key. */
 	BIO *bio = BIO_new(BIO_s_secmem());
@@ -129,7 +135,7 @@ int acme_key_from_pem(const char *pem, EVP_PKEY **out, struct acmera_errmsg *e)
 	BIO_free(bio);
 	if (!k)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "not a PEM private key");
-	if (key_kind(k) == KIND_NONE) {
+	if (key_kind(k) == JWS_KEY_NONE) {
 		EVP_PKEY_free(k);
 		return acmera_fail(e, ACMERA_ERR_INVAL,
 		                   "unsupported account key: need P-256, P-384 or RSA %d..%d bits",
@@ -142,20 +148,20 @@ int acme_key_from_pem(const char *pem, EVP_PKEY **out, struct acmera_errmsg *e)
 const char *jws_alg(EVP_PKEY *key)
 {
 	switch (key_kind(key)) {
-	case KIND_P256:
+	case JWS_KEY_P256:
 		return "ES256";
-	case KIND_P384:
+	case JWS_KEY_P384:
 		return "ES384";
-	case KIND_RSA:
+	case JWS_KEY_RSA:
 		return "RS256";
 	default:
 		return NULL;
 	}
 }
 
-static const EVP_MD *key_md(enum key_kind kind)
+static const EVP_MD *key_md(enum jws_key_kind kind)
 {
-	return kind == KIND_P384 ? EVP_sha384() : EVP_sha256();
+	return kind == JWS_KEY_P384 ? EVP_sha384() : EVP_sha256();
 }
 
 /* base64url of a big number: fixed width when width > 0 (EC coordinates, RFC 7518
@@ -191,20 +197,20 @@ static int set_bn(json_t *obj, const char *name, EVP_PKEY *key, const char *para
 
 json_t *jws_jwk(EVP_PKEY *key)
 {
-	enum key_kind kind = key_kind(key);
-	if (kind == KIND_NONE)
+	enum jws_key_kind kind = key_kind(key);
+	if (kind == JWS_KEY_NONE)
 		return NULL;
 	json_t *jwk = json_object();
 	if (!jwk)
 		return NULL;
 	/* Inserted in lexicographic order so the plain dump is already canonical. */
-	if (kind == KIND_RSA) {
+	if (kind == JWS_KEY_RSA) {
 		if (set_bn(jwk, "e", key, OSSL_PKEY_PARAM_RSA_E, 0) ||
 		    json_object_set_new(jwk, "kty", json_string("RSA")) ||
 		    set_bn(jwk, "n", key, OSSL_PKEY_PARAM_RSA_N, 0))
 			goto fail;
 	} else {
-		int width = kind == KIND_P256 ? 32 : 48;
+		int width = kind == JWS_KEY_P256 ? 32 : 48;
 		if (json_object_set_new(jwk, "crv", json_string(width == 32 ? "P-256" : "P-384")) ||
 		    json_object_set_new(jwk, "kty", json_string("EC")) ||
 		    set_bn(jwk, "x", key, OSSL_PKEY_PARAM_EC_PUB_X, width) ||
@@ -260,17 +266,17 @@ char *jws_thumbprint(EVP_PKEY *key)
  * turned from DER ECDSA-Sig-Value into fixed-width r||s. */
 static char *sign_b64url(EVP_PKEY *key, const char *in, size_t inlen)
 {
-	enum key_kind kind = key_kind(key);
+	enum jws_key_kind kind = key_kind(key);
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	uint8_t *der = NULL;
 	ECDSA_SIG *sig = NULL;
 	char *res = NULL;
 	size_t derlen = 0;
-	if (!ctx || kind == KIND_NONE)
+	if (!ctx || kind == JWS_KEY_NONE)
 		goto out;
 	if (EVP_DigestSignInit(ctx, NULL, key_md(kind), NULL, key) != 1)
 		goto out;
-	if (kind == KIND_RSA &&
+	if (kind == JWS_KEY_RSA &&
 	    EVP_PKEY_CTX_set_rsa_padding(EVP_MD_CTX_get_pkey_ctx(ctx), RSA_PKCS1_PADDING) != 1)
 		goto out;
 	if (EVP_DigestSign(ctx, NULL, &derlen, (const uint8_t *)in, inlen) != 1)
@@ -280,7 +286,7 @@ static char *sign_b64url(EVP_PKEY *key, const char *in, size_t inlen)
 		goto out;
 	if (EVP_DigestSign(ctx, der, &derlen, (const uint8_t *)in, inlen) != 1)
 		goto out;
-	if (kind == KIND_RSA) {
+	if (kind == JWS_KEY_RSA) {
 		res = b64url_encode(der, derlen);
 		goto out;
 	}
@@ -288,7 +294,7 @@ static char *sign_b64url(EVP_PKEY *key, const char *in, size_t inlen)
 	sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
 	if (!sig)
 		goto out;
-	int w = kind == KIND_P256 ? 32 : 48;
+	int w = kind == JWS_KEY_P256 ? 32 : 48;
 	uint8_t rs[96];
 	if (BN_bn2binpad(ECDSA_SIG_get0_r(sig), rs, w) != w ||
 	    BN_bn2binpad(ECDSA_SIG_get0_s(sig), rs + w, w) != w)

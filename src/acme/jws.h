@@ -11,6 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The kinds of account key this project's JWS code knows (RFC 7518: ES256 on P-256,
+ * ES384 on P-384, RS256 on RSA of JWS_RSA_MIN_BITS..JWS_RSA_MAX_BITS; RFC 8037: EdDSA on
+ * Ed25519), and JWS_KEY_NONE for any other key. The client signs with the first three;
+ * acmera ca verifies all four. */
+enum jws_key_kind { JWS_KEY_NONE, JWS_KEY_P256, JWS_KEY_P384, JWS_KEY_RSA, JWS_KEY_ED25519 };
+#define JWS_RSA_MIN_BITS 2048
+#define JWS_RSA_MAX_BITS 8192 /* bounds signing and verification cost and JWK buffers */
+enum jws_key_kind jws_key_kind(EVP_PKEY *key);
+
 enum acme_key_type {
 	ACME_KEY_P256,
 	ACME_KEY_P384,

@@ -3,6 +3,7 @@
  * reads bytes from unauthenticated clients: each member is type-checked and each
  * length bounded before use. */
 #include "ca/jws_verify.h"
+#include "acme/jws.h"
 #include "base/b64.h"
 
 #include <openssl/bn.h>
@@ -17,11 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum kind { KIND_NONE, KIND_P256, KIND_P384, KIND_RSA, KIND_ED25519 };
-
-#define RSA_MIN_BITS 2048
-#define RSA_MAX_BITS 8192 /* the same bound as the client; caps verification cost */
-#define RSA_E_MAX 32      /* octets: e < 2^256, as SP 800-56B asks */
+#define RSA_MIN_BITS JWS_RSA_MIN_BITS
+#define RSA_MAX_BITS JWS_RSA_MAX_BITS
+#define RSA_E_MAX 32 /* octets: e < 2^256, as SP 800-56B asks */
 #define ED25519_LEN 32
 
 static const char P_MALFORMED[] = "malformed";
@@ -30,47 +29,20 @@ static const char P_BADKEY[] = "badPublicKey";
 
 static const struct {
 	const char *alg;
-	enum kind kind;
+	enum jws_key_kind kind;
 } algs[] = {
-    {"ES256", KIND_P256},
-    {"ES384", KIND_P384},
-    {"RS256", KIND_RSA},
-    {"EdDSA", KIND_ED25519},
+    {"ES256", JWS_KEY_P256},
+    {"ES384", JWS_KEY_P384},
+    {"RS256", JWS_KEY_RSA},
+    {"EdDSA", JWS_KEY_ED25519},
 };
 
-static enum kind alg_kind(const char *alg)
+static enum jws_key_kind alg_kind(const char *alg)
 {
 	for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++)
 		if (strcmp(alg, algs[i].alg) == 0)
 			return algs[i].kind;
-	return KIND_NONE;
-}
-
-/* The kinds of key an account may have; anything else is KIND_NONE. */
-static enum kind key_kind(EVP_PKEY *key)
-{
-	if (!key)
-		return KIND_NONE;
-	if (EVP_PKEY_is_a(key, "ED25519"))
-		return KIND_ED25519;
-	if (EVP_PKEY_is_a(key, "RSA")) {
-		int bits = EVP_PKEY_get_bits(key);
-		return bits >= RSA_MIN_BITS && bits <= RSA_MAX_BITS ? KIND_RSA : KIND_NONE;
-	}
-	if (!EVP_PKEY_is_a(key, "EC"))
-		return KIND_NONE;
-	char group[64];
-	size_t glen = 0;
-	if (!EVP_PKEY_get_group_name(key, group, sizeof(group), &glen))
-		return KIND_NONE;
-	int nid = OBJ_sn2nid(group);
-	if (nid == NID_undef)
-		nid = EC_curve_nist2nid(group);
-	if (nid == NID_X9_62_prime256v1)
-		return KIND_P256;
-	if (nid == NID_secp384r1)
-		return KIND_P384;
-	return KIND_NONE;
+	return JWS_KEY_NONE;
 }
 
 static void set_problem(const char **problem, const char *type)
@@ -382,8 +354,8 @@ static int parse_header(const json_t *h, enum nonce_rule rule, struct ca_jws *ou
 	if (!json_is_string(alg))
 		return acmera_fail(e, ACMERA_ERR_INVAL,
 		                   "protected \"alg\" missing or not a string");
-	enum kind want = alg_kind(json_string_value(alg));
-	if (want == KIND_NONE) {
+	enum jws_key_kind want = alg_kind(json_string_value(alg));
+	if (want == JWS_KEY_NONE) {
 		*prob = P_BADALG;
 		return acmera_fail(e, ACMERA_ERR_INVAL, "alg is not ES256, ES384, RS256 or EdDSA");
 	}
@@ -428,7 +400,7 @@ static int parse_header(const json_t *h, enum nonce_rule rule, struct ca_jws *ou
 		return rc;
 	}
 	/* RFC 8555 6.2: "alg is ES256 but jwk does not contain a valid P-256 key". */
-	if (key_kind(out->key) != want) {
+	if (jws_key_kind(out->key) != want) {
 		*prob = P_BADKEY;
 		return acmera_fail(e, ACMERA_ERR_INVAL, "jwk is not a key for %s", out->alg);
 	}
@@ -526,17 +498,18 @@ out:
 int ca_jws_verify(const struct ca_jws *j, EVP_PKEY *key, const char **problem,
                   struct acmera_errmsg *e)
 {
-	enum kind kind = key_kind(key), want = j && j->signing_input ? alg_kind(j->alg) : KIND_NONE;
+	enum jws_key_kind kind = jws_key_kind(key),
+	                  want = j && j->signing_input ? alg_kind(j->alg) : JWS_KEY_NONE;
 	uint8_t *der = NULL;
 	size_t derlen = 0;
 	EVP_MD_CTX *ctx = NULL;
 	const char *prob = P_MALFORMED;
 	int rc = ACMERA_ERR_INVAL;
-	if (want == KIND_NONE || !j->sig) {
+	if (want == JWS_KEY_NONE || !j->sig) {
 		acmera_fail(e, rc, "no parsed JWS to verify");
 		goto out;
 	}
-	if (kind == KIND_NONE) {
+	if (kind == JWS_KEY_NONE) {
 		prob = P_BADKEY;
 		acmera_fail(e, rc, "account key is not of an allowed kind");
 		goto out;
@@ -549,13 +522,13 @@ int ca_jws_verify(const struct ca_jws *j, EVP_PKEY *key, const char **problem,
 	const uint8_t *sig = j->sig;
 	size_t siglen = j->sig_len, need;
 	switch (kind) {
-	case KIND_P256:
+	case JWS_KEY_P256:
 		need = 64;
 		break;
-	case KIND_P384:
+	case JWS_KEY_P384:
 		need = 96;
 		break;
-	case KIND_ED25519:
+	case JWS_KEY_ED25519:
 		need = 64;
 		break;
 	default:
@@ -566,7 +539,7 @@ int ca_jws_verify(const struct ca_jws *j, EVP_PKEY *key, const char **problem,
 		acmera_fail(e, rc, "%s signature has %zu octets, not %zu", j->alg, siglen, need);
 		goto out;
 	}
-	if (kind == KIND_P256 || kind == KIND_P384) {
+	if (kind == JWS_KEY_P256 || kind == JWS_KEY_P384) {
 		if (ec_sig_to_der(sig, siglen / 2, &der, &derlen)) {
 			rc = acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
 			goto out;
@@ -574,13 +547,13 @@ int ca_jws_verify(const struct ca_jws *j, EVP_PKEY *key, const char **problem,
 		sig = der;
 		siglen = derlen;
 	}
-	const EVP_MD *md = kind == KIND_ED25519 ? NULL
-	                   : kind == KIND_P384  ? EVP_sha384()
-	                                        : EVP_sha256();
+	const EVP_MD *md = kind == JWS_KEY_ED25519 ? NULL
+	                   : kind == JWS_KEY_P384  ? EVP_sha384()
+	                                           : EVP_sha256();
 	EVP_PKEY_CTX *pctx = NULL;
 	ctx = EVP_MD_CTX_new();
 	if (!ctx || EVP_DigestVerifyInit(ctx, &pctx, md, NULL, key) != 1 ||
-	    (kind == KIND_RSA && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)) {
+	    (kind == JWS_KEY_RSA && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)) {
 		acmera_fail(e, rc, "cannot set up %s verification", j->alg);
 		goto out;
 	}
