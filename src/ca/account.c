@@ -245,9 +245,12 @@ void ca_handle_account(struct ca_ctx *c, const char *id)
 		return;
 	}
 	json_t *status = json_object_get(c->payload, "status");
-	const char *new_status = NULL;
-	if (status) {
-		if (!json_is_string(status) || strcmp(json_string_value(status), "deactivated")) {
+	const char *st = json_string_value(status), *new_status = NULL;
+	/* RFC 8555 7.3.2 ignores a status update but deactivation: "valid" (what the account
+	 * is, load_account saw to it) comes from clients that send back the account object,
+	 * as certbot's update_registration does. Other values are refused as mistakes. */
+	if (status && (!st || strcmp(st, "valid") != 0)) {
+		if (!st || strcmp(st, "deactivated") != 0) {
 			ca_reply_problem(c->rs, 400, "malformed", NULL,
 			                 "an account's status can only become deactivated");
 			return;

@@ -11,18 +11,42 @@ python3-josepy, python3-cryptography); HTTPS through http.client, loopback only.
     acme_jws.py STATE respond NAME                     answers those challenges, waits for ready
     acme_jws.py STATE status NAME                      the order's status
     acme_jws.py STATE case CASE ACCOUNT [ORDER]        one bad request (CASES below)
+    acme_jws.py STATE post ACCOUNT URL PAYLOAD         a request signed by ACCOUNT's key with
+                                                       its kid; URL is a directory field
+                                                       (newOrder, keyChange, ...), "acct" (the
+                                                       account URL), "orders" (its orders
+                                                       list) or a URL; PAYLOAD is JSON text, or
+                                                       "get" for POST-as-GET
+    acme_jws.py STATE lookup ACCOUNT                   newAccount {"onlyReturnExisting": true}
+                                                       signed with ACCOUNT's key as a jwk
+    acme_jws.py STATE keychange ACCOUNT [HOW]          keyChange (RFC 8555 7.3.5) to a fresh
+                                                       key; HOW (KEYCHANGES below) spoils it
+    acme_jws.py STATE orders ACCOUNT N SUFFIX PREFIX   N newOrders, for PREFIX-1.SUFFIX ...
+                                                       PREFIX-N.SUFFIX; prints their URLs
 
 STATE is a JSON file this script keeps (account keys, URLs). `account` and `case` print
 one line "STATUS TYPE NONCE CONTENT_TYPE": TYPE is the problem type without the
 urn:ietf:params:acme:error: prefix ("-" when none), NONCE is "nonce" when the answer
 carries a Replay-Nonce, else "no-nonce". Exit status 0 when the exchange happened (whatever
 the CA answered), 2 on a usage error, 3 when a setup step failed.
+
+`post`, `lookup` and `keychange` print four lines: that line, the Location header ("-" when
+none), the URL of the Link rel="next" ("-" when none), and the body as compact JSON with
+sorted keys ("-" when it is not JSON).
+
+KEYCHANGES: "new" (a good request; on 200 ACCOUNT's key becomes the new one and the old key
+stays usable as account "ACCOUNT.old" with the same kid), "wrong-url" (the inner url is
+newOrder's), "wrong-oldkey" (oldKey is another key), "wrong-account" (account is another
+account URL of this CA), "inner-nonce" (the inner JWS has a nonce), "inner-kid" (the inner
+JWS has a kid, not a jwk), "inner-bad-signature" (the inner JWS is signed by a key other
+than its jwk), "taken=OTHER" (the new key is account OTHER's key).
 """
 import base64
 import hashlib
 import http.client
 import json
 import os
+import re
 import ssl
 import sys
 import time
@@ -51,10 +75,11 @@ class Setup(Exception):
 
 
 class Answer:
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, body, raw_headers=()):
         self.status = status
         self.headers = headers
         self.body = body
+        self.raw_headers = list(raw_headers)  # every (name, value), repeated ones too
 
     def header(self, name):
         return self.headers.get(name.lower())
@@ -74,6 +99,23 @@ class Answer:
             ptype = t[len(PROBLEM):] if t.startswith(PROBLEM) else t
         nonce = "nonce" if self.header("Replay-Nonce") else "no-nonce"
         return "%d %s %s %s" % (self.status, ptype, nonce, ctype)
+
+    def link(self, rel):
+        """The URL of the first Link with this rel (RFC 8288), or None."""
+        for k, v in self.raw_headers:
+            if k.lower() != "link":
+                continue
+            for m in re.finditer(r'<([^>]*)>((?:\s*;\s*[^;,]+)*)', v):
+                params = [x.strip() for x in m.group(2).split(";") if x.strip()]
+                if ('rel="%s"' % rel) in params or ("rel=" + rel) in params:
+                    return m.group(1)
+        return None
+
+    def show(self):
+        doc = self.json()
+        body = "-" if doc is None else json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        return "\n".join([self.line(), self.header("Location") or "-",
+                          self.link("next") or "-", body])
 
 
 class Client:
@@ -109,7 +151,7 @@ class Client:
             r = conn.getresponse()
             data = r.read()
             hdrs = {k.lower(): v for k, v in r.getheaders()}
-            return Answer(r.status, hdrs, data)
+            return Answer(r.status, hdrs, data, r.getheaders())
         finally:
             conn.close()
 
@@ -238,6 +280,78 @@ class Client:
         rec = self.state["orders"][name]
         return (self.post(rec["account"], rec["url"], None).json() or {}).get("status")
 
+    def pem(self, key):
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()).decode()
+
+    # ---- account management (RFC 8555 7.3) ----
+    def resolve(self, account, url):
+        d = self.directory()
+        kid = self.state["accounts"][account]["kid"]
+        if url == "acct":
+            return kid
+        if url == "orders":
+            return kid + "/orders"
+        if isinstance(d.get(url), str):
+            return d[url]
+        return url
+
+    def post_any(self, account, url, payload):
+        url = self.resolve(account, url)
+        return self.post(account, url, None if payload == "get" else json.loads(payload))
+
+    def lookup(self, account):
+        url = self.directory()["newAccount"]
+        body = json.dumps(self.jws(None, url, {"onlyReturnExisting": True},
+                                   key=self.key_of(account), use_jwk=True)).encode()
+        return self.request("POST", url, body)
+
+    def key_change(self, name, how="new"):
+        acct = self.state["accounts"][name]
+        url = self.directory()["keyChange"]
+        old = self.key_of(name)
+        new = self.new_key()
+        if how.startswith("taken="):
+            new = self.key_of(how[len("taken="):])
+        inner_prot = {"alg": "ES256", "jwk": self.jwk(new), "url": url}
+        inner_payload = {"account": acct["kid"], "oldKey": self.jwk(old)}
+        signer = new
+        if how == "wrong-url":
+            inner_prot["url"] = self.directory()["newOrder"]
+        elif how == "wrong-oldkey":
+            inner_payload["oldKey"] = self.jwk(self.new_key())
+        elif how == "wrong-account":
+            inner_payload["account"] = acct["kid"].rsplit("/", 1)[0] + "/" + \
+                b64u(os.urandom(16))
+        elif how == "inner-nonce":
+            inner_prot["nonce"] = self.nonce()
+        elif how == "inner-kid":
+            del inner_prot["jwk"]
+            inner_prot["kid"] = acct["kid"]
+        elif how == "inner-bad-signature":
+            signer = self.new_key()
+        elif how != "new" and not how.startswith("taken="):
+            raise Setup("unknown keychange " + how)
+        inner = self.sign(signer, inner_prot, inner_payload)
+        a = self.post(name, url, inner)
+        if how == "new" and a.status == 200:
+            self.state["accounts"][name + ".old"] = {"key": acct["key"], "kid": acct["kid"]}
+            acct["key"] = self.pem(new)
+            self.save()
+        return a
+
+    def orders(self, account, n, suffix, prefix):
+        url = self.directory()["newOrder"]
+        nonce = None
+        for i in range(1, n + 1):
+            ident = "%s-%d.%s" % (prefix, i, suffix)
+            a = self.post(account, url, {"identifiers": [{"type": "dns", "value": ident}]},
+                          nonce=nonce)
+            if a.status != 201 or not a.header("Location"):
+                raise Setup("newOrder %d answered %d: %s" % (i, a.status, a.body[:300]))
+            nonce = a.header("Replay-Nonce")  # saves a newNonce round trip
+            print(a.header("Location"))
+
     # ---- bad requests ----
     def csr(self, names):
         key = self.new_key()
@@ -359,6 +473,15 @@ def main(argv):
             print(c.status(args[0]))
         elif cmd == "case" and len(args) in (2, 3):
             print(c.case(*args).line())
+        elif cmd == "post" and len(args) == 3:
+            print(c.post_any(*args).show())
+        elif cmd == "lookup" and len(args) == 1:
+            print(c.lookup(args[0]).show())
+        elif cmd == "keychange" and len(args) in (1, 2):
+            print(c.key_change(*args).show())
+        elif cmd == "orders" and len(args) == 4 and args[1].isdigit() and \
+                0 < int(args[1]) <= 200:
+            c.orders(args[0], int(args[1]), args[2], args[3])
         else:
             print(__doc__, file=sys.stderr)
             return 2
