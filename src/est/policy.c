@@ -430,8 +430,8 @@ static int check_key(const struct est_policy *p, const struct csr_info *csr,
 
 /* RFC 7030 3.5: the challengePassword carries base64 of the TLS channel
  * binding, proving the CSR was made for this connection. */
-static int check_binding(const struct csr_info *csr, const uint8_t *binding, size_t binding_len,
-                         struct acmera_errmsg *e)
+int est_policy_check_binding(const struct csr_info *csr, const uint8_t *binding, size_t binding_len,
+                             struct acmera_errmsg *e)
 {
 	int rc = 0;
 	if (!binding || binding_len == 0)
@@ -476,6 +476,6 @@ int est_policy_check_csr(const struct est_policy *p, const struct csr_info *csr,
 	if (!rc)
 		rc = check_key(p, csr, e);
 	if (!rc && p->require_channel_binding)
-		rc = check_binding(csr, binding, binding_len, e);
+		rc = est_policy_check_binding(csr, binding, binding_len, e);
 	return rc;
 }

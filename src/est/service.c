@@ -349,20 +349,16 @@ static void op_cacerts(struct est_service *s, struct http_request *req, const ch
 	}
 	/* Learnt from the newest certificate issued: its chain minus the leaf. */
 	struct store *st = store_of(s, &e);
-	struct store_cert c = {0};
 	const char *body = NULL;
 	size_t len = 0;
-	if (!st || store_cert_newest(st, (int64_t)time(NULL), &c, &e) ||
-	    est_worker_pkcs7(c.chain_pem, 1, &body, &len, &e)) {
+	if (!st || est_worker_cacerts(st, (int64_t)time(NULL), &body, &len, &e)) {
 		reply_retry(req, 503, s->cfg->est.retry_after,
 		            "no CA certificates known yet: configure est ca_chain, or enroll once");
 		log_request(req, label, "cacerts", 503, NULL, e.text);
-		store_cert_free(&c);
 		return;
 	}
 	http_reply(req, 200, EST_CT_PKCS7, body, len, NULL);
 	log_request(req, label, "cacerts", 200, NULL, "learnt chain");
-	store_cert_free(&c);
 }
 
 static void op_csrattrs(struct est_service *s, const struct est_profile *p,
@@ -673,7 +669,7 @@ static int check_device_csr(const struct est_service *s, const struct est_profil
 	size_t blen = 0;
 	const uint8_t *binding = http_request_channel_binding(req, &blen, NULL);
 	struct acmera_errmsg why = {{0}};
-	if (est_policy_check_csr(&p->policy, csr, name, binding, blen, &why) == 0)
+	if (est_policy_check_binding(csr, binding, blen, &why) == 0)
 		return 0;
 	struct store *st = store_of(s, e);
 	struct store_job j = {0};
@@ -797,18 +793,15 @@ static void op_serverkeygen(struct est_service *s, const struct est_profile *p,
 	struct csr_info ours = {0};
 	char name[MAX_NAME];
 	uint8_t *csr_der = NULL, *key_der = NULL;
-	size_t csr_len = 0, key_len = 0, blen = 0;
-	const uint8_t *binding = NULL;
-	const char *bt = NULL;
+	size_t csr_len = 0, key_len = 0;
 	if (authenticate(s, p, req, &id, label, "serverkeygen"))
 		return;
 	if (read_csr(req, label, "serverkeygen", &dev))
 		return;
-	if (p->policy.require_channel_binding)
-		binding = http_request_channel_binding(req, &blen, &bt);
+	/* The device's CSR is never a job (the RA's own CSR is), so its binding is
+	 * checked on every request. */
 	if (est_policy_name(&p->policy, &id, name, sizeof(name), &e) ||
-	    est_policy_check_csr(&p->policy, dev, name, binding, blen, &e) ||
-	    name_in_zones(s, name, &e)) {
+	    check_device_csr(s, p, req, dev, name, &e)) {
 		reply_text(req, 403, e.text);
 		log_request(req, label, "serverkeygen", 403, name, e.text);
 		goto out;

@@ -43,6 +43,8 @@ struct worker_state {
 	struct csr_slot csr[CSR_SLOTS]; /* by the DER's bytes */
 	struct answer_slot answer[ANSWER_SLOTS];
 	struct cert_slot cert[CERT_SLOTS]; /* by CSR digest */
+	char *cacerts_pem;                 /* the newest issued chain /cacerts was learnt from */
+	int64_t cacerts_version;           /* store_data_version when it was read */
 	int64_t version;                   /* store_data_version as last asked */
 	int64_t version_ms;                /* when (monotonic ms), 0 never */
 	struct csr_slot uncached;          /* the last CSR too large for the cache */
@@ -64,6 +66,7 @@ static void state_free(void *arg)
 	}
 	for (size_t i = 0; i < CERT_SLOTS; i++)
 		free(ws->cert[i].chain_pem);
+	free(ws->cacerts_pem);
 	csr_info_free(&ws->uncached.csr);
 	free(ws);
 }
@@ -195,16 +198,13 @@ out:
 	return rc;
 }
 
-int est_worker_cert(struct store *st, const char *csr_sha256, int64_t now, const char **chain_pem,
-                    struct acmera_errmsg *e)
+/* The store's data_version, asked at most every VERSION_CHECK_MS: asking takes
+ * SQLite's read locks (two fcntl calls), a tenth of a cached answer's cost. A
+ * change committed by another process (a revocation) is therefore seen within
+ * that time. Read before a lookup: a change after it is seen by the next check. */
+static int store_version(struct worker_state *ws, struct store *st, int64_t *out,
+                         struct acmera_errmsg *e)
 {
-	struct worker_state *ws = state(e);
-	if (!ws)
-		return ACMERA_ERR_NOMEM;
-	/* Asked at most every VERSION_CHECK_MS: asking takes SQLite's read locks (two
-	 * fcntl calls), a tenth of a cached answer's cost. A revocation committed by
-	 * another process is therefore seen within that time. Read before the lookup:
-	 * a change after it is seen by the next check. */
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -214,8 +214,20 @@ int est_worker_cert(struct store *st, const char *csr_sha256, int64_t now, const
 			return rc;
 		ws->version_ms = now_ms ? now_ms : 1;
 	}
-	int64_t version = ws->version;
-	int rc;
+	*out = ws->version;
+	return 0;
+}
+
+int est_worker_cert(struct store *st, const char *csr_sha256, int64_t now, const char **chain_pem,
+                    struct acmera_errmsg *e)
+{
+	struct worker_state *ws = state(e);
+	int64_t version = 0;
+	if (!ws)
+		return ACMERA_ERR_NOMEM;
+	int rc = store_version(ws, st, &version, e);
+	if (rc)
+		return rc;
 	size_t n = strlen(csr_sha256);
 	struct cert_slot *c = &ws->cert[slot_of(csr_sha256, n, CERT_SLOTS)];
 	if (c->chain_pem && c->version == version && now < c->not_after &&
@@ -237,4 +249,30 @@ int est_worker_cert(struct store *st, const char *csr_sha256, int64_t now, const
 	store_cert_free(&found);
 	*chain_pem = c->chain_pem;
 	return 0;
+}
+
+int est_worker_cacerts(struct store *st, int64_t now, const char **body, size_t *len,
+                       struct acmera_errmsg *e)
+{
+	struct worker_state *ws = state(e);
+	int64_t version = 0;
+	if (!ws)
+		return ACMERA_ERR_NOMEM;
+	int rc = store_version(ws, st, &version, e);
+	if (rc)
+		return rc;
+	if (!ws->cacerts_pem || ws->cacerts_version != version) {
+		struct store_cert c = {0};
+		rc = store_cert_newest(st, now, &c, e);
+		if (rc) {
+			store_cert_free(&c);
+			return rc;
+		}
+		free(ws->cacerts_pem);
+		ws->cacerts_pem = c.chain_pem;
+		ws->cacerts_version = version;
+		c.chain_pem = NULL;
+		store_cert_free(&c);
+	}
+	return est_worker_pkcs7(ws->cacerts_pem, 1, body, len, e);
 }

@@ -27,6 +27,12 @@ struct store *est_worker_store(const char *path, struct acmera_errmsg *e);
 int est_worker_cert(struct store *st, const char *csr_sha256, int64_t now, const char **chain_pem,
                     struct acmera_errmsg *e);
 
+/* The /cacerts answer learnt from the newest certificate issued (its chain without
+ * the leaf), looked up again only when the store changed (as est_worker_cert).
+ * *body is borrowed like est_worker_pkcs7's. ACMERA_ERR_NOTFOUND before the first. */
+int est_worker_cacerts(struct store *st, int64_t now, const char **body, size_t *len,
+                       struct acmera_errmsg *e);
+
 /* The CSR of der, parsed and its signature verified (csr_parse_der), from the
  * cache when these exact bytes were seen before. *out is borrowed: valid until
  * the next call of est_worker_csr on this thread. Failures are never cached. */
