@@ -151,9 +151,8 @@ else
 fi
 
 # --- acmera serve: EST enrollments of IDevID devices below the parent ---
-# est_start writes the EST ca_chain from Pebble's variables; acmera ca's root stands in.
-PEBBLE_ROOT=$ACME_ROOT PEBBLE_INTERMEDIATE=/dev/null \
-	ACMERA_STATE=$TEST_TMP/acmera.db est_start "$TEST_TMP/est" "{user}.$ZONE" \
+# (est_start serves acmera ca's root and intermediate on /cacerts.)
+ACMERA_STATE=$TEST_TMP/acmera.db est_start "$TEST_TMP/est" "{user}.$ZONE" \
 	"wait = 10000" "[acme]" "preauthorize = $PARENT" || bail "acmera serve starts"
 
 # idevid DIR SN: an IDevID for serial number SN signed by est_start's IDevID CA.

@@ -151,6 +151,8 @@ if [ -s "$OUT/cb13.pem" ]; then
 		ok "binding: re-enrollment without --channel-binding gets 403 with the RA's reason" ||
 		fail "binding: re-enrollment without --channel-binding gets 403 with the RA's reason" \
 			"exit $rc" "$(cat "$OUT/stderr")"
+else
+	fail "binding: re-enrollment without --channel-binding" "no TLS 1.3 certificate to renew"
 fi
 for v in 1.2 1.3; do
 	if [ -s "$OUT/cb13.pem" ] && check "binding: re-enrollment over TLS $v with --channel-binding succeeds" \

@@ -17,6 +17,7 @@
 #     ACME_DIRECTORY=$ACMECA_URL/dir ACME_CA_BUNDLE=$ACMECA_TLS_CA ACME_ROOT=$ACMECA_ROOT
 # acmeca_stop: stops it (by PID; also on exit).
 # acmeca_count_requests: ACME requests it has answered so far (one log line each).
+# acmeca_no_5xx LOG...: 0 when none of these CA logs shows a request answered 5xx.
 
 _ACMECA_CLEANUP=0
 
@@ -31,6 +32,15 @@ acmeca_count_requests()
 	local n
 	n=$(grep -c 'event=ca.request ' "$ACMECA_LOG" 2>/dev/null) || true
 	echo "${n:-0}"
+}
+
+acmeca_no_5xx()
+{
+	local f
+	for f in "$@"; do
+		[ -r "$f" ] || { echo "no log $f to look in" >&2; return 1; }
+	done
+	! grep -E 'event=ca.request .*status=5[0-9][0-9]' "$@"
 }
 
 _acmeca_tls()

@@ -193,6 +193,22 @@ finish()
 	exit 1
 }
 
+# no_sanitizer_report LOG...: 0 when no log holds an ASan, LSan or UBSan report (in a
+# sanitizer build the programs under test write them to their logs; leaks show at exit).
+SANITIZER_RE='ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:'
+no_sanitizer_report()
+{
+	local f
+	for f in "$@"; do
+		[ -r "$f" ] || { echo "no log $f to look in" >&2; return 1; }
+	done
+	if grep -Eq "$SANITIZER_RE" "$@"; then
+		grep -Eh -m5 -A5 "$SANITIZER_RE" "$@" >&2
+		return 1
+	fi
+	return 0
+}
+
 # bail NAME [DETAIL...]: record a failure that makes the rest pointless, then finish.
 bail()
 {
