@@ -59,6 +59,8 @@ struct acme_client {
 	char *kid;
 	char *thumbprint;
 	struct timer *timers; /* sorted by due_ms */
+	void (*wait_hook)(void *arg);
+	void *wait_hook_arg;
 	struct request *live; /* requests handed to curl */
 	/* POSTs waiting for a nonce, oldest first. Every answer brings one nonce, so
 	 * the queue drains as answers arrive; newNonce is asked when nothing is in
@@ -644,6 +646,12 @@ static void run_due_timers(struct acme_client *c)
 	}
 }
 
+void acme_client_set_wait_hook(struct acme_client *c, void (*fn)(void *arg), void *arg)
+{
+	c->wait_hook = fn;
+	c->wait_hook_arg = arg;
+}
+
 int acme_client_step(struct acme_client *c, int wait_ms)
 {
 	int running = 0;
@@ -661,6 +669,8 @@ int acme_client_step(struct acme_client *c, int wait_ms)
 		if (until > 0 && until < wait_ms)
 			wait_ms = (int)until;
 	}
+	if (c->wait_hook)
+		c->wait_hook(c->wait_hook_arg);
 	if (c->in_flight > 0) {
 		curl_multi_poll(c->multi, NULL, 0, wait_ms, NULL);
 	} else if (wait_ms > 0) {

@@ -87,6 +87,10 @@ void acme_client_after(struct acme_client *c, int64_t delay_ms, acme_timer_cb cb
 int acme_client_step(struct acme_client *c, int wait_ms);
 /* Requests sent so far (every HTTP request, newNonce included): for benchmarks. */
 uint64_t acme_client_requests(const struct acme_client *c);
+/* fn(arg) is called by acme_client_step just before it waits for the network or a
+ * timer: the issuer commits its store batch there, so that nothing stays locked
+ * while it waits. NULL removes it. */
+void acme_client_set_wait_hook(struct acme_client *c, void (*fn)(void *arg), void *arg);
 
 /* Synchronous helper: sends and runs the loop until the answer. *out owned by caller. */
 int acme_post_sync(struct acme_client *c, const char *url, const char *payload, const char *accept,

@@ -281,12 +281,8 @@ void ca_handle_challenge(struct ca_ctx *c, const char *id)
 		goto out;
 	}
 	rc = ca_store_challenge_begin(c->st, id, c->now, &e);
-	if (rc == 0 && ca_validators_submit(c->svc->validators, id) != 0) {
-		/* No room to validate: the verdict says so rather than leaving it hanging. */
-		char *err = ca_problem_text("serverInternal", 503, "too many validations at once");
-		ca_store_challenge_finish(c->st, id, err ? err : "{}", c->now, 0, &e);
-		free(err);
-	}
+	if (rc == 0)
+		ca_validate_when_committed(c, id);
 	if (rc && rc != ACMERA_ERR_AGAIN) {
 		ca_reply_store_error(c->rs, rc, &e);
 		goto out;

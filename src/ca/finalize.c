@@ -128,7 +128,7 @@ static int read_csr(struct ca_ctx *c, const struct ca_order *o, struct csr_info 
 		                 "the CSR's names must be exactly the order's identifiers");
 		return -1;
 	}
-	EVP_PKEY *k = X509_REQ_get0_pubkey(csr->req);
+	EVP_PKEY *k = csr->key;
 	if (!key_allowed(c->svc, k, why, sizeof(why))) {
 		ca_reply_problem(c->rs, 400, "badCSR", NULL, "%s", why);
 		return -1;

@@ -30,7 +30,8 @@ struct ca_service {
 	struct ca_signer *signer;
 	struct ca_validators *validators;
 	struct ca_eab *eab;
-	pthread_key_t store_key; /* each thread's struct ca_store */
+	struct ca_key_cache *keys; /* account keys by their stored JWK */
+	pthread_key_t store_key;   /* each thread's struct ca_store */
 	int store_key_made;
 	char *domains[CONFIG_MAX_LIST]; /* lower case, no final dot */
 	size_t n_domains;
@@ -55,6 +56,14 @@ struct ca_ctx {
 /* ---- server.c ---- */
 /* The calling thread's store handle (opened on first use), or NULL. */
 struct ca_store *ca_service_store(struct ca_service *s, struct acmera_errmsg *e);
+
+/* rs (empty) becomes 500 serverInternal with detail why, nonce and links. */
+void ca_service_fail(struct ca_service *s, struct ca_response *rs, const char *why);
+
+/* ---- group_commit.c ---- */
+/* Hands the processing challenge id to the validators once the changes of this
+ * request are committed: at once outside a group commit, else after the flush. */
+void ca_validate_when_committed(struct ca_ctx *c, const char *id);
 
 /* ---- response.c ---- */
 /* Adds a header (copied); silently dropped past CA_MAX_HEADERS (a bug, logged). */

@@ -2,6 +2,7 @@
  * before its handler (RFC 8555 6.2-6.5): media type, JWS, url, account, signature,
  * nonce, payload. */
 #include "ca/internal.h"
+#include "ca/key_cache.h"
 #include "ca/nonce.h"
 
 #include "base/log.h"
@@ -110,9 +111,7 @@ static int load_account(struct ca_ctx *c)
 		                 c->acct.status);
 		return -1;
 	}
-	json_t *jwk = json_loads(c->acct.jwk, 0, NULL);
-	rc = jwk ? ca_jwk_to_key(jwk, &c->key, &e) : ACMERA_ERR_STORE;
-	json_decref(jwk);
+	rc = ca_key_cache_get(c->svc->keys, c->acct.jwk, &c->key, &e);
 	if (rc) {
 		log_event(LOG_LVL_ERROR, "ca.account", "account=%s error=%s", id,
 		          log_qv("stored key unusable"));
@@ -293,11 +292,37 @@ static void route(struct ca_ctx *c)
 	ca_reply_problem(c->rs, 404, "malformed", NULL, "no such resource");
 }
 
+/* What every answer carries: a fresh nonce (RFC 8555 6.5) and the directory link
+ * (7.1) after the request's own links. */
+static void finish_answer(struct ca_service *s, struct ca_response *rs, struct buf *links)
+{
+	char nonce[CA_NONCE_LEN + 1], index[CA_URL_MAX + 32];
+	if (ca_nonce_issue(s->nonces, nonce) == 0)
+		ca_header(rs, "Replay-Nonce", nonce);
+	char dir[CA_URL_MAX];
+	if (ca_url(s, dir, "/dir") == 0) {
+		snprintf(index, sizeof(index), "<%s>;rel=\"index\"", dir);
+		if (links->len)
+			buf_printf(links, ", %s", index);
+		ca_header(rs, "Link", links->len ? buf_str(links) : index);
+	}
+	if (rs->status == 0)
+		rs->status = 500;
+}
+
+void ca_service_fail(struct ca_service *s, struct ca_response *rs, const char *why)
+{
+	struct buf links = {0};
+	memset(rs, 0, sizeof(*rs));
+	ca_reply_problem(rs, 500, "serverInternal", NULL, "%s", why);
+	finish_answer(s, rs, &links);
+	buf_free(&links);
+}
+
 void ca_service_process(struct ca_service *s, const struct ca_request *rq, struct ca_response *rs)
 {
 	struct acmera_errmsg e = {{0}};
 	struct ca_ctx c = {.svc = s, .rq = rq, .rs = rs, .now = (int64_t)time(NULL)};
-	char nonce[CA_NONCE_LEN + 1], index[CA_URL_MAX + 32];
 	memset(rs, 0, sizeof(*rs));
 	c.st = ca_service_store(s, &e);
 	if (!rq->method || !rq->path)
@@ -306,18 +331,7 @@ void ca_service_process(struct ca_service *s, const struct ca_request *rq, struc
 		ca_reply_store_error(rs, ACMERA_ERR_STORE, &e);
 	else
 		route(&c);
-	/* Every answer: a fresh nonce (RFC 8555 6.5) and the directory link (7.1). */
-	if (ca_nonce_issue(s->nonces, nonce) == 0)
-		ca_header(rs, "Replay-Nonce", nonce);
-	char dir[CA_URL_MAX];
-	if (ca_url(s, dir, "/dir") == 0) {
-		snprintf(index, sizeof(index), "<%s>;rel=\"index\"", dir);
-		if (c.links.len)
-			buf_printf(&c.links, ", %s", index);
-		ca_header(rs, "Link", c.links.len ? buf_str(&c.links) : index);
-	}
-	if (rs->status == 0)
-		rs->status = 500;
+	finish_answer(s, rs, &c.links);
 	buf_free(&c.links);
 	ca_jws_free(&c.jws);
 	ca_account_free(&c.acct);

@@ -1,6 +1,7 @@
 /* The CA service: set-up from [ca], and the HTTPS handler around
  * ca_service_process. See service.h. */
 #include "ca/internal.h"
+#include "ca/key_cache.h"
 #include "ca/names.h"
 #include "ca/nonce.h"
 #include "ca/signer.h"
@@ -10,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Account keys kept: the accounts that keep a CA busy are its RAs, a few. */
+#define CA_KEY_CACHE_SLOTS 1024
 
 #define REQUEUE_MAX 1024
 
@@ -104,7 +108,8 @@ int ca_service_new(const struct config *cfg, struct ca_service **out, struct acm
 	s->allow_rsa = has_word(kt, "rsa");
 	s->allow_ed25519 = has_word(kt, "ed25519");
 	if ((rc = set_base(s, e)) || (rc = set_domains(s, e)) ||
-	    (rc = ca_nonces_new(0, &s->nonces, e)))
+	    (rc = ca_nonces_new(0, &s->nonces, e)) ||
+	    (rc = ca_key_cache_new(CA_KEY_CACHE_SLOTS, &s->keys, e)))
 		goto fail;
 	if (cfg->ca.eab_file && (rc = ca_eab_load(cfg->ca.eab_file, &s->eab, e)))
 		goto fail;
@@ -143,6 +148,7 @@ void ca_service_free(struct ca_service *s)
 	ca_validators_free(s->validators);
 	ca_signer_free(s->signer);
 	ca_eab_free(s->eab);
+	ca_key_cache_free(s->keys);
 	ca_nonces_free(s->nonces);
 	for (size_t i = 0; i < s->n_domains; i++)
 		free(s->domains[i]);
@@ -158,36 +164,4 @@ void ca_service_free(struct ca_service *s)
 const char *ca_service_root_pem(const struct ca_service *s)
 {
 	return ca_signer_root_pem(s->signer);
-}
-
-void ca_service_handle(struct http_request *req, void *arg)
-{
-	struct ca_service *s = arg;
-	struct ca_response rs;
-	size_t len = 0;
-	const uint8_t *body = http_request_body(req, &len);
-	struct ca_request rq = {
-	    .method = http_request_method(req),
-	    .path = http_request_path(req),
-	    .content_type = http_request_header(req, "Content-Type"),
-	    .accept = http_request_header(req, "Accept"),
-	    .body = body,
-	    .body_len = len,
-	};
-	/* Copied for the log line: http_reply frees the request. */
-	char peer[80], method[16], path[256];
-	snprintf(peer, sizeof(peer), "%s", http_request_peer(req));
-	snprintf(method, sizeof(method), "%s", rq.method ? rq.method : "-");
-	snprintf(path, sizeof(path), "%s", rq.path ? rq.path : "-");
-	ca_service_process(s, &rq, &rs);
-	http_reply(req, rs.status, rs.content_type, rs.body, rs.len,
-	           (const char *const *)rs.headers);
-	log_event(rs.status >= 500   ? LOG_LVL_ERROR
-	          : rs.status >= 400 ? LOG_LVL_WARN
-	                             : LOG_LVL_INFO,
-	          "ca.request", "peer=%s method=%s path=%s status=%d account=%s problem=%s type=%s",
-	          peer, log_qv(method), log_qv(path), rs.status, rs.account[0] ? rs.account : "-",
-	          rs.problem[0] ? rs.problem : "-",
-	          log_qv(rs.content_type ? rs.content_type : "-"));
-	ca_response_free(&rs);
 }

@@ -380,10 +380,43 @@ static int add_conf_ext(X509 *x, int nid, const char *value, struct acmera_errms
 	return ok ? 0 : nomem(e);
 }
 
+/* Puts a copy of src, as encoded, in x: OpenSSL 3.0's X509_set_pubkey encodes the
+ * key again through a provider encoder, most of the cost of a leaf. 0 when src has
+ * parameters of a kind not copied here (the caller then encodes the key). */
+static int copy_spki(X509 *x, const X509_PUBKEY *src)
+{
+	ASN1_OBJECT *alg = NULL;
+	const unsigned char *bits = NULL;
+	int nbits = 0, ptype = V_ASN1_UNDEF;
+	X509_ALGOR *salg = NULL;
+	const ASN1_OBJECT *pobj = NULL;
+	const void *pval = NULL;
+	void *param = NULL;
+	if (!src || !X509_PUBKEY_get0_param(&alg, &bits, &nbits, &salg, src) || nbits <= 0)
+		return 0;
+	X509_ALGOR_get0(&pobj, &ptype, &pval, salg);
+	if (ptype == V_ASN1_OBJECT) /* an EC named curve */
+		param = OBJ_dup(pval);
+	else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF) /* RSA, Ed25519 have none */
+		return 0;
+	ASN1_OBJECT *obj = OBJ_dup(alg);
+	unsigned char *enc = OPENSSL_memdup(bits, (size_t)nbits);
+	if (!obj || !enc || (ptype == V_ASN1_OBJECT && !param) ||
+	    !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), obj, ptype, param, enc, nbits)) {
+		ASN1_OBJECT_free(obj);
+		ASN1_OBJECT_free(param);
+		OPENSSL_free(enc);
+		return 0;
+	}
+	return 1;
+}
+
 /* A v3 certificate with a random serial, subject CN=cn (empty when cn is NULL), the
- * issuer's name (its own when issuer_name is NULL), validity and key, and an SKI. */
-static X509 *cert_new(EVP_PKEY *pub, const char *cn, const X509_NAME *issuer_name, int64_t nb,
-                      int64_t na, char *serial_hex, struct acmera_errmsg *e)
+ * issuer's name (its own when issuer_name is NULL), validity and key (spki as
+ * encoded when given, else pub), and an SKI. */
+static X509 *cert_new(EVP_PKEY *pub, const X509_PUBKEY *spki, const char *cn,
+                      const X509_NAME *issuer_name, int64_t nb, int64_t na, char *serial_hex,
+                      struct acmera_errmsg *e)
 {
 	X509 *x = X509_new();
 	if (!x) {
@@ -400,7 +433,7 @@ static X509 *cert_new(EVP_PKEY *pub, const char *cn, const X509_NAME *issuer_nam
 		nomem(e);
 		goto fail;
 	}
-	if (!X509_set_pubkey(x, pub)) {
+	if (!copy_spki(x, spki) && !X509_set_pubkey(x, pub)) {
 		acmera_fail(e, ACMERA_ERR_INVAL, "unusable public key: %s", ossl_why());
 		goto fail;
 	}
@@ -429,8 +462,8 @@ static X509 *ca_cert_new(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *
 	X509_EXTENSION *aki = NULL;
 	if (issuer && cert_not_after(issuer, &issuer_na) == 0 && issuer_na < na)
 		na = issuer_na;
-	X509 *x = cert_new(key, cn, issuer ? X509_get_subject_name(issuer) : NULL, now - BACKDATE,
-	                   na, NULL, e);
+	X509 *x = cert_new(key, NULL, cn, issuer ? X509_get_subject_name(issuer) : NULL,
+	                   now - BACKDATE, na, NULL, e);
 	if (!x)
 		return NULL;
 	if (add_conf_ext(x, NID_basic_constraints,
@@ -830,7 +863,7 @@ int ca_signer_issue(struct ca_signer *s, const struct csr_info *csr, const char 
 	rc = names_check(names, n, e);
 	if (rc)
 		return rc;
-	EVP_PKEY *pub = X509_REQ_get0_pubkey(csr->req);
+	EVP_PKEY *pub = csr->key;
 	if (!pub)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "CSR public key unusable: %s", ossl_why());
 	int64_t nb = now - BACKDATE;
@@ -839,7 +872,8 @@ int ca_signer_issue(struct ca_signer *s, const struct csr_info *csr, const char 
 		return acmera_fail(e, ACMERA_ERR_CONFIG, "the issuing CA certificate has expired");
 	/* A name too long for a CN goes in the SAN only, which then must be critical. */
 	const char *cn = strlen(names[0]) <= CN_MAX ? names[0] : NULL;
-	x = cert_new(pub, cn, s->issuer_name, nb, na, serial_hex, e);
+	x = cert_new(pub, X509_REQ_get_X509_PUBKEY(csr->req), cn, s->issuer_name, nb, na,
+	             serial_hex, e);
 	if (!x) {
 		rc = ACMERA_ERR_INVAL;
 		goto out;

@@ -193,10 +193,12 @@ int cli_open_store(const struct config *cfg, struct store **s)
 	return 0;
 }
 
-int cli_write_file(const char *path, const void *data, size_t len, int mode)
+/* Writes data to a new temporary file beside path (its name into tmp); synced
+ * when sync is set. 0, or -1 with errno and nothing left behind. */
+static int write_temp(const char *path, const void *data, size_t len, int mode, int sync,
+                      char tmp[4096])
 {
-	char tmp[4096];
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
+	if ((size_t)snprintf(tmp, 4096, "%s.tmp.%d", path, (int)getpid()) >= 4096)
 		return -1;
 	/* O_EXCL|O_NOFOLLOW: never write through a link someone planted at the name. */
 	unlink(tmp);
@@ -216,9 +218,88 @@ int cli_write_file(const char *path, const void *data, size_t len, int mode)
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+	if ((sync && fsync(fd) != 0) || close(fd) != 0) {
 		unlink(tmp);
 		return -1;
 	}
 	return 0;
+}
+
+int cli_write_file(const char *path, const void *data, size_t len, int mode)
+{
+	char tmp[4096];
+	if (write_temp(path, data, len, mode, 1, tmp) != 0)
+		return -1;
+	if (rename(tmp, path) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_files_add(struct cli_files *f, const char *path, const void *data, size_t len, int mode)
+{
+	char tmp[4096];
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 16;
+		char **t = realloc(f->tmp, cap * sizeof(*t));
+		if (t)
+			f->tmp = t;
+		char **p = t ? realloc(f->path, cap * sizeof(*p)) : NULL;
+		if (!p) {
+			errno = ENOMEM;
+			return -1;
+		}
+		f->path = p;
+		f->cap = cap;
+	}
+	if (write_temp(path, data, len, mode, 0, tmp) != 0)
+		return -1;
+	f->tmp[f->n] = strdup(tmp);
+	f->path[f->n] = strdup(path);
+	if (!f->tmp[f->n] || !f->path[f->n]) {
+		unlink(tmp);
+		free(f->tmp[f->n]);
+		free(f->path[f->n]);
+		errno = ENOMEM;
+		return -1;
+	}
+	f->n++;
+	return 0;
+}
+
+size_t cli_files_commit(struct cli_files *f, const char **failed)
+{
+	size_t done = 0;
+	*failed = NULL;
+	if (f->n == 0)
+		return 0;
+	/* One sync of the file system for all of them: their data is on disk before
+	 * any name points at it. */
+	int fd = open(f->tmp[0], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int ok = fd >= 0 && syncfs(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	for (; ok && done < f->n; done++) {
+		if (rename(f->tmp[done], f->path[done]) != 0)
+			break;
+		free(f->tmp[done]);
+		f->tmp[done] = NULL;
+	}
+	if (done < f->n)
+		*failed = f->path[done];
+	return done;
+}
+
+void cli_files_free(struct cli_files *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->tmp[i])
+			unlink(f->tmp[i]);
+		free(f->tmp[i]);
+		free(f->path[i]);
+	}
+	free(f->tmp);
+	free(f->path);
+	memset(f, 0, sizeof(*f));
 }

@@ -25,6 +25,18 @@ int cli_open_store(const struct config *cfg, struct store **s);
 
 /* Writes data to path atomically (temporary file, fsync, rename) with mode. */
 int cli_write_file(const char *path, const void *data, size_t len, int mode);
+/* Many files written with one disk sync: cli_files_add writes each under a
+ * temporary name; cli_files_commit syncs the file system once, renames them into
+ * place in order and returns how many it placed (when not all, *failed names the
+ * first file left out and errno says why); cli_files_free removes the temporary
+ * files left. */
+struct cli_files {
+	char **tmp, **path;
+	size_t n, cap;
+};
+int cli_files_add(struct cli_files *f, const char *path, const void *data, size_t len, int mode);
+size_t cli_files_commit(struct cli_files *f, const char **failed);
+void cli_files_free(struct cli_files *f);
 
 /* The help text of the common flags. */
 extern const char cli_common_help[];

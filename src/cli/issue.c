@@ -143,18 +143,18 @@ static int duplicate_outputs(const struct issue_args *a)
 	return dup;
 }
 
-static int write_certificate(const struct issue_args *a, const char *path, const char *chain_pem)
+/* Queues path's content in files (written by cli_files_commit). */
+static int write_certificate(const struct issue_args *a, struct cli_files *files, const char *path,
+                             const char *chain_pem)
 {
 	struct acmera_errmsg e = {{0}};
 	if (!a->pkcs7)
-		return cli_write_file(path, chain_pem, strlen(chain_pem), 0644);
-	STACK_OF(X509) *chain = NULL;
+		return cli_files_add(files, path, chain_pem, strlen(chain_pem), 0644);
 	uint8_t *der = NULL;
 	size_t len = 0;
 	char *b64 = NULL;
-	int rc = chain_parse_pem(chain_pem, strlen(chain_pem), &chain, &e);
-	if (rc == 0)
-		rc = pkcs7_certs_only_der(chain, &der, &len, &e);
+	/* The stored chain goes into PKCS#7 as it is, without parsing it again. */
+	int rc = pkcs7_certs_only_from_pem(chain_pem, strlen(chain_pem), 0, &der, &len, &e);
 	if (rc == 0 && !(b64 = b64_encode(der, len, 64)))
 		rc = ACMERA_ERR_NOMEM;
 	if (rc == 0) {
@@ -165,12 +165,10 @@ static int write_certificate(const struct issue_args *a, const char *path, const
 		} else {
 			int m =
 			    snprintf(pem, n, "-----BEGIN PKCS7-----\n%s-----END PKCS7-----\n", b64);
-			rc = cli_write_file(path, pem, (size_t)m, 0644);
+			rc = cli_files_add(files, path, pem, (size_t)m, 0644);
 			free(pem);
 		}
 	}
-	if (chain)
-		sk_X509_pop_free(chain, X509_free);
 	free(der);
 	free(b64);
 	return rc;
@@ -238,6 +236,12 @@ int cli_issue(int argc, char **argv)
 		goto out;
 
 	int64_t now = (int64_t)time(NULL);
+	/* Every job of this run in one commit: one disk sync, not one per CSR. */
+	struct acmera_errmsg be = {{0}};
+	if (store_batch_begin(store, &be)) {
+		fprintf(stderr, "acmera issue: %s\n", be.text);
+		goto out;
+	}
 	for (size_t i = 0; i < a.n_csrs; i++) {
 		struct store_cert c = {0};
 		struct acmera_errmsg e = {{0}};
@@ -259,6 +263,10 @@ int cli_issue(int argc, char **argv)
 		          created ? "no" : "yes");
 		free(names);
 		n_watch++;
+	}
+	if (store_batch_end(store, &be)) {
+		fprintf(stderr, "acmera issue: %s\n", be.text);
+		goto out;
 	}
 
 	struct issuer_stats st = {0};
@@ -284,16 +292,16 @@ int cli_issue(int argc, char **argv)
 
 	status = 0;
 	now = (int64_t)time(NULL);
+	/* All the certificates reach the disk with one sync, not one each. */
+	struct cli_files files = {0};
 	for (size_t i = 0; i < a.n_csrs; i++) {
 		struct store_cert c = {0};
 		char *path = output_path(&a, a.csr_paths[i]);
 		if (path && store_cert_lookup(store, csrs[i].sha256_hex, now, &c, NULL) == 0) {
-			if (write_certificate(&a, path, c.chain_pem)) {
+			if (write_certificate(&a, &files, path, c.chain_pem)) {
 				fprintf(stderr, "acmera issue: %s: cannot write: %s\n", path,
 				        strerror(errno));
 				status = 1;
-			} else {
-				issued++;
 			}
 			store_cert_free(&c);
 		} else {
@@ -311,6 +319,13 @@ int cli_issue(int argc, char **argv)
 		}
 		free(path);
 	}
+	const char *failed = NULL;
+	issued = cli_files_commit(&files, &failed);
+	if (failed) {
+		fprintf(stderr, "acmera issue: %s: cannot write: %s\n", failed, strerror(errno));
+		status = 1;
+	}
+	cli_files_free(&files);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	log_event(LOG_LVL_INFO, "issue.summary",
 	          "written=%zu of=%zu from_store=%zu seconds=%.3f acme_requests=%llu "

@@ -388,7 +388,7 @@ static int check_key(const struct est_policy *p, const struct csr_info *csr,
 {
 	char what[64], ok[128];
 	int allowed = 0;
-	EVP_PKEY *k = X509_REQ_get0_pubkey(csr->req);
+	EVP_PKEY *k = csr->key;
 	accepted_keys(p, ok, sizeof(ok));
 	if (!k) {
 		ERR_clear_error();

@@ -3,6 +3,7 @@
 
 #include "pki/cert.h"
 #include "pki/csr.h"
+#include "pki/keyless.h"
 
 #include <openssl/x509.h>
 #include <stdlib.h>
@@ -50,11 +51,11 @@ static int names_equal(X509 *leaf, const struct csr_info *csr, struct acmera_err
 /* Puts the certificate of key first and each issuer after its subject: a PKCS#7
  * SET need not keep the CA's order. Certificates that chain to nothing stay at the
  * end as they came. Returns -1 when no certificate carries key. */
-static int order_chain(STACK_OF(X509) * certs, EVP_PKEY *key)
+static int order_chain(STACK_OF(X509) * certs, const X509_PUBKEY *key)
 {
 	int n = sk_X509_num(certs), leaf = -1;
 	for (int i = 0; i < n && leaf < 0; i++)
-		if (EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(certs, i)), key) == 1)
+		if (pki_spki_equal(X509_get_X509_PUBKEY(sk_X509_value(certs, i)), key))
 			leaf = i;
 	if (leaf < 0)
 		return -1;
@@ -83,17 +84,19 @@ int issued_chain_from_response(const struct acme_response *resp, const uint8_t *
 	int rc;
 	memset(out, 0, sizeof(*out));
 	if (is_pkcs7(resp))
-		rc = pkcs7_certs_only_parse(resp->body.data, resp->body.len, &out->certs, e);
+		rc =
+		    pkcs7_certs_only_parse_keyless(resp->body.data, resp->body.len, &out->certs, e);
 	else
-		rc = chain_parse_pem(buf_str(&resp->body), resp->body.len, &out->certs, e);
+		rc = chain_parse_pem_keyless(buf_str(&resp->body), resp->body.len, &out->certs, e);
 	if (rc) {
 		acmera_fail_wrap(e, rc, "certificate from the CA");
 		goto out;
 	}
-	rc = csr_parse_der(csr_der, csr_len, &csr, e);
+	/* The job's CSR, verified when it was taken. */
+	rc = csr_parse_stored(csr_der, csr_len, &csr, e);
 	if (rc)
 		goto out;
-	if (order_chain(out->certs, X509_REQ_get0_pubkey(csr.req)) != 0) {
+	if (order_chain(out->certs, X509_REQ_get_X509_PUBKEY(csr.req)) != 0) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL,
 		                 "the CA's certificate carries another key than the CSR");
 		goto out;

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 struct issued_chain {
-	STACK_OF(X509) * certs; /* leaf first */
+	STACK_OF(X509) * certs; /* leaf first; keys not decoded (pki/keyless.h) */
 	char *pem;              /* the chain as PEM, as stored */
 	int64_t not_after;      /* of the leaf */
 	char *issuer;           /* issuer line of the leaf */

@@ -261,12 +261,27 @@ static void dns_drain(struct engine *g)
 	}
 }
 
+/* Room for more runs under [issuer] parallel. */
+static size_t room(const struct engine *g)
+{
+	size_t parallel = (size_t)g->cfg->issuer.parallel;
+	return parallel > g->n_runs ? parallel - g->n_runs : 0;
+}
+
+/* Claims at the interval, and sooner when the last claim filled every place (more
+ * jobs may be due) and a quarter of the places are free again: a long queue keeps
+ * the runs full, in claims of many jobs each (one store commit per claim). */
+static int claim_due(const struct engine *g, int64_t now, int64_t next_claim)
+{
+	size_t parallel = (size_t)g->cfg->issuer.parallel;
+	size_t quarter = parallel / 4 ? parallel / 4 : 1;
+	return now >= next_claim || (g->more_due && room(g) >= quarter);
+}
+
 static void claim(struct engine *g)
 {
-	size_t room = (size_t)g->cfg->issuer.parallel > g->n_runs
-	                  ? (size_t)g->cfg->issuer.parallel - g->n_runs
-	                  : 0;
-	if (room == 0)
+	size_t room_now = room(g);
+	if (room_now == 0)
 		return;
 	struct store_job *jobs = NULL;
 	size_t n = 0;
@@ -276,13 +291,15 @@ static void claim(struct engine *g)
 	/* Watching given jobs (`acmera issue`): leave the others of a shared store to
 	 * the issuers that serve them. */
 	int rc = o->n_watch > 0 ? store_job_claim_ids(g->store, g->owner, o->watch, o->n_watch, now,
-	                                              g->cfg->issuer.lease, room, &jobs, &n, &e)
+	                                              g->cfg->issuer.lease, room_now, &jobs, &n, &e)
 	                        : store_job_claim(g->store, g->owner, now, g->cfg->issuer.lease,
-	                                          room, &jobs, &n, &e);
+	                                          room_now, &jobs, &n, &e);
 	if (rc) {
+		g->more_due = 0;
 		log_event(LOG_LVL_ERROR, "issuer.claim", "error=%s", log_qv(e.text));
 		return;
 	}
+	g->more_due = n == room_now;
 	for (size_t i = 0; i < n; i++) {
 		struct job_run *r = calloc(1, sizeof(*r));
 		if (!r) {
@@ -498,6 +515,29 @@ static void engine_teardown(struct engine *g)
 	EVP_PKEY_free(g->account_key);
 }
 
+/* The answers of one pass of the ACME loop share one store commit (group commit:
+ * one disk sync for many jobs' changes). Nothing leaves the process on the
+ * strength of a change before it is committed, but for requests to the CA, which a
+ * restart repeats harmlessly. A commit that fails undoes the batch; those jobs stay
+ * ACTIVE and are claimed again once their lease runs out. */
+static void batch_commit(struct engine *g, int reopen)
+{
+	struct acmera_errmsg e = {{0}};
+	if (g->batch_open && store_batch_end(g->store, &e))
+		log_event(LOG_LVL_ERROR, "issuer.store",
+		          "error=%s effect=\"jobs of this batch retried after their lease\"",
+		          log_qv(e.text));
+	g->batch_open = reopen && store_batch_begin(g->store, NULL) == 0;
+}
+
+/* acme_client_step is about to wait: commit what its callbacks changed so far. */
+static void commit_before_wait(void *arg)
+{
+	struct engine *g = arg;
+	if (g->batch_open)
+		batch_commit(g, 1);
+}
+
 int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats *st,
                struct acmera_errmsg *e)
 {
@@ -506,6 +546,7 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 	int rc = engine_setup(&g, e);
 	if (rc)
 		goto out;
+	acme_client_set_wait_hook(g.acme, commit_before_wait, &g);
 	preauth_start(&g);
 	g.preauth_checked = (int64_t)time(NULL);
 
@@ -520,6 +561,9 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 			stopping = 1;
 			rc = acmera_fail(e, ACMERA_ERR_TIMEOUT, "gave up at the deadline");
 		}
+		/* Runs that ended in the last step leave first: `acmera issue` stops as soon
+		 * as its last job is done, not a claim interval later. */
+		reap(&g);
 		if (!stopping && o->n_watch && g.n_runs == 0 && watched_done(&g, o))
 			stopping = 1;
 		if (stopping) {
@@ -530,7 +574,7 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 		/* Only once no request is in flight: they were signed for the old kid. */
 		if (g.account_lost && g.n_runs == 0 && now >= g.account_retry_ms)
 			recover_account(&g);
-		if (now >= next_claim && !g.account_lost) {
+		if (claim_due(&g, now, next_claim) && !g.account_lost) {
 			if (time(NULL) - g.preauth_checked > PREAUTH_RECHECK_S) {
 				preauth_start(&g);
 				g.preauth_checked = (int64_t)time(NULL);
@@ -549,8 +593,10 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 			next_renew = now + renew_every;
 		}
 		reap(&g);
+		batch_commit(&g, 1);
 		acme_client_step(g.acme, g.n_runs || dns_worker_busy(g.dns) ? DNS_POLL_MS
 		                                                            : CLAIM_INTERVAL_MS);
+		batch_commit(&g, 0);
 	}
 	/* Last chance to remove records; what stays is listed in the store. */
 	dns_drain(&g);

@@ -96,6 +96,8 @@ struct engine {
 	struct job_run **in_flight;
 	size_t n_in_flight, cap_in_flight;
 	int last_batch_add; /* the last batch handed over was an add */
+	int batch_open;     /* a store batch is open around acme_client_step */
+	int more_due;       /* the last claim filled every place: more jobs may be due */
 	struct issuer_stats *stats;
 	const struct issuer_opts *opts;
 };

@@ -1,6 +1,7 @@
 #include "pki/cert.h"
 
 #include "base/buf.h"
+#include "pki/keyless.h"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -31,10 +32,12 @@ static int pem_input_ended(void)
 }
 
 /* One certificate from a decoded CERTIFICATE block: all bytes must be used. */
-static X509 *cert_from_der(const unsigned char *der, long len, struct acmera_errmsg *e)
+static X509 *cert_from_der(const unsigned char *der, long len, OSSL_LIB_CTX *ctx,
+                           struct acmera_errmsg *e)
 {
 	const unsigned char *p = der;
-	X509 *x = d2i_X509(NULL, &p, len);
+	X509 *x = ctx ? (X509 *)ASN1_item_d2i_ex(NULL, &p, len, ASN1_ITEM_rptr(X509), ctx, NULL)
+	              : d2i_X509(NULL, &p, len);
 	if (!x) {
 		acmera_fail(e, ACMERA_ERR_INVAL, "not an X.509 certificate: %s", ossl_why());
 		return NULL;
@@ -47,7 +50,8 @@ static X509 *cert_from_der(const unsigned char *der, long len, struct acmera_err
 	return x;
 }
 
-static int read_cert_blocks(BIO *bio, STACK_OF(X509) * chain, struct acmera_errmsg *e)
+static int read_cert_blocks(BIO *bio, STACK_OF(X509) * chain, OSSL_LIB_CTX *ctx,
+                            struct acmera_errmsg *e)
 {
 	for (;;) {
 		char *name = NULL, *header = NULL;
@@ -72,7 +76,7 @@ static int read_cert_blocks(BIO *bio, STACK_OF(X509) * chain, struct acmera_errm
 		else if (sk_X509_num(chain) == CHAIN_MAX_CERTS)
 			rc = acmera_fail(e, ACMERA_ERR_INVAL, "more than %d certificates",
 			                 CHAIN_MAX_CERTS);
-		else if (!(x = cert_from_der(data, len, e)))
+		else if (!(x = cert_from_der(data, len, ctx, e)))
 			rc = acmera_fail_wrap(e, ACMERA_ERR_INVAL, "PEM block %d",
 			                      sk_X509_num(chain) + 1);
 		else if (!sk_X509_push(chain, x))
@@ -87,7 +91,9 @@ static int read_cert_blocks(BIO *bio, STACK_OF(X509) * chain, struct acmera_errm
 	}
 }
 
-int chain_parse_pem(const char *pem, size_t len, STACK_OF(X509) * *out, struct acmera_errmsg *e)
+/* ctx NULL: the default library context. */
+static int parse_pem(const char *pem, size_t len, OSSL_LIB_CTX *ctx, STACK_OF(X509) * *out,
+                     struct acmera_errmsg *e)
 {
 	BIO *bio = NULL;
 	STACK_OF(X509) *chain = NULL;
@@ -102,7 +108,7 @@ int chain_parse_pem(const char *pem, size_t len, STACK_OF(X509) * *out, struct a
 		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	rc = read_cert_blocks(bio, chain, e);
+	rc = read_cert_blocks(bio, chain, ctx, e);
 	if (rc)
 		goto out;
 	if (sk_X509_num(chain) == 0) {
@@ -115,6 +121,17 @@ out:
 	sk_X509_pop_free(chain, X509_free);
 	BIO_free(bio);
 	return rc;
+}
+
+int chain_parse_pem(const char *pem, size_t len, STACK_OF(X509) * *out, struct acmera_errmsg *e)
+{
+	return parse_pem(pem, len, NULL, out, e);
+}
+
+int chain_parse_pem_keyless(const char *pem, size_t len, STACK_OF(X509) * *out,
+                            struct acmera_errmsg *e)
+{
+	return parse_pem(pem, len, pki_keyless_libctx(), out, e);
 }
 
 /* The bytes written to a memory BIO, as a heap string. */

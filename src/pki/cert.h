@@ -16,6 +16,10 @@
  * (text around them is allowed), zero certificates or more than CHAIN_MAX_CERTS.
  * *out is a new stack owned by the caller (sk_X509_pop_free(chain, X509_free)). */
 int chain_parse_pem(const char *pem, size_t len, STACK_OF(X509) * *out, struct acmera_errmsg *e);
+/* The same without decoding the keys (pki/keyless.h): X509_get0_pubkey() of each
+ * certificate is NULL. For chains whose keys are only compared. */
+int chain_parse_pem_keyless(const char *pem, size_t len, STACK_OF(X509) * *out,
+                            struct acmera_errmsg *e);
 /* The inverse: PEM text of every certificate, in order (heap string). */
 char *chain_to_pem(STACK_OF(X509) * chain);
 
@@ -31,6 +35,9 @@ int pkcs7_certs_only_from_pem(const char *pem, size_t len, int skip_first, uint8
  * found. Bounded like chain_parse_pem. */
 int pkcs7_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) * *out,
                            struct acmera_errmsg *e);
+/* The same without decoding the keys, as chain_parse_pem_keyless. */
+int pkcs7_certs_only_parse_keyless(const uint8_t *der, size_t len, STACK_OF(X509) * *out,
+                                   struct acmera_errmsg *e);
 
 /* notAfter of cert as Unix time. */
 int cert_not_after(X509 *cert, int64_t *out);

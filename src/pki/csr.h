@@ -13,7 +13,8 @@
 #define CSR_MAX_NAMES 100
 
 struct csr_info {
-	X509_REQ *req; /* owned */
+	X509_REQ *req; /* owned; parsed without its key (pki/keyless.h): use key */
+	EVP_PKEY *key; /* the request's public key, owned; NULL from csr_parse_stored */
 	uint8_t *der;  /* the exact bytes received, owned */
 	size_t der_len;
 	char sha256_hex[65];        /* SHA-256 of der, lower case hex: the cache and job key */
@@ -27,6 +28,10 @@ struct csr_info {
  * CSR_MAX_NAMES names, a bad signature, and names that are not valid host names
  * (LDH labels, <= 253 characters; a leading "*." is kept for policy to judge). */
 int csr_parse_der(const uint8_t *der, size_t len, struct csr_info *out, struct acmera_errmsg *e);
+/* The same for a CSR acmera already took through csr_parse_der (a job's): its
+ * signature is not checked again and out->key is NULL (X509_REQ_get_X509_PUBKEY
+ * still gives the encoded key). */
+int csr_parse_stored(const uint8_t *der, size_t len, struct csr_info *out, struct acmera_errmsg *e);
 /* Reads a file holding one CSR in PEM ("CERTIFICATE REQUEST" or "NEW CERTIFICATE
  * REQUEST") or DER. */
 int csr_load_file(const char *path, struct csr_info *out, struct acmera_errmsg *e);

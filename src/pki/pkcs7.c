@@ -1,6 +1,7 @@
 /* PKCS#7 certs-only: the "degenerate" SignedData of RFC 5652 section 5 with no
  * signers and no content, used by EST (RFC 7030 section 4.1.3) to carry a chain. */
 #include "pki/cert.h"
+#include "pki/keyless.h"
 
 #include <openssl/err.h>
 #include <openssl/pkcs7.h>
@@ -63,8 +64,9 @@ out:
 	return rc;
 }
 
-int pkcs7_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) * *out,
-                           struct acmera_errmsg *e)
+/* ctx NULL: the default library context. */
+static int parse(const uint8_t *der, size_t len, OSSL_LIB_CTX *ctx, STACK_OF(X509) * *out,
+                 struct acmera_errmsg *e)
 {
 	STACK_OF(X509) *chain = NULL;
 	PKCS7 *p7 = NULL;
@@ -76,7 +78,8 @@ int pkcs7_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) * *out
 		return acmera_fail(e, ACMERA_ERR_INVAL, "PKCS#7 is %zu bytes, more than %d", len,
 		                   PKCS7_MAX_DER);
 	const unsigned char *p = der;
-	p7 = d2i_PKCS7(NULL, &p, (long)len);
+	p7 = ctx ? (PKCS7 *)ASN1_item_d2i_ex(NULL, &p, (long)len, ASN1_ITEM_rptr(PKCS7), ctx, NULL)
+	         : d2i_PKCS7(NULL, &p, (long)len);
 	if (!p7) {
 		rc = acmera_fail(e, ACMERA_ERR_INVAL, "not PKCS#7: %s", ossl_why());
 		goto out;
@@ -117,4 +120,16 @@ out:
 	sk_X509_pop_free(chain, X509_free);
 	PKCS7_free(p7);
 	return rc;
+}
+
+int pkcs7_certs_only_parse(const uint8_t *der, size_t len, STACK_OF(X509) * *out,
+                           struct acmera_errmsg *e)
+{
+	return parse(der, len, NULL, out, e);
+}
+
+int pkcs7_certs_only_parse_keyless(const uint8_t *der, size_t len, STACK_OF(X509) * *out,
+                                   struct acmera_errmsg *e)
+{
+	return parse(der, len, pki_keyless_libctx(), out, e);
 }

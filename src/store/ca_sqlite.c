@@ -15,9 +15,6 @@
 	"id, account, order_id, serial, chain_pem, not_after, issued, revoked, reason, revoked_at"
 
 enum q {
-	Q_BEGIN,
-	Q_COMMIT,
-	Q_ROLLBACK,
 	Q_ACCT_ADD,
 	Q_ACCT_GET,
 	Q_ACCT_BY_THUMB,
@@ -52,9 +49,6 @@ enum q {
 };
 
 static const char *const sql[Q_COUNT] = {
-    [Q_BEGIN] = "BEGIN IMMEDIATE",
-    [Q_COMMIT] = "COMMIT",
-    [Q_ROLLBACK] = "ROLLBACK",
     [Q_ACCT_ADD] = "INSERT INTO ca_accounts (" ACCOUNT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [Q_ACCT_GET] = "SELECT " ACCOUNT_COLS " FROM ca_accounts WHERE id = ?1",
     [Q_ACCT_BY_THUMB] = "SELECT " ACCOUNT_COLS " FROM ca_accounts WHERE thumbprint = ?1",
@@ -186,29 +180,16 @@ static int step_done(struct ca_store *s, sqlite3_stmt *st, const char *what, int
 	return 0;
 }
 
-static int run(struct ca_store *s, enum q id, const char *what, struct acmera_errmsg *e)
-{
-	sqlite3_stmt *st = prep(s, id, e);
-	int rc;
-	if (!st)
-		return ACMERA_ERR_STORE;
-	rc = step_done(s, st, what, NULL, e);
-	done(st);
-	return rc;
-}
-
+/* The base store's transactions, so that a batch (ca_store_batch_begin) covers the
+ * CA's changes too. */
 static int tx_begin(struct ca_store *s, struct acmera_errmsg *e)
 {
-	return run(s, Q_BEGIN, "begin", e);
+	return store_sqlite_tx_begin(s->base, e);
 }
 
 static int tx_end(struct ca_store *s, int rc, struct acmera_errmsg *e)
 {
-	if (rc == 0)
-		rc = run(s, Q_COMMIT, "commit", e);
-	if (rc && !sqlite3_get_autocommit(s->db))
-		run(s, Q_ROLLBACK, "rollback", NULL);
-	return rc;
+	return store_sqlite_tx_end(s->base, rc, e);
 }
 
 /* Copies a text column into a fixed buffer; a value that does not fit is a store
@@ -1077,4 +1058,19 @@ void ca_cert_free(struct ca_cert *c)
 		return;
 	free(c->chain_pem);
 	memset(c, 0, sizeof(*c));
+}
+
+int ca_store_batch_begin(struct ca_store *s, struct acmera_errmsg *e)
+{
+	return store_batch_begin(s->base, e);
+}
+
+int ca_store_batch_end(struct ca_store *s, struct acmera_errmsg *e)
+{
+	return store_batch_end(s->base, e);
+}
+
+int ca_store_batch_pending(const struct ca_store *s)
+{
+	return store_batch_pending(s->base);
 }

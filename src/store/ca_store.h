@@ -29,6 +29,11 @@ struct ca_store;
 /* Opens (creating and migrating as store_open does) path. */
 int ca_store_open(const char *path, struct ca_store **out, struct acmera_errmsg *e);
 void ca_store_close(struct ca_store *s);
+/* Group commit of the CA's changes, as store_batch_begin, store_batch_end and
+ * store_batch_pending. */
+int ca_store_batch_begin(struct ca_store *s, struct acmera_errmsg *e);
+int ca_store_batch_end(struct ca_store *s, struct acmera_errmsg *e);
+int ca_store_batch_pending(const struct ca_store *s);
 
 /* ---- accounts ---- */
 

@@ -38,6 +38,9 @@ enum q {
 	Q_BEGIN,
 	Q_COMMIT,
 	Q_ROLLBACK,
+	Q_SAVEPOINT,
+	Q_RELEASE,
+	Q_ROLLBACK_TO,
 	Q_ACCOUNT_GET,
 	Q_ACCOUNT_PUT,
 	Q_AUTHZ_PUT,
@@ -75,6 +78,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SAVEPOINT] = "SAVEPOINT op",
+    [Q_RELEASE] = "RELEASE op",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO op",
     [Q_ACCOUNT_GET] = "SELECT directory, key_pem, kid, status FROM accounts "
                       "WHERE directory = ?1",
     [Q_ACCOUNT_PUT] = "INSERT INTO accounts (directory, key_pem, kid, status) "
@@ -155,6 +161,10 @@ static const char *const sql[Q_COUNT] = {
 struct store {
 	sqlite3 *db;
 	int version;
+	/* store_batch_begin: BATCH_OPEN until the first change begins its transaction
+	 * (BATCH_BEGUN); each change is then a savepoint of it. */
+	enum { BATCH_NONE, BATCH_OPEN, BATCH_BEGUN } batch;
+	uint64_t batch_finished; /* jobs finished in the batch, counted at its commit */
 	sqlite3_stmt *st[Q_COUNT];
 };
 
@@ -230,21 +240,105 @@ static int run(struct store *s, enum q id, const char *what, struct acmera_errms
 	return rc;
 }
 
+/* A batch's transaction begins with its first change: an open batch holds no
+ * lock while its owner waits for something else. */
+static int batch_join(struct store *s, struct acmera_errmsg *e)
+{
+	if (s->batch != BATCH_OPEN)
+		return 0;
+	int rc = run(s, Q_BEGIN, "batch begin", e);
+	if (rc == 0)
+		s->batch = BATCH_BEGUN;
+	return rc;
+}
+
+/* In a batch, one change is a savepoint: it succeeds or fails whole, and the
+ * batch's COMMIT makes all of them durable with one sync. */
 static int tx_begin(struct store *s, struct acmera_errmsg *e)
 {
-	return run(s, Q_BEGIN, "begin", e);
+	int rc = batch_join(s, e);
+	if (rc)
+		return rc;
+	return run(s, s->batch ? Q_SAVEPOINT : Q_BEGIN, "begin", e);
 }
 
 static int tx_commit(struct store *s, struct acmera_errmsg *e)
 {
-	return run(s, Q_COMMIT, "commit", e);
+	return run(s, s->batch ? Q_RELEASE : Q_COMMIT, "commit", e);
 }
 
 /* Undoes an open transaction after a failure; the first error is what counts. */
 static void tx_rollback(struct store *s)
 {
-	if (!sqlite3_get_autocommit(s->db))
+	if (sqlite3_get_autocommit(s->db))
+		return;
+	if (!s->batch) {
 		run(s, Q_ROLLBACK, "rollback", NULL);
+		return;
+	}
+	/* The change only; the batch goes on. ROLLBACK TO leaves the savepoint open. */
+	if (run(s, Q_ROLLBACK_TO, "rollback", NULL) == 0)
+		run(s, Q_RELEASE, "rollback", NULL);
+}
+
+static atomic_uint_fast64_t jobs_finished_here;
+
+uint64_t store_jobs_finished_here(void)
+{
+	return atomic_load(&jobs_finished_here);
+}
+
+/* A job finished: seen by waiters once it is committed. */
+static void job_finished(struct store *s)
+{
+	if (s->batch)
+		s->batch_finished++;
+	else
+		atomic_fetch_add(&jobs_finished_here, 1);
+}
+
+int store_sqlite_tx_begin(struct store *s, struct acmera_errmsg *e)
+{
+	return tx_begin(s, e);
+}
+
+int store_sqlite_tx_end(struct store *s, int rc, struct acmera_errmsg *e)
+{
+	if (rc == 0)
+		rc = tx_commit(s, e);
+	if (rc)
+		tx_rollback(s);
+	return rc;
+}
+
+int store_batch_pending(const struct store *s)
+{
+	return s->batch == BATCH_BEGUN;
+}
+
+int store_batch_begin(struct store *s, struct acmera_errmsg *e)
+{
+	if (s->batch)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "store: a batch is already open");
+	s->batch = BATCH_OPEN;
+	s->batch_finished = 0;
+	return 0;
+}
+
+int store_batch_end(struct store *s, struct acmera_errmsg *e)
+{
+	if (!s->batch)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no batch is open");
+	int begun = s->batch == BATCH_BEGUN, rc = 0;
+	s->batch = BATCH_NONE;
+	if (begun)
+		rc = run(s, Q_COMMIT, "batch commit", e);
+	if (rc)
+		tx_rollback(s);
+	else
+		atomic_fetch_add(&jobs_finished_here, s->batch_finished);
+	s->batch_finished = 0;
+	return rc;
 }
 
 static int col_hex(sqlite3_stmt *st, int i, char out[65])
@@ -965,7 +1059,9 @@ static int change_one(struct store *s, sqlite3_stmt *st, const char *what, int64
 static int change_held(struct store *s, sqlite3_stmt *st, const char *what, int64_t id,
                        struct acmera_errmsg *e)
 {
-	int rc = step_done(s, st, what, e);
+	int rc = batch_join(s, e);
+	if (rc == 0)
+		rc = step_done(s, st, what, e);
 
 	if (rc == 0 && sqlite3_changes(s->db) == 0)
 		rc = lost(id, e);
@@ -1033,13 +1129,6 @@ int store_job_defer(struct store *s, int64_t id, const char *owner, int64_t not_
 	return change_one(s, st, "defer pending or active job", id, e);
 }
 
-static atomic_uint_fast64_t jobs_finished_here;
-
-uint64_t store_jobs_finished_here(void)
-{
-	return atomic_load(&jobs_finished_here);
-}
-
 int store_job_fail(struct store *s, int64_t id, const char *owner, const char *reason,
                    struct acmera_errmsg *e)
 {
@@ -1058,7 +1147,7 @@ int store_job_fail(struct store *s, int64_t id, const char *owner, const char *r
 	}
 	rc = change_held(s, st, "job fail", id, e);
 	if (rc >= 0)
-		atomic_fetch_add(&jobs_finished_here, 1);
+		job_finished(s);
 	return rc;
 }
 
@@ -1134,7 +1223,7 @@ int store_job_complete(struct store *s, int64_t id, const char *owner, const cha
 	st = NULL;
 	rc = tx_commit(s, e);
 	if (rc >= 0)
-		atomic_fetch_add(&jobs_finished_here, 1);
+		job_finished(s);
 out:
 	done(st);
 	if (rc < 0)

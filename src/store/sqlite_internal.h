@@ -14,6 +14,12 @@
 /* The connection of s (opened, hardened and migrated by store_open); owned by s. */
 sqlite3 *store_sqlite_db(struct store *s);
 
+/* One change on the connection of s: a transaction of its own, or a savepoint of
+ * the open batch (store_batch_begin). tx_end commits when rc is 0, else undoes
+ * the change; it returns rc or the commit's error. */
+int store_sqlite_tx_begin(struct store *s, struct acmera_errmsg *e);
+int store_sqlite_tx_end(struct store *s, int rc, struct acmera_errmsg *e);
+
 static inline int bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);

@@ -78,6 +78,19 @@ struct store_job {
 	int64_t created;
 	char *owner; /* the claiming issuer's token while ACTIVE, else NULL */
 };
+/* Group commit: between store_batch_begin and store_batch_end, the job changes of
+ * this handle (submit, set order, defer, fail, complete, lease) still succeed or
+ * fail whole, but none is durable, nor seen by other handles or counted by
+ * store_jobs_finished_here, before store_batch_end commits them all with one disk
+ * sync. The batch's transaction, and the store's write lock, begin with its first
+ * change: end the batch before waiting for anything, and act on nothing outside
+ * the store that needs a change durable before store_batch_end succeeded. When it
+ * fails, every change of the batch is undone. */
+int store_batch_begin(struct store *s, struct acmera_errmsg *e);
+int store_batch_end(struct store *s, struct acmera_errmsg *e);
+/* 1 when the open batch holds changes that store_batch_end has yet to commit. */
+int store_batch_pending(const struct store *s);
+
 /* Records a job for this CSR once. When one exists for the same digest (pending,
  * active, or done) its id is returned and *created is 0: repeats join it. A
  * FAILED job is reset to PENDING (a device trying again after a refusal), and so

@@ -628,6 +628,14 @@ static void each_key_type_gets_a_verifying_leaf_with_matching_key_usage(void **s
 		X509 *leaf = sk_X509_value(chain, 0);
 		assert_int_equal(X509_get_key_usage(leaf), ku[i]);
 		assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(leaf), keys[i]), 1);
+		/* The CSR's key goes into the leaf byte for byte (copied, not re-encoded). */
+		unsigned char *a = NULL, *b = NULL;
+		int la = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(leaf), &a);
+		int lb = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr.req), &b);
+		assert_true(la > 0 && la == lb);
+		assert_memory_equal(a, b, (size_t)la);
+		OPENSSL_free(a);
+		OPENSSL_free(b);
 		chain_free(chain);
 		free(pem);
 		csr_info_free(&csr);

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 
@@ -217,6 +218,58 @@ static void assert_refused(X509 *bad_leaf, const char *word)
 	response_clear(&r);
 }
 
+/* The chain is parsed without decoding keys (pki/keyless.h): the leaf is found by
+ * comparing key encodings, for PEM and PKCS#7 alike. */
+static void chain_is_parsed_without_keys(void **state)
+{
+	(void)state;
+	X509 *order[] = {leaf, inter};
+	struct acme_response r;
+	struct issued_chain c;
+	pem_response(&r, order, 2);
+	assert_int_equal(issued_chain_from_response(&r, csr, csr_len, &c, NULL), 0);
+	for (int i = 0; i < 2; i++)
+		assert_null(X509_get0_pubkey(sk_X509_value(c.certs, i)));
+	issued_chain_free(&c);
+	response_clear(&r);
+	response_init(&r, "application/pkcs7-mime");
+	pkcs7_body(&r.body, order, 2);
+	assert_int_equal(issued_chain_from_response(&r, csr, csr_len, &c, NULL), 0);
+	assert_null(X509_get0_pubkey(sk_X509_value(c.certs, 0)));
+	issued_chain_free(&c);
+	response_clear(&r);
+}
+
+/* A CA may encode the CSR's EC key with the point compressed: other bytes, the
+ * same key, still the leaf. */
+static void leaf_with_the_key_reencoded_is_accepted(void **state)
+{
+	(void)state;
+	EVP_PKEY *compressed = EVP_PKEY_dup(leaf_key);
+	assert_non_null(compressed);
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(
+	                     compressed, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"),
+	                 1);
+	X509 *cleaf = tu_cert(LEAF_CN, compressed, inter, inter_key, T_2030, LEAF_SAN);
+	unsigned char *a = NULL, *b = NULL;
+	int la = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cleaf), &a);
+	int lb = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(leaf), &b);
+	assert_true(la > 0 && lb > 0 && la != lb); /* the premise: other bytes */
+	OPENSSL_free(a);
+	OPENSSL_free(b);
+	X509 *sent[] = {inter, cleaf};
+	X509 *want[] = {cleaf, inter};
+	struct acme_response r;
+	struct issued_chain c;
+	pem_response(&r, sent, 2);
+	assert_int_equal(issued_chain_from_response(&r, csr, csr_len, &c, NULL), 0);
+	assert_chain_is(&c, want, 2);
+	issued_chain_free(&c);
+	response_clear(&r);
+	X509_free(cleaf);
+	EVP_PKEY_free(compressed);
+}
+
 static void leaf_with_another_key_is_refused(void **state)
 {
 	(void)state;
@@ -319,6 +372,8 @@ int main(void)
 	    cmocka_unit_test(pem_in_any_order_comes_back_leaf_first),
 	    cmocka_unit_test(pkcs7_shuffled_comes_back_leaf_first),
 	    cmocka_unit_test(leaf_with_another_key_is_refused),
+	    cmocka_unit_test(chain_is_parsed_without_keys),
+	    cmocka_unit_test(leaf_with_the_key_reencoded_is_accepted),
 	    cmocka_unit_test(leaf_lacking_a_csr_name_is_refused),
 	    cmocka_unit_test(leaf_with_an_extra_name_is_refused),
 	    cmocka_unit_test(body_that_is_not_a_chain_is_refused),

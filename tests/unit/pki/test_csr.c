@@ -302,6 +302,30 @@ static void csr_with_flipped_signature_byte_is_refused(void **state)
 	}
 }
 
+/* A job's CSR, verified when it was taken, is read again without its key and
+ * without checking the signature: the names are the same, the key undecoded. */
+static void stored_csr_is_read_without_its_key(void **state)
+{
+	(void)state;
+	uint8_t *der;
+	size_t len;
+	struct csr_info c;
+	tu_csr(keys[TU_EC_P256], "dev.example.com", "DNS:Dev.example.com,DNS:b.example.com", &der,
+	       &len);
+	assert_int_equal(csr_parse_stored(der, len, &c, NULL), 0);
+	assert_null(c.key);
+	assert_non_null(X509_REQ_get_X509_PUBKEY(c.req));
+	assert_int_equal(c.n_names, 2);
+	assert_string_equal(c.names[0], "dev.example.com");
+	assert_string_equal(c.names[1], "b.example.com");
+	csr_info_free(&c);
+	der[len - 1] ^= 0x01; /* not checked again */
+	assert_int_equal(csr_parse_stored(der, len, &c, NULL), 0);
+	csr_info_free(&c);
+	assert_int_equal(csr_parse_stored(der, len - 1, &c, NULL), ACMERA_ERR_INVAL);
+	free(der);
+}
+
 static void csr_with_changed_subject_is_refused(void **state)
 {
 	uint8_t *der;
@@ -475,6 +499,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(csr_with_each_key_type_parses_and_verifies),
+	    cmocka_unit_test(stored_csr_is_read_without_its_key),
 	    cmocka_unit_test(csr_names_are_lower_case_deduplicated_in_order),
 	    cmocka_unit_test(csr_without_san_uses_subject_cn_lower_case),
 	    cmocka_unit_test(csr_cn_that_is_not_a_host_name_gives_no_names),

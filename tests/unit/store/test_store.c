@@ -686,6 +686,84 @@ static void job_submit_same_csr_joins_existing_job(void **state)
 	assert_int_equal(store_job_get(f->s, 9999, &j, NULL), ACMERA_ERR_NOTFOUND);
 }
 
+static int job_exists(struct store *s, int i)
+{
+	char hex[65];
+	struct store_job j;
+	digest_of(i, hex);
+	int rc = store_job_get_by_digest(s, hex, &j, NULL);
+	if (rc == 0)
+		store_job_free(&j);
+	return rc == 0;
+}
+
+/* A batch: one commit for many changes, seen by other handles only after it, and
+ * a change that fails inside it is undone alone. */
+static void batch_commits_once_and_keeps_failed_changes_out(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	struct acmera_errmsg e = {{0}};
+	uint8_t der[32];
+	int64_t id = 0;
+	int created = 0;
+
+	exec_sql(f->path, "CREATE TRIGGER boom BEFORE INSERT ON jobs WHEN NEW.names = "
+	                  "'boom.example.com' BEGIN SELECT RAISE(ABORT, 'boom'); END");
+	assert_int_equal(store_open(f->path, &s2, NULL), 0);
+	assert_int_equal(store_batch_end(f->s, &e), ACMERA_ERR_INVAL);
+	assert_int_equal(store_batch_begin(f->s, NULL), 0);
+	assert_int_equal(store_batch_begin(f->s, &e), ACMERA_ERR_INVAL);
+	submit(f->s, 1, T0, NULL);
+	fake_csr(2, der);
+	assert_int_equal(
+	    store_job_submit(f->s, der, sizeof(der), "boom.example.com", T0, &id, &created, &e),
+	    ACMERA_ERR_STORE);
+	assert_non_null(strstr(e.text, "boom"));
+	submit(f->s, 3, T0, NULL);
+	assert_true(job_exists(f->s, 1));
+	assert_false(job_exists(f->s, 2));
+	assert_false(job_exists(s2, 1)); /* not committed yet */
+	assert_int_equal(store_batch_end(f->s, NULL), 0);
+	assert_true(job_exists(s2, 1));
+	assert_false(job_exists(s2, 2));
+	assert_true(job_exists(s2, 3));
+	/* Outside a batch each change commits by itself again. */
+	submit(f->s, 4, T0, NULL);
+	assert_true(job_exists(s2, 4));
+	/* A batch never ended (a crash, or a close) leaves nothing. */
+	assert_int_equal(store_batch_begin(f->s, NULL), 0);
+	submit(f->s, 5, T0, NULL);
+	reopen(f);
+	assert_false(job_exists(f->s, 5));
+	assert_false(job_exists(s2, 5));
+	store_close(s2);
+}
+
+/* An open batch holds no lock before its first change, and a job it finishes is
+ * counted for waiters (store_jobs_finished_here) only when it commits. */
+static void batch_locks_late_and_counts_finished_jobs_at_commit(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	assert_int_equal(store_open(f->path, &s2, NULL), 0);
+	assert_int_equal(store_batch_begin(f->s, NULL), 0);
+	int64_t id = submit(s2, 1, T0, NULL); /* not kept waiting by f->s */
+	assert_int_equal(claim_one(f->s, OWNER_A, T0 + 1, 60), id);
+	uint64_t finished = store_jobs_finished_here();
+	assert_int_equal(store_job_set_order(f->s, id, OWNER_A, "https://ca.test/o/1", NULL), 0);
+	assert_int_equal(store_job_fail(f->s, id, OWNER_A, "refused", NULL), 0);
+	assert_int_equal(store_jobs_finished_here(), finished);
+	assert_int_equal(store_batch_end(f->s, NULL), 0);
+	assert_int_equal(store_jobs_finished_here(), finished + 1);
+	struct store_job j;
+	assert_int_equal(store_job_get(s2, id, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_FAILED);
+	assert_string_equal(j.order_url, "https://ca.test/o/1");
+	store_job_free(&j);
+	store_close(s2);
+}
+
 static void job_submit_resets_failed_job(void **state)
 {
 	struct fx *f = *state;
@@ -1683,6 +1761,8 @@ int main(int argc, char **argv)
 	    T(authz_sibling_label_does_not_cover),
 	    T(authz_find_rejects_bad_names),
 	    T(job_submit_same_csr_joins_existing_job),
+	    T(batch_commits_once_and_keeps_failed_changes_out),
+	    T(batch_locks_late_and_counts_finished_jobs_at_commit),
 	    T(job_submit_resets_failed_job),
 	    T(job_submit_reissues_done_job_whose_cert_expired),
 	    T(job_submit_rejects_empty_csr),
