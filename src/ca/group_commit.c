@@ -53,13 +53,17 @@ static void answer_free(struct answer *a)
 	free(a);
 }
 
-/* At thread exit: the server answered whatever still waited (503, on_gone). */
+/* At thread exit. Answers still queued were never sent (the loop stopped before
+ * their flush; their batch is undone when the store handle closes): their requests
+ * stay with the server, which closes them, so they must no longer call back here. */
 static void pass_free(void *p)
 {
 	struct pass *ps = p;
 	while (ps->head) {
 		struct answer *a = ps->head;
 		ps->head = a->next;
+		if (a->req)
+			http_request_on_gone(a->req, NULL, NULL);
 		answer_free(a);
 	}
 	free(ps->validate);
@@ -78,8 +82,10 @@ static struct pass *this_pass(struct ca_service *s)
 	if (!pass_key_ok)
 		return NULL;
 	struct pass *ps = pthread_getspecific(pass_key);
-	if (ps)
+	if (ps) {
+		ps->svc = s;
 		return ps;
+	}
 	ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		return NULL;
@@ -159,6 +165,7 @@ static void flush(evutil_socket_t fd, short what, void *arg)
 
 void ca_validate_when_committed(struct ca_ctx *c, const char *id)
 {
+	pthread_once(&pass_once, make_key);
 	struct pass *ps = pass_key_ok ? pthread_getspecific(pass_key) : NULL;
 	if (!ps || !ps->open || !ca_store_batch_pending(c->st)) {
 		submit_validation(c->svc, c->st, id);

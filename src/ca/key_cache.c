@@ -40,7 +40,9 @@ int ca_key_cache_new(size_t slots, struct ca_key_cache **out, struct acmera_errm
 	return 0;
 }
 
-/* FNV-1a: the texts are a server's own store rows, not chosen to collide. */
+/* FNV-1a. Clients choose their keys, so they can make texts collide: that only
+ * evicts (a hit needs the whole text equal), costing the colliding accounts the
+ * cache. */
 static size_t slot_of(const struct ca_key_cache *c, const char *s)
 {
 	uint64_t h = 1469598103934665603ULL;

@@ -380,9 +380,27 @@ static int add_conf_ext(X509 *x, int nid, const char *value, struct acmera_errms
 	return ok ? 0 : nomem(e);
 }
 
+/* 1 when bits is the one DER form of a key of this kind: an uncompressed point on a
+ * named curve (RFC 5480), or a raw EdDSA key (RFC 8410). RSA, and any other form,
+ * are encoded anew by the caller, so the CA never signs a device's odd encoding. */
+static int canonical_spki(int alg, int ptype, const void *pval, const unsigned char *bits,
+                          int nbits)
+{
+	if (alg == NID_ED25519 || alg == NID_ED448)
+		return ptype == V_ASN1_UNDEF && nbits == (alg == NID_ED25519 ? 32 : 57);
+	if (alg != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_OBJECT)
+		return 0;
+	int curve = OBJ_obj2nid(pval);
+	int field = curve == NID_X9_62_prime256v1 ? 32
+	            : curve == NID_secp384r1      ? 48
+	            : curve == NID_secp521r1      ? 66
+	                                          : 0;
+	return field && nbits == 1 + 2 * field && bits[0] == 0x04;
+}
+
 /* Puts a copy of src, as encoded, in x: OpenSSL 3.0's X509_set_pubkey encodes the
- * key again through a provider encoder, most of the cost of a leaf. 0 when src has
- * parameters of a kind not copied here (the caller then encodes the key). */
+ * key again through a provider encoder, most of the cost of a leaf. 0 when src is
+ * not in canonical form (the caller then encodes the key). */
 static int copy_spki(X509 *x, const X509_PUBKEY *src)
 {
 	ASN1_OBJECT *alg = NULL;
@@ -395,10 +413,10 @@ static int copy_spki(X509 *x, const X509_PUBKEY *src)
 	if (!src || !X509_PUBKEY_get0_param(&alg, &bits, &nbits, &salg, src) || nbits <= 0)
 		return 0;
 	X509_ALGOR_get0(&pobj, &ptype, &pval, salg);
+	if (!canonical_spki(OBJ_obj2nid(alg), ptype, pval, bits, nbits))
+		return 0;
 	if (ptype == V_ASN1_OBJECT) /* an EC named curve */
 		param = OBJ_dup(pval);
-	else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF) /* RSA, Ed25519 have none */
-		return 0;
 	ASN1_OBJECT *obj = OBJ_dup(alg);
 	unsigned char *enc = OPENSSL_memdup(bits, (size_t)nbits);
 	if (!obj || !enc || (ptype == V_ASN1_OBJECT && !param) ||

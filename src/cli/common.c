@@ -218,7 +218,8 @@ static int write_temp(const char *path, const void *data, size_t len, int mode, 
 		p += n;
 		len -= (size_t)n;
 	}
-	if ((sync && fsync(fd) != 0) || close(fd) != 0) {
+	int synced = !sync || fsync(fd) == 0;
+	if (close(fd) != 0 || !synced) {
 		unlink(tmp);
 		return -1;
 	}

@@ -51,12 +51,29 @@ static int names_equal(X509 *leaf, const struct csr_info *csr, struct acmera_err
 /* Puts the certificate of key first and each issuer after its subject: a PKCS#7
  * SET need not keep the CA's order. Certificates that chain to nothing stay at the
  * end as they came. Returns -1 when no certificate carries key. */
-static int order_chain(STACK_OF(X509) * certs, const X509_PUBKEY *key)
+/* The certificate carrying key: by encoding first (the usual case, no decoding at
+ * all), then by value (the CA encoded the key otherwise); -1 when none. */
+static int find_leaf(STACK_OF(X509) * certs, const X509_PUBKEY *key)
 {
-	int n = sk_X509_num(certs), leaf = -1;
+	unsigned char *want = NULL;
+	int n = sk_X509_num(certs), leaf = -1, wlen = i2d_X509_PUBKEY(key, &want);
+	for (int i = 0; i < n && leaf < 0 && wlen > 0; i++) {
+		unsigned char *der = NULL;
+		int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(sk_X509_value(certs, i)), &der);
+		if (len == wlen && memcmp(der, want, (size_t)len) == 0)
+			leaf = i;
+		OPENSSL_free(der);
+	}
+	OPENSSL_free(want);
 	for (int i = 0; i < n && leaf < 0; i++)
 		if (pki_spki_equal(X509_get_X509_PUBKEY(sk_X509_value(certs, i)), key))
 			leaf = i;
+	return leaf;
+}
+
+static int order_chain(STACK_OF(X509) * certs, const X509_PUBKEY *key)
+{
+	int n = sk_X509_num(certs), leaf = find_leaf(certs, key);
 	if (leaf < 0)
 		return -1;
 	X509 *tmp = sk_X509_value(certs, 0);

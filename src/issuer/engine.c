@@ -530,12 +530,16 @@ static void batch_commit(struct engine *g, int reopen)
 	g->batch_open = reopen && store_batch_begin(g->store, NULL) == 0;
 }
 
+void engine_commit(struct engine *g)
+{
+	if (g->batch_open)
+		batch_commit(g, 1);
+}
+
 /* acme_client_step is about to wait: commit what its callbacks changed so far. */
 static void commit_before_wait(void *arg)
 {
-	struct engine *g = arg;
-	if (g->batch_open)
-		batch_commit(g, 1);
+	engine_commit(arg);
 }
 
 int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats *st,

@@ -446,7 +446,10 @@ static void on_authz(void *arg, int rc, struct acme_response *resp, const struct
 			return;
 		}
 		/* The zone is settled per job, so that one bad name fails only its own job
-		 * and never the batch UPDATE of others. */
+		 * and never the batch UPDATE of others. Asking DNS for it blocks: not with
+		 * the store locked. */
+		if (!publisher_zone_known(r->eng->pub, a.identifier.value))
+			engine_commit(r->eng);
 		rc = publisher_zone_of(r->eng->pub, a.identifier.value, slot->rec.zone,
 		                       sizeof(slot->rec.zone), &err);
 		char *value =

@@ -163,6 +163,13 @@ static void zone_remember(struct publisher *p, const char *identifier, const cha
 	slot->until = mono_s() + ZONE_CACHE_TTL_S;
 }
 
+int publisher_zone_known(struct publisher *p, const char *identifier)
+{
+	char zone[256];
+	return p->cfg->dns.n_zones > 0 || !p->have_server ||
+	       zone_cached(p, identifier, zone, sizeof(zone));
+}
+
 int publisher_zone_of(struct publisher *p, const char *identifier, char *zone, size_t len,
                       struct acmera_errmsg *e)
 {

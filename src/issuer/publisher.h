@@ -31,6 +31,9 @@ void publisher_free(struct publisher *p);
  * asks dns.server by SOA lookup (blocking) and remembers the answer for 5 minutes,
  * for the identifier and for its siblings (names with the same parent inside that
  * zone), 64 answers at most. */
+/* 1 when publisher_zone_of answers for identifier without asking DNS (configured
+ * zones, or a zone it found before). */
+int publisher_zone_known(struct publisher *p, const char *identifier);
 int publisher_zone_of(struct publisher *p, const char *identifier, char *zone, size_t len,
                       struct acmera_errmsg *e);
 

@@ -17,7 +17,8 @@
  * *out is a new stack owned by the caller (sk_X509_pop_free(chain, X509_free)). */
 int chain_parse_pem(const char *pem, size_t len, STACK_OF(X509) * *out, struct acmera_errmsg *e);
 /* The same without decoding the keys (pki/keyless.h): X509_get0_pubkey() of each
- * certificate is NULL. For chains whose keys are only compared. */
+ * certificate is NULL (unless OpenSSL could not make the keyless context; then
+ * this parses as chain_parse_pem). For chains whose keys are only compared. */
 int chain_parse_pem_keyless(const char *pem, size_t len, STACK_OF(X509) * *out,
                             struct acmera_errmsg *e);
 /* The inverse: PEM text of every certificate, in order (heap string). */

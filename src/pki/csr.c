@@ -232,8 +232,8 @@ static int verify_pop(struct csr_info *c, struct acmera_errmsg *e)
 	return 0;
 }
 
-/* keyless: a CSR acmera verified when it took it: neither key nor signature. */
-static int parse(const uint8_t *der, size_t len, int keyless, struct csr_info *out,
+/* stored: a CSR acmera verified when it took it: neither key nor signature. */
+static int parse(const uint8_t *der, size_t len, int stored, struct csr_info *out,
                  struct acmera_errmsg *e)
 {
 	int rc;
@@ -263,7 +263,7 @@ static int parse(const uint8_t *der, size_t len, int keyless, struct csr_info *o
 		rc = acmera_fail(e, ACMERA_ERR_INVAL, "CSR version is not 1");
 		goto out;
 	}
-	if (!keyless) {
+	if (!stored) {
 		rc = verify_pop(out, e);
 		if (rc)
 			goto out;

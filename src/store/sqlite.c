@@ -163,7 +163,7 @@ struct store {
 	int version;
 	/* store_batch_begin: BATCH_OPEN until the first change begins its transaction
 	 * (BATCH_BEGUN); each change is then a savepoint of it. */
-	enum { BATCH_NONE, BATCH_OPEN, BATCH_BEGUN } batch;
+	enum { BATCH_NONE, BATCH_OPEN, BATCH_BEGUN, BATCH_BROKEN } batch;
 	uint64_t batch_finished; /* jobs finished in the batch, counted at its commit */
 	sqlite3_stmt *st[Q_COUNT];
 };
@@ -240,13 +240,26 @@ static int run(struct store *s, enum q id, const char *what, struct acmera_errms
 	return rc;
 }
 
+/* SQLite undoes a whole transaction by itself on some errors (disk full, I/O
+ * error, out of memory): the batch's earlier changes are then gone, so it is
+ * broken, refuses every further change and fails at its end. */
+static int batch_broken(struct store *s, struct acmera_errmsg *e)
+{
+	if (s->batch == BATCH_BEGUN && sqlite3_get_autocommit(s->db))
+		s->batch = BATCH_BROKEN;
+	if (s->batch != BATCH_BROKEN)
+		return 0;
+	return acmera_fail(e, ACMERA_ERR_STORE, "store: the batch was undone by an earlier error");
+}
+
 /* A batch's transaction begins with its first change: an open batch holds no
  * lock while its owner waits for something else. */
 static int batch_join(struct store *s, struct acmera_errmsg *e)
 {
-	if (s->batch != BATCH_OPEN)
-		return 0;
-	int rc = run(s, Q_BEGIN, "batch begin", e);
+	int rc = batch_broken(s, e);
+	if (rc || s->batch != BATCH_OPEN)
+		return rc;
+	rc = run(s, Q_BEGIN, "batch begin", e);
 	if (rc == 0)
 		s->batch = BATCH_BEGUN;
 	return rc;
@@ -270,7 +283,7 @@ static int tx_commit(struct store *s, struct acmera_errmsg *e)
 /* Undoes an open transaction after a failure; the first error is what counts. */
 static void tx_rollback(struct store *s)
 {
-	if (sqlite3_get_autocommit(s->db))
+	if (batch_broken(s, NULL) || sqlite3_get_autocommit(s->db))
 		return;
 	if (!s->batch) {
 		run(s, Q_ROLLBACK, "rollback", NULL);
@@ -313,7 +326,7 @@ int store_sqlite_tx_end(struct store *s, int rc, struct acmera_errmsg *e)
 
 int store_batch_pending(const struct store *s)
 {
-	return s->batch == BATCH_BEGUN;
+	return s->batch == BATCH_BEGUN || s->batch == BATCH_BROKEN;
 }
 
 int store_batch_begin(struct store *s, struct acmera_errmsg *e)
@@ -329,7 +342,8 @@ int store_batch_end(struct store *s, struct acmera_errmsg *e)
 {
 	if (!s->batch)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no batch is open");
-	int begun = s->batch == BATCH_BEGUN, rc = 0;
+	int rc = batch_broken(s, e);
+	int begun = s->batch == BATCH_BEGUN;
 	s->batch = BATCH_NONE;
 	if (begun)
 		rc = run(s, Q_COMMIT, "batch commit", e);

@@ -85,7 +85,9 @@ struct store_job {
  * sync. The batch's transaction, and the store's write lock, begin with its first
  * change: end the batch before waiting for anything, and act on nothing outside
  * the store that needs a change durable before store_batch_end succeeded. When it
- * fails, every change of the batch is undone. */
+ * fails, every change of the batch is undone. Other single writes (accounts,
+ * authorizations, DNS records, revocations) made before the batch's first job
+ * change commit at once, as outside a batch; made after it, they join it. */
 int store_batch_begin(struct store *s, struct acmera_errmsg *e);
 int store_batch_end(struct store *s, struct acmera_errmsg *e);
 /* 1 when the open batch holds changes that store_batch_end has yet to commit. */
