@@ -39,7 +39,7 @@ int est_policy_check_csr(const struct est_policy *p, const struct csr_info *csr,
 /* The channel-binding part of est_policy_check_csr alone (RFC 7030 3.5): the CSR's
  * one challengePassword equals base64 of binding. ACMERA_ERR_REFUSED with the
  * reason otherwise. */
-int est_policy_check_binding(const struct csr_info *csr, const uint8_t *binding,
-                             size_t binding_len, struct acmera_errmsg *e);
+int est_policy_check_binding(const struct csr_info *csr, const uint8_t *binding, size_t binding_len,
+                             struct acmera_errmsg *e);
 
 #endif

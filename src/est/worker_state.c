@@ -218,14 +218,20 @@ static int store_version(struct worker_state *ws, struct store *st, int64_t *out
 	return 0;
 }
 
+/* This thread's state and the store's data_version (see store_version). */
+static int state_at_version(struct store *st, struct worker_state **ws, int64_t *version,
+                            struct acmera_errmsg *e)
+{
+	*ws = state(e);
+	return *ws ? store_version(*ws, st, version, e) : ACMERA_ERR_NOMEM;
+}
+
 int est_worker_cert(struct store *st, const char *csr_sha256, int64_t now, const char **chain_pem,
                     struct acmera_errmsg *e)
 {
-	struct worker_state *ws = state(e);
+	struct worker_state *ws = NULL;
 	int64_t version = 0;
-	if (!ws)
-		return ACMERA_ERR_NOMEM;
-	int rc = store_version(ws, st, &version, e);
+	int rc = state_at_version(st, &ws, &version, e);
 	if (rc)
 		return rc;
 	size_t n = strlen(csr_sha256);
@@ -254,11 +260,9 @@ int est_worker_cert(struct store *st, const char *csr_sha256, int64_t now, const
 int est_worker_cacerts(struct store *st, int64_t now, const char **body, size_t *len,
                        struct acmera_errmsg *e)
 {
-	struct worker_state *ws = state(e);
+	struct worker_state *ws = NULL;
 	int64_t version = 0;
-	if (!ws)
-		return ACMERA_ERR_NOMEM;
-	int rc = store_version(ws, st, &version, e);
+	int rc = state_at_version(st, &ws, &version, e);
 	if (rc)
 		return rc;
 	if (!ws->cacerts_pem || ws->cacerts_version != version) {

@@ -74,6 +74,20 @@ static int parse_authz(struct job_run *r, struct acme_response *resp, struct acm
 	return rc;
 }
 
+/* The start of each answer's callback: 1 when the run ended meanwhile or the
+ * request failed (then the response is freed and the run ended with why). */
+static int answer_failed(struct job_run *r, int rc, struct acme_response *resp,
+                         const struct acmera_errmsg *e, const char *why)
+{
+	if (run_back(r, resp))
+		return 1;
+	if (!rc)
+		return 0;
+	acme_response_free(resp);
+	preauth_end(r, rc, e ? e->text : why);
+	return 1;
+}
+
 static void poll_authz(void *arg);
 
 static void on_poll(void *arg, int rc, struct acme_response *resp, const struct acmera_errmsg *e)
@@ -81,13 +95,8 @@ static void on_poll(void *arg, int rc, struct acme_response *resp, const struct 
 	struct job_run *r = arg;
 	struct acmera_errmsg err = {{0}};
 	struct acme_authz a = {0};
-	if (run_back(r, resp))
+	if (answer_failed(r, rc, resp, e, "authorization"))
 		return;
-	if (rc) {
-		acme_response_free(resp);
-		preauth_end(r, rc, e ? e->text : "authorization");
-		return;
-	}
 	int64_t retry_after = resp->retry_after;
 	rc = parse_authz(r, resp, &a, &err);
 	acme_response_free(resp);
@@ -121,13 +130,9 @@ static void on_challenge(void *arg, int rc, struct acme_response *resp,
                          const struct acmera_errmsg *e)
 {
 	struct job_run *r = arg;
-	if (run_back(r, resp))
+	if (answer_failed(r, rc, resp, e, "challenge"))
 		return;
 	acme_response_free(resp);
-	if (rc) {
-		preauth_end(r, rc, e ? e->text : "challenge");
-		return;
-	}
 	r->state = RUN_POLL_READY;
 	run_after(r, AUTHZ_POLL_FIRST_MS, poll_authz);
 }
@@ -175,13 +180,8 @@ static void on_new_authz(void *arg, int rc, struct acme_response *resp,
 	struct job_run *r = arg;
 	struct acmera_errmsg err = {{0}};
 	struct acme_authz a = {0};
-	if (run_back(r, resp))
+	if (answer_failed(r, rc, resp, e, "newAuthz"))
 		return;
-	if (rc) {
-		acme_response_free(resp);
-		preauth_end(r, rc, e ? e->text : "newAuthz");
-		return;
-	}
 	if (!resp->location)
 		rc = acmera_fail(&err, ACMERA_ERR_PROTO, "newAuthz answer has no Location");
 	else if (!(r->authz_url = strdup(resp->location)))
