@@ -96,6 +96,9 @@ int http_listen_open(const char *spec, int port_override, int *fd, uint16_t *por
 int http_tls_ctx_new(const struct http_server_opts *o, SSL_CTX **out, struct acmera_errmsg *e);
 /* The SSL ex_data index holding the struct conn (freed with the SSL); -1 on failure. */
 int http_tls_conn_index(void);
+/* Sends close_notify on an established connection about to be freed, so that
+ * OpenSSL keeps its session resumable (it drops those freed without one). */
+void http_tls_close_notify(SSL *ssl);
 /* The client chain, leaf first, each certificate referenced (sk_X509_pop_free
  * with X509_free), or NULL without a client certificate. */
 STACK_OF(X509) * http_tls_peer_chain(SSL *ssl, const struct conn *c, int *verified);

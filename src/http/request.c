@@ -133,6 +133,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 	struct conn *c = arg;
 	(void)evcon;
 	c->dead = 1;
+	http_tls_close_notify(c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL);
 	evtimer_del(c->deadline);
 	conn_watch_close(c, 0);
 	struct http_request *r = c->pending;

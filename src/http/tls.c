@@ -12,6 +12,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Resumable sessions: enough for thousands of devices retrying within the
+ * hour; each holds its client certificate, a few KiB. */
+enum { TLS_SESSION_CACHE_MAX = 8192, TLS_SESSION_LIFETIME_S = 3600 };
+
 static int conn_index = -1;
 static pthread_once_t conn_index_once = PTHREAD_ONCE_INIT;
 
@@ -194,6 +198,14 @@ int http_tls_ctx_new(const struct http_server_opts *o, SSL_CTX **out, struct acm
 	/* Idle keep-alive connections should not hold 2 x 16 KiB of TLS buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	/* Sessions stay in this process's cache, and a ticket only names one: a
+	 * stateless ticket costs OpenSSL an i2d and a d2i of the session, which
+	 * decodes the client certificate's key again (about 0.2 ms an IDevID
+	 * handshake here). One ticket is enough for a device's retry after 202. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(ctx, 1);
+	SSL_CTX_sess_set_cache_size(ctx, TLS_SESSION_CACHE_MAX);
+	SSL_CTX_set_timeout(ctx, TLS_SESSION_LIFETIME_S);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
 	SSL_CTX_set_info_callback(ctx, info_cb);
 
@@ -211,6 +223,16 @@ int http_tls_ctx_new(const struct http_server_opts *o, SSL_CTX **out, struct acm
 out:
 	SSL_CTX_free(ctx);
 	return rc;
+}
+
+void http_tls_close_notify(SSL *ssl)
+{
+	if (!ssl || !SSL_is_init_finished(ssl) || (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+		return;
+	/* Non-blocking: if the alert does not fit the socket now it is lost, which
+	 * the client takes as a TCP close (TLS 1.1 on keeps the session either way). */
+	SSL_shutdown(ssl);
+	ERR_clear_error();
 }
 
 STACK_OF(X509) * http_tls_peer_chain(SSL *ssl, const struct conn *c, int *verified)

@@ -507,6 +507,33 @@ for v in 1.2 1.3; do
 	else
 		fail "TLS $v: client certificate accepted (iot csrattrs)" "status $code"
 	fi
+	# A resumed session still carries the device's identity: the second connection
+	# sends no certificate, yet csrattrs names the device.
+	sv=${v/./_}
+	for pass in new reused; do
+		if [ $pass = new ]; then sess=(-sess_out "$W/sess$sv"); else sess=(-sess_in "$W/sess$sv"); fi
+		printf 'GET %s/iot/csrattrs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' \
+			"$EST" | timeout 15 openssl s_client -connect "127.0.0.1:$EST_PORT" -ign_eof \
+			"-tls${sv}" -CAfile "$EST_CA" -cert "$DEVICE_CERT" -key "$DEVICE_KEY" \
+			"${sess[@]}" >"$W/resume$sv-$pass.out" 2>&1
+	done
+	# The body: the base64 lines after the response's blank line (s_client's own
+	# "closed" that follows has no length of whole base64 quanta).
+	attrs=$(tr -d '\r' <"$W/resume$sv-reused.out" | awk '
+		/^HTTP\/1\.1 / { head = 1; next }
+		head && $0 == "" { head = 0; body = 1; next }
+		body && /^[A-Za-z0-9+\/=]+$/ && length($0) % 4 == 0 { print; next }
+		body { exit }' | openssl base64 -d 2>/dev/null |
+		openssl asn1parse -inform DER 2>/dev/null)
+	if grep -q "^New, TLSv$v" "$W/resume$sv-new.out" &&
+		grep -q "^Reused, TLSv$v" "$W/resume$sv-reused.out" &&
+		grep -q "^HTTP/1.1 200" "$W/resume$sv-reused.out" &&
+		grep -Eq ":${DEVICE_NAME//./\\.}\$" <<<"$attrs"; then
+		ok "TLS $v: a resumed session keeps the client certificate's identity"
+	else
+		fail "TLS $v: a resumed session keeps the client certificate's identity" \
+			"$(grep -E '^(New|Reused),|^HTTP/' "$W/resume$sv-new.out" "$W/resume$sv-reused.out")"
+	fi
 done
 
 # ==== restart: a profile outside the zone; wait = 0; restart between a 202 and the retry ====
