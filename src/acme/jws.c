@@ -274,6 +274,8 @@ static char *sign_b64url(EVP_PKEY *key, const char *in, size_t inlen)
 	size_t derlen = 0;
 	if (!ctx || kind == JWS_KEY_NONE)
 		goto out;
+	/* One signature per context: OpenSSL need not copy it to keep it reusable. */
+	EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
 	if (EVP_DigestSignInit(ctx, NULL, key_md(kind), NULL, key) != 1)
 		goto out;
 	if (kind == JWS_KEY_RSA &&

@@ -552,6 +552,9 @@ int ca_jws_verify(const struct ca_jws *j, EVP_PKEY *key, const char **problem,
 	                                           : EVP_sha256();
 	EVP_PKEY_CTX *pctx = NULL;
 	ctx = EVP_MD_CTX_new();
+	/* One verification per context: OpenSSL need not copy it to keep it reusable. */
+	if (ctx)
+		EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
 	if (!ctx || EVP_DigestVerifyInit(ctx, &pctx, md, NULL, key) != 1 ||
 	    (kind == JWS_KEY_RSA && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)) {
 		acmera_fail(e, rc, "cannot set up %s verification", j->alg);

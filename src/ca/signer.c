@@ -463,11 +463,25 @@ fail:
 	return NULL;
 }
 
-static int cert_sign(X509 *x, EVP_PKEY *key, struct acmera_errmsg *e)
+/* X509_sign through a context that signs once, so that OpenSSL need not copy it
+ * to keep it reusable. */
+static int sign_with(X509 *x, EVP_PKEY *key, const EVP_MD *md, struct acmera_errmsg *e)
 {
-	if (X509_sign(x, key, md_for_key(key)) <= 0)
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok = ctx != NULL;
+	if (ok) {
+		EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
+		ok = EVP_DigestSignInit(ctx, NULL, md, NULL, key) == 1 && X509_sign_ctx(x, ctx) > 0;
+	}
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "cannot sign certificate: %s", ossl_why());
 	return 0;
+}
+
+static int cert_sign(X509 *x, EVP_PKEY *key, struct acmera_errmsg *e)
+{
+	return sign_with(x, key, md_for_key(key), e);
 }
 
 /* A CA certificate for key: self-signed when issuer is NULL, else signed by issuer with
@@ -898,10 +912,8 @@ int ca_signer_issue(struct ca_signer *s, const struct csr_info *csr, const char 
 	}
 	if ((rc = add_leaf_exts(s, x, pub, e)) != 0 || (rc = add_san(x, names, n, !cn, e)) != 0)
 		goto out;
-	if (X509_sign(x, s->key, s->md) <= 0) {
-		rc = acmera_fail(e, ACMERA_ERR_INVAL, "cannot sign certificate: %s", ossl_why());
+	if ((rc = sign_with(x, s->key, s->md, e)) != 0)
 		goto out;
-	}
 	if (!(leaf = cert_pem(x)) || buf_append_str(&b, leaf) != 0 ||
 	    buf_append_str(&b, s->send_pem) != 0 || !(*chain_pem = buf_steal(&b))) {
 		rc = nomem(e);
