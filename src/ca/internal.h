@@ -31,6 +31,7 @@ struct ca_service {
 	struct ca_validators *validators;
 	struct ca_eab *eab;
 	struct ca_key_cache *keys; /* account keys by their stored JWK */
+	struct wal_syncer *syncer; /* the workers' disk syncs (group_commit.c) */
 	pthread_key_t store_key;   /* each thread's struct ca_store */
 	int store_key_made;
 	char *domains[CONFIG_MAX_LIST]; /* lower case, no final dot */

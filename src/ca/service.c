@@ -5,6 +5,7 @@
 #include "ca/names.h"
 #include "ca/nonce.h"
 #include "ca/signer.h"
+#include "ca/wal_syncer.h"
 
 #include "base/log.h"
 
@@ -89,6 +90,19 @@ static void requeue(struct ca_service *s)
 	free(ids);
 }
 
+/* The log's descriptor comes from this thread's handle, which stays open until
+ * ca_service_free: the log is never removed under it. */
+static int start_syncer(struct ca_service *s, struct acmera_errmsg *e)
+{
+	struct ca_store *st = ca_service_store(s, e);
+	if (!st)
+		return ACMERA_ERR_STORE;
+	int fd = ca_store_wal_open(st, e);
+	if (fd < 0)
+		return ACMERA_ERR_IO;
+	return wal_syncer_start(fd, &s->syncer, e);
+}
+
 int ca_service_new(const struct config *cfg, struct ca_service **out, struct acmera_errmsg *e)
 {
 	struct ca_service *s = calloc(1, sizeof(*s));
@@ -133,6 +147,8 @@ int ca_service_new(const struct config *cfg, struct ca_service **out, struct acm
 	rc = ca_validators_new(s, cfg->ca.validators, &s->validators, e);
 	if (rc)
 		goto fail;
+	if ((rc = start_syncer(s, e)))
+		goto fail;
 	requeue(s);
 	*out = s;
 	return 0;
@@ -146,6 +162,7 @@ void ca_service_free(struct ca_service *s)
 	if (!s)
 		return;
 	ca_validators_free(s->validators);
+	wal_syncer_stop(s->syncer);
 	ca_signer_free(s->signer);
 	ca_eab_free(s->eab);
 	ca_key_cache_free(s->keys);

@@ -1074,3 +1074,13 @@ int ca_store_batch_pending(const struct ca_store *s)
 {
 	return store_batch_pending(s->base);
 }
+
+int ca_store_batch_begin_nosync(struct ca_store *s, struct acmera_errmsg *e)
+{
+	return store_batch_begin_nosync(s->base, e);
+}
+
+int ca_store_wal_open(struct ca_store *s, struct acmera_errmsg *e)
+{
+	return store_wal_open(s->base, e);
+}

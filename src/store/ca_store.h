@@ -34,6 +34,9 @@ void ca_store_close(struct ca_store *s);
 int ca_store_batch_begin(struct ca_store *s, struct acmera_errmsg *e);
 int ca_store_batch_end(struct ca_store *s, struct acmera_errmsg *e);
 int ca_store_batch_pending(const struct ca_store *s);
+/* As store_batch_begin_nosync and store_wal_open (store.h). */
+int ca_store_batch_begin_nosync(struct ca_store *s, struct acmera_errmsg *e);
+int ca_store_wal_open(struct ca_store *s, struct acmera_errmsg *e);
 
 /* ---- accounts ---- */
 

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -164,6 +165,7 @@ struct store {
 	/* store_batch_begin: BATCH_OPEN until the first change begins its transaction
 	 * (BATCH_BEGUN); each change is then a savepoint of it. */
 	enum { BATCH_NONE, BATCH_OPEN, BATCH_BEGUN, BATCH_BROKEN } batch;
+	int batch_nosync;        /* store_batch_begin_nosync: its commit skips the sync */
 	uint64_t batch_finished; /* jobs finished in the batch, counted at its commit */
 	sqlite3_stmt *st[Q_COUNT];
 };
@@ -252,6 +254,20 @@ static int batch_broken(struct store *s, struct acmera_errmsg *e)
 	return acmera_fail(e, ACMERA_ERR_STORE, "store: the batch was undone by an earlier error");
 }
 
+/* Every later commit of this handle would skip its sync if this failed, so it
+ * cannot go on; a crash loses nothing committed. (A pragma without I/O outside a
+ * transaction: only out of memory gets here.) */
+static void restore_full_sync(struct store *s)
+{
+	if (!s->batch_nosync)
+		return;
+	if (sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL) != SQLITE_OK) {
+		fprintf(stderr, "store: cannot restore synchronous = FULL: %s\n",
+		        sqlite3_errmsg(s->db));
+		abort();
+	}
+}
+
 /* A batch's transaction begins with its first change: an open batch holds no
  * lock while its owner waits for something else. */
 static int batch_join(struct store *s, struct acmera_errmsg *e)
@@ -259,7 +275,13 @@ static int batch_join(struct store *s, struct acmera_errmsg *e)
 	int rc = batch_broken(s, e);
 	if (rc || s->batch != BATCH_OPEN)
 		return rc;
+	/* The level can only change between transactions: set here, restored at the end. */
+	if (s->batch_nosync &&
+	    sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s, e, "synchronous");
 	rc = run(s, Q_BEGIN, "batch begin", e);
+	if (rc)
+		restore_full_sync(s);
 	if (rc == 0)
 		s->batch = BATCH_BEGUN;
 	return rc;
@@ -329,13 +351,24 @@ int store_batch_pending(const struct store *s)
 	return s->batch == BATCH_BEGUN || s->batch == BATCH_BROKEN;
 }
 
-int store_batch_begin(struct store *s, struct acmera_errmsg *e)
+static int batch_begin(struct store *s, int nosync, struct acmera_errmsg *e)
 {
 	if (s->batch)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: a batch is already open");
 	s->batch = BATCH_OPEN;
+	s->batch_nosync = nosync;
 	s->batch_finished = 0;
 	return 0;
+}
+
+int store_batch_begin(struct store *s, struct acmera_errmsg *e)
+{
+	return batch_begin(s, 0, e);
+}
+
+int store_batch_begin_nosync(struct store *s, struct acmera_errmsg *e)
+{
+	return batch_begin(s, 1, e);
 }
 
 int store_batch_end(struct store *s, struct acmera_errmsg *e)
@@ -343,16 +376,30 @@ int store_batch_end(struct store *s, struct acmera_errmsg *e)
 	if (!s->batch)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no batch is open");
 	int rc = batch_broken(s, e);
-	int begun = s->batch == BATCH_BEGUN;
+	/* A broken batch had begun too: SQLite undid its transaction. */
+	int begun = s->batch == BATCH_BEGUN || s->batch == BATCH_BROKEN;
 	s->batch = BATCH_NONE;
-	if (begun)
+	if (begun && !rc)
 		rc = run(s, Q_COMMIT, "batch commit", e);
 	if (rc)
 		tx_rollback(s);
 	else
 		atomic_fetch_add(&jobs_finished_here, s->batch_finished);
+	if (begun)
+		restore_full_sync(s);
+	s->batch_nosync = 0;
 	s->batch_finished = 0;
 	return rc;
+}
+
+int store_wal_open(struct store *s, struct acmera_errmsg *e)
+{
+	const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
+	int fd = wal ? open(wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	if (fd < 0)
+		acmera_fail(e, ACMERA_ERR_IO, "store: write-ahead log %s: %s", wal ? wal : "-",
+		            wal ? strerror(errno) : "no file name");
+	return fd;
 }
 
 static int col_hex(sqlite3_stmt *st, int i, char out[65])

@@ -92,6 +92,15 @@ int store_batch_begin(struct store *s, struct acmera_errmsg *e);
 int store_batch_end(struct store *s, struct acmera_errmsg *e);
 /* 1 when the open batch holds changes that store_batch_end has yet to commit. */
 int store_batch_pending(const struct store *s);
+/* A batch whose store_batch_end commits without the disk sync: its changes are
+ * committed (seen by every handle, kept if this process dies) but may not survive
+ * a power loss until an fdatasync of a descriptor from store_wal_open returns.
+ * Acknowledge nothing before that. */
+int store_batch_begin_nosync(struct store *s, struct acmera_errmsg *e);
+/* A read-only descriptor of the store's write-ahead log, to sync it from another
+ * thread; -1 with e set on error. Keep it open while the store is: closing a
+ * descriptor of a file drops this process's locks on it. */
+int store_wal_open(struct store *s, struct acmera_errmsg *e);
 
 /* Records a job for this CSR once. When one exists for the same digest (pending,
  * active, or done) its id is returned and *created is 0: repeats join it. A

@@ -1,5 +1,6 @@
 /* Unit tests of the SQLite store, each on its own file in a fresh temp dir. */
 #include "store/migrations.h"
+#include "store/sqlite_internal.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -762,6 +763,49 @@ static void batch_locks_late_and_counts_finished_jobs_at_commit(void **state)
 	assert_string_equal(j.order_url, "https://ca.test/o/1");
 	store_job_free(&j);
 	store_close(s2);
+}
+
+static int sync_level(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(
+	    sqlite3_prepare_v2(store_sqlite_db(s), "PRAGMA synchronous", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* A batch begun with store_batch_begin_nosync commits at NORMAL (no sync at its
+ * COMMIT) and leaves the handle at FULL for every other commit; the log can be
+ * synced through store_wal_open's descriptor. */
+static void nosync_batch_commits_and_restores_full_sync(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	assert_int_equal(store_open(f->path, &s2, NULL), 0);
+	assert_int_equal(sync_level(f->s), 2);
+	assert_int_equal(store_batch_begin_nosync(f->s, NULL), 0);
+	submit(f->s, 1, T0, NULL);
+	assert_int_equal(sync_level(f->s), 1);
+	assert_false(job_exists(s2, 1));
+	assert_int_equal(store_batch_end(f->s, NULL), 0);
+	assert_true(job_exists(s2, 1));
+	assert_int_equal(sync_level(f->s), 2);
+	/* An empty one changes nothing. */
+	assert_int_equal(store_batch_begin_nosync(f->s, NULL), 0);
+	assert_int_equal(store_batch_end(f->s, NULL), 0);
+	assert_int_equal(sync_level(f->s), 2);
+	/* A plain batch after it syncs as usual. */
+	assert_int_equal(store_batch_begin(f->s, NULL), 0);
+	submit(f->s, 2, T0, NULL);
+	assert_int_equal(sync_level(f->s), 2);
+	assert_int_equal(store_batch_end(f->s, NULL), 0);
+	int fd = store_wal_open(f->s, NULL);
+	assert_true(fd >= 0);
+	assert_int_equal(fdatasync(fd), 0);
+	store_close(s2);
+	close(fd);
 }
 
 static void job_submit_resets_failed_job(void **state)
@@ -1763,6 +1807,7 @@ int main(int argc, char **argv)
 	    T(job_submit_same_csr_joins_existing_job),
 	    T(batch_commits_once_and_keeps_failed_changes_out),
 	    T(batch_locks_late_and_counts_finished_jobs_at_commit),
+	    T(nosync_batch_commits_and_restores_full_sync),
 	    T(job_submit_resets_failed_job),
 	    T(job_submit_reissues_done_job_whose_cert_expired),
 	    T(job_submit_rejects_empty_csr),
