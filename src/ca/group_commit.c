@@ -354,8 +354,8 @@ void ca_service_handle(struct http_request *req, void *arg)
 			ca_store_batch_end(ps->st, NULL);
 			ps->open = 0;
 		}
-		uint64_t failed, seen = wal_syncer_committed(s->syncer);
-		if (wal_syncer_synced(s->syncer, &failed) >= seen) {
+		uint64_t seen = wal_syncer_unsynced(s->syncer);
+		if (!seen) {
 			send_answer(a);
 			answer_free(a);
 			return;

@@ -119,10 +119,10 @@ uint64_t wal_syncer_commit(struct wal_syncer *w)
 	return n;
 }
 
-uint64_t wal_syncer_committed(struct wal_syncer *w)
+uint64_t wal_syncer_unsynced(struct wal_syncer *w)
 {
 	pthread_mutex_lock(&w->mu);
-	uint64_t n = w->committed;
+	uint64_t n = w->synced < w->committed ? w->committed : 0;
 	pthread_mutex_unlock(&w->mu);
 	return n;
 }

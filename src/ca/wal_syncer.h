@@ -1,7 +1,7 @@
 /* Disk syncs of the CA store's write-ahead log on a thread of their own.
  *
- * A worker commits a pass without a sync (ca_store_batch_end_nosync), takes the
- * commit's number from wal_syncer_committed and asks for it; this thread
+ * A worker commits a pass without a sync (a batch begun with
+ * ca_store_batch_begin_nosync) and counts it with wal_syncer_commit; this thread
  * fdatasyncs the log and tells every watching worker through its eventfd.
  * Commits made while a sync runs share the next one, and the workers go on
  * handling requests meanwhile. The log is written in order, so a sync covers
@@ -22,9 +22,9 @@ void wal_syncer_stop(struct wal_syncer *w);
 
 /* Counts one more commit, asks for its sync and returns its number (from 1). */
 uint64_t wal_syncer_commit(struct wal_syncer *w);
-/* The number of the last commit counted: what a request that read the store
- * now may have seen. */
-uint64_t wal_syncer_committed(struct wal_syncer *w);
+/* The last commit counted if its sync has yet to return, else 0: what a request
+ * that read the store now must wait for before it answers. */
+uint64_t wal_syncer_unsynced(struct wal_syncer *w);
 /* The last commit known on disk, and the last one whose sync failed (0: none):
  * answers up to *failed_upto must not claim their change is durable. */
 uint64_t wal_syncer_synced(struct wal_syncer *w, uint64_t *failed_upto);
