@@ -162,7 +162,6 @@ void ca_service_free(struct ca_service *s)
 	if (!s)
 		return;
 	ca_validators_free(s->validators);
-	wal_syncer_stop(s->syncer);
 	ca_signer_free(s->signer);
 	ca_eab_free(s->eab);
 	ca_key_cache_free(s->keys);
@@ -175,6 +174,9 @@ void ca_service_free(struct ca_service *s)
 		pthread_setspecific(s->store_key, NULL);
 		pthread_key_delete(s->store_key);
 	}
+	/* After the last handle: the syncer's descriptor of the log closes last
+	 * (store_wal_open). The workers are gone, so nothing waits for a sync. */
+	wal_syncer_stop(s->syncer);
 	free(s);
 }
 

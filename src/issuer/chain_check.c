@@ -48,9 +48,6 @@ static int names_equal(X509 *leaf, const struct csr_info *csr, struct acmera_err
 	return rc;
 }
 
-/* Puts the certificate of key first and each issuer after its subject: a PKCS#7
- * SET need not keep the CA's order. Certificates that chain to nothing stay at the
- * end as they came. Returns -1 when no certificate carries key. */
 /* The certificate carrying key: by encoding first (the usual case, no decoding at
  * all), then by value (the CA encoded the key otherwise); -1 when none. */
 static int find_leaf(STACK_OF(X509) * certs, const X509_PUBKEY *key)
@@ -71,6 +68,9 @@ static int find_leaf(STACK_OF(X509) * certs, const X509_PUBKEY *key)
 	return leaf;
 }
 
+/* Puts the certificate of key first and each issuer after its subject: a PKCS#7
+ * SET need not keep the CA's order. Certificates that chain to nothing stay at the
+ * end as they came. Returns -1 when no certificate carries key. */
 static int order_chain(STACK_OF(X509) * certs, const X509_PUBKEY *key)
 {
 	int n = sk_X509_num(certs), leaf = find_leaf(certs, key);
