@@ -78,9 +78,10 @@ static const char *const sql[Q_COUNT] = {
     [Q_ORDERS_INVALIDATE] = "UPDATE ca_orders SET status = 'invalid', error = ?2 WHERE "
                             "status = 'pending' AND id IN "
                             "(SELECT order_id FROM ca_order_authzs WHERE authz = ?1)",
+    /* EXISTS looks the one authorization up; IN (SELECT ...) listed them all. */
     [Q_CHALL_BEGIN] = "UPDATE ca_challenges SET status = 'processing' WHERE id = ?1 AND "
-                      "status = 'pending' AND authz IN (SELECT id FROM ca_authzs WHERE "
-                      "status = 'pending' AND expires > ?2)",
+                      "status = 'pending' AND EXISTS (SELECT 1 FROM ca_authzs a WHERE "
+                      "a.id = ca_challenges.authz AND a.status = 'pending' AND a.expires > ?2)",
     [Q_CHALL_FINISH] = "UPDATE ca_challenges SET status = ?2, validated = ?3, error = ?4 "
                        "WHERE id = ?1 AND status = 'processing' RETURNING authz",
     [Q_AUTHZ_VERDICT] =
@@ -92,11 +93,14 @@ static const char *const sql[Q_COUNT] = {
                        "NOT EXISTS (SELECT 1 FROM ca_order_authzs l JOIN ca_authzs a ON "
                        "a.id = l.authz WHERE l.order_id = ca_orders.id AND "
                        "a.status != 'valid')",
+    /* ca_challenges_processing holds only these rows */
     [Q_CHALLS_PROCESSING] = "SELECT id FROM ca_challenges WHERE status = 'processing' "
                             "ORDER BY rowid LIMIT ?1",
+    /* Orders are never deleted, so seq follows the rowid; MAX(rowid) is one
+     * b-tree descent where MAX(seq) read the whole table. */
     [Q_ORDER_ADD] = "INSERT INTO ca_orders (" ORDER_COLS ", seq) VALUES "
                     "(?1, ?2, ?3, ?4, ?5, NULL, NULL, ?6, "
-                    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM ca_orders))",
+                    "(SELECT COALESCE(MAX(rowid), 0) + 1 FROM ca_orders))",
     [Q_ORDER_LINK] = "INSERT INTO ca_order_authzs (order_id, authz, pos) VALUES (?1, ?2, ?3) "
                      "ON CONFLICT DO NOTHING",
     [Q_ORDER_GET] = "SELECT " ORDER_COLS " FROM ca_orders WHERE id = ?1",
@@ -117,6 +121,11 @@ static const char *const sql[Q_COUNT] = {
 /* Set with a certificate's order moving to valid. */
 static const char order_valid_sql[] =
     "UPDATE ca_orders SET status = 'valid', cert = ?2 WHERE id = ?1 AND status = 'ready'";
+
+const char *ca_sqlite_statement(size_t i)
+{
+	return i < Q_COUNT ? sql[i] : i == Q_COUNT ? order_valid_sql : NULL;
+}
 
 struct ca_store {
 	struct store *base;

@@ -1,6 +1,9 @@
 #include "store/migrations.h"
+#include "store/sqlite_internal.h"
 
 #include <stdio.h>
+
+#define STEP_LEAF_DIGESTS 4 /* the step whose new column backfill_leaf_digests fills */
 
 /* Never edit a step once released: append a new one. Types and constraints are
  * kept to what PostgreSQL also understands (INTEGER PRIMARY KEY maps to BIGSERIAL
@@ -120,6 +123,15 @@ static const char *const steps[] = {
     "  revoked_at BIGINT NOT NULL DEFAULT 0,"
     "  issued BIGINT NOT NULL"
     ");",
+    /* 4: indexes for the lookups that scanned whole tables: a certificate by its
+     * leaf (re-enrollment, revocation), the newest certificate (/cacerts), the
+     * challenges a CA left in processing. leaf_sha256 of the rows already there
+     * is filled in by backfill_leaf_digests. */
+    "ALTER TABLE certs ADD COLUMN leaf_sha256 TEXT;"
+    "CREATE INDEX certs_by_leaf ON certs (leaf_sha256);"
+    "CREATE INDEX certs_by_issued ON certs (issued);"
+    "CREATE INDEX ca_challenges_processing ON ca_challenges (status) "
+    "  WHERE status = 'processing';",
 };
 
 #define N_STEPS ((int)(sizeof(steps) / sizeof(steps[0])))
@@ -162,6 +174,40 @@ static int exec(sqlite3 *db, const char *sql, struct acmera_errmsg *e, const cha
 	return rc;
 }
 
+/* Step 4's new column for the certificates stored before it. */
+static int backfill_leaf_digests(sqlite3 *db, struct acmera_errmsg *e)
+{
+	sqlite3_stmt *rows = NULL, *set = NULL;
+	int rc = 0, r;
+
+	if (sqlite3_prepare_v2(db, "SELECT id, chain_pem FROM certs WHERE leaf_sha256 IS NULL", -1,
+	                       &rows, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "UPDATE certs SET leaf_sha256 = ?2 WHERE id = ?1", -1, &set,
+	                       NULL) != SQLITE_OK) {
+		rc = fail_db(db, e, "step 4 backfill");
+		goto out;
+	}
+	while ((r = sqlite3_step(rows)) == SQLITE_ROW) {
+		char hex[65];
+		const char *pem = (const char *)sqlite3_column_text(rows, 1);
+		if (!pem || store_leaf_digest(pem, hex) != 0)
+			continue; /* no leaf block: the row stays unindexed, as before */
+		sqlite3_reset(set);
+		if (sqlite3_bind_int64(set, 1, sqlite3_column_int64(rows, 0)) != SQLITE_OK ||
+		    sqlite3_bind_text(set, 2, hex, -1, SQLITE_STATIC) != SQLITE_OK ||
+		    sqlite3_step(set) != SQLITE_DONE) {
+			rc = fail_db(db, e, "step 4 backfill");
+			goto out;
+		}
+	}
+	if (r != SQLITE_DONE)
+		rc = fail_db(db, e, "step 4 backfill");
+out:
+	sqlite3_finalize(rows);
+	sqlite3_finalize(set);
+	return rc;
+}
+
 int store_migrate(sqlite3 *db, int *version, struct acmera_errmsg *e)
 {
 	char pragma[48];
@@ -191,6 +237,8 @@ int store_migrate(sqlite3 *db, int *version, struct acmera_errmsg *e)
 		char what[32];
 		snprintf(what, sizeof(what), "step %d", v + 1);
 		rc = exec(db, steps[v], e, what);
+		if (rc == 0 && v + 1 == STEP_LEAF_DIGESTS)
+			rc = backfill_leaf_digests(db, e);
 		if (rc < 0)
 			goto out;
 	}

@@ -1,6 +1,7 @@
 /* Schema migrations of the SQLite store: an ordered list of SQL steps, step i
  * bringing the schema from version i to i + 1, recorded in PRAGMA user_version.
- * Each step is plain DDL that a PostgreSQL back-end mirrors in its own list. */
+ * Each step is plain DDL that a PostgreSQL back-end mirrors in its own list; step
+ * 4 also fills its new column for the rows already there, in C. */
 #ifndef ACMERA_STORE_MIGRATIONS_H
 #define ACMERA_STORE_MIGRATIONS_H
 

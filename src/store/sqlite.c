@@ -5,6 +5,7 @@
 #include "store/store.h"
 #include "store/migrations.h"
 #include "store/sqlite_internal.h"
+#include "pki/csr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -135,29 +136,36 @@ static const char *const sql[Q_COUNT] = {
                    "updated = ?2 WHERE id = ?1 AND state = 1 AND owner = ?9 "
                    "RETURNING csr_sha256",
     [Q_JOB_COUNTS] = "SELECT state, COUNT(*) FROM jobs GROUP BY state",
-    [Q_CERT_INSERT] = "INSERT INTO certs (csr_sha256, chain_pem, not_after, issuer, issued) "
-                      "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_CERT_INSERT] = "INSERT INTO certs (csr_sha256, chain_pem, not_after, issuer, issued, "
+                      "leaf_sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_CERT_VALID] = "SELECT 1 FROM certs WHERE csr_sha256 = ?1 AND not_after > ?2 "
                      "AND revoked = 0 LIMIT 1",
     [Q_CERT_LOOKUP] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
                       "WHERE csr_sha256 = ?1 AND not_after > ?2 AND revoked = 0 "
                       "ORDER BY issued DESC, id DESC LIMIT 1",
+    /* The digest finds the rows (certs_by_leaf); the text compare makes it exact. */
     [Q_CERT_BY_LEAF] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
-                       "WHERE substr(chain_pem, 1, length(?1)) = ?1 AND not_after > ?2 "
-                       "AND revoked = 0 ORDER BY issued DESC, id DESC LIMIT 1",
+                       "WHERE leaf_sha256 = ?3 AND substr(chain_pem, 1, length(?1)) = ?1 "
+                       "AND not_after > ?2 AND revoked = 0 "
+                       "ORDER BY issued DESC, id DESC LIMIT 1",
     [Q_CERT_NEWEST] = "SELECT csr_sha256, chain_pem, not_after, issuer, issued FROM certs "
                       "WHERE not_after > ?1 AND revoked = 0 ORDER BY issued DESC, id DESC LIMIT 1",
     [Q_CERT_COUNT] = "SELECT COUNT(*) FROM certs WHERE csr_sha256 = ?1",
     /* A prefix compare, not LIKE/GLOB: PEM text has no wildcards to escape then.
      * Rows already revoked are rewritten too, so that the count covers them. */
     [Q_CERT_REVOKE] = "UPDATE certs SET revoked = 1 "
-                      "WHERE substr(chain_pem, 1, length(?1)) = ?1",
+                      "WHERE leaf_sha256 = ?2 AND substr(chain_pem, 1, length(?1)) = ?1",
     [Q_DNS_ADD] = "INSERT INTO dns_records (zone, name, value, created) "
                   "VALUES (?1, ?2, ?3, ?4) RETURNING id",
     [Q_DNS_DEL] = "DELETE FROM dns_records WHERE id = ?1",
     [Q_DNS_LIST] = "SELECT id, zone, name, value, created FROM dns_records ORDER BY id",
     [Q_DATA_VERSION] = "PRAGMA data_version",
 };
+
+const char *store_sqlite_statement(size_t i)
+{
+	return i < Q_COUNT ? sql[i] : NULL;
+}
 
 struct store {
 	sqlite3 *db;
@@ -1271,9 +1279,13 @@ int store_job_complete(struct store *s, int64_t id, const char *owner, const cha
 		rc = ACMERA_ERR_STORE;
 		goto out;
 	}
+	/* A chain that does not start with a PEM block has no leaf to be found by. */
+	char leaf[65];
+	int has_leaf = store_leaf_digest(chain_pem, leaf) == 0;
 	if (bind_text(st, 1, hex) != SQLITE_OK || bind_text(st, 2, chain_pem) ||
 	    sqlite3_bind_int64(st, 3, not_after) || bind_text(st, 4, issuer) ||
-	    sqlite3_bind_int64(st, 5, now)) {
+	    sqlite3_bind_int64(st, 5, now) ||
+	    (has_leaf ? bind_text(st, 6, leaf) : sqlite3_bind_null(st, 6))) {
 		rc = db_fail(s, e, "cert insert");
 		goto out;
 	}
@@ -1390,10 +1402,14 @@ int store_cert_find_leaf(struct store *s, const char *leaf_pem, int64_t now, str
 	rc = check_leaf_pem(leaf_pem, e);
 	if (rc < 0)
 		return rc;
+	char leaf[65];
+	if (store_leaf_digest(leaf_pem, leaf) != 0)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no leaf digest");
 	st = prep(s, Q_CERT_BY_LEAF, e);
 	if (!st)
 		return ACMERA_ERR_STORE;
-	if (bind_text(st, 1, leaf_pem) != SQLITE_OK || sqlite3_bind_int64(st, 2, now))
+	if (bind_text(st, 1, leaf_pem) != SQLITE_OK || sqlite3_bind_int64(st, 2, now) ||
+	    bind_text(st, 3, leaf) != SQLITE_OK)
 		rc = db_fail(s, e, "cert lookup");
 	else
 		rc = cert_row(s, st, out, e);
@@ -1442,6 +1458,16 @@ int store_cert_count(struct store *s, const char *csr_sha256, int64_t *count,
 	return rc;
 }
 
+int store_leaf_digest(const char *chain_pem, char hex[65])
+{
+	const char *end = strstr(chain_pem, PEM_CERT_END);
+	if (strncmp(chain_pem, PEM_CERT_BEGIN, strlen(PEM_CERT_BEGIN)) != 0 || !end)
+		return -1;
+	sha256_hex((const uint8_t *)chain_pem, (size_t)(end - chain_pem) + strlen(PEM_CERT_END),
+	           hex);
+	return hex[0] ? 0 : -1;
+}
+
 /* One PEM certificate block exactly as PEM_write_bio_X509 writes it: the
  * markers, then base64 lines. Anything looser could prefix-match other chains
  * (an empty string matches them all). */
@@ -1481,10 +1507,13 @@ int store_cert_mark_revoked(struct store *s, const char *leaf_pem, int64_t *mark
 	rc = check_leaf_pem(leaf_pem, e);
 	if (rc < 0)
 		return rc;
+	char leaf[65];
+	if (store_leaf_digest(leaf_pem, leaf) != 0)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no leaf digest");
 	st = prep(s, Q_CERT_REVOKE, e);
 	if (!st)
 		return ACMERA_ERR_STORE;
-	if (bind_text(st, 1, leaf_pem) != SQLITE_OK) {
+	if (bind_text(st, 1, leaf_pem) != SQLITE_OK || bind_text(st, 2, leaf) != SQLITE_OK) {
 		rc = db_fail(s, e, "cert revoke");
 		goto out;
 	}

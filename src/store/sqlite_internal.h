@@ -20,6 +20,16 @@ sqlite3 *store_sqlite_db(struct store *s);
 int store_sqlite_tx_begin(struct store *s, struct acmera_errmsg *e);
 int store_sqlite_tx_end(struct store *s, int rc, struct acmera_errmsg *e);
 
+/* The text of statement i of each back-end, NULL past the last: the tests read
+ * every query plan through these. */
+const char *store_sqlite_statement(size_t i);
+const char *ca_sqlite_statement(size_t i);
+
+/* SHA-256, lower-case hex, of the first PEM certificate block of chain_pem
+ * ("-----BEGIN CERTIFICATE-----\n" through "-----END CERTIFICATE-----\n"): the
+ * key certs_by_leaf indexes. -1 when chain_pem has no such block. */
+int store_leaf_digest(const char *chain_pem, char hex[65]);
+
 static inline int bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);

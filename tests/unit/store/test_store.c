@@ -1744,6 +1744,122 @@ static void cert_revoked_is_not_served_and_submit_reissues(void **state)
 	free(leaf2);
 }
 
+/* A store written before schema step 4 (leaf digests): its certificates are
+ * found by their leaf and revoked by it after the migration. */
+static void migration_indexes_earlier_certificates_by_leaf(void **state)
+{
+	struct fx *f = *state;
+	static const char *const sfx[] = {"", "-wal", "-shm"};
+	char *leaf = make_cert_pem("dev7.iot.example.com", 7);
+	char *ca = make_cert_pem("Test CA", 8);
+	char *chain = concat(leaf, ca);
+	char hex[65], p[160];
+	struct store_cert c;
+	int64_t marked = 0;
+	size_t n = strlen(chain) + 256;
+	char *insert = malloc(n);
+
+	assert_non_null(insert);
+	store_close(f->s);
+	f->s = NULL;
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", f->path, sfx[i]);
+		unlink(p);
+	}
+	write_v1_file(f->path);
+	digest_of(2, hex);
+	/* PEM text holds no quote, so it goes into the statement as it is. */
+	snprintf(insert, n,
+	         "INSERT INTO certs (csr_sha256, chain_pem, not_after, issuer, issued) "
+	         "VALUES ('%s', '%s', %d, 'CN=Test CA', %d)",
+	         hex, chain, T0 + 86400, T0 + 5);
+	exec_sql(f->path, insert);
+	reopen(f);
+	assert_int_equal(store_schema_version(f->s), store_migrations_latest());
+
+	assert_int_equal(store_cert_find_leaf(f->s, leaf, T0 + 10, &c, NULL), 0);
+	assert_string_equal(c.chain_pem, chain);
+	store_cert_free(&c);
+	assert_int_equal(store_cert_find_leaf(f->s, ca, T0 + 10, &c, NULL), ACMERA_ERR_NOTFOUND);
+	store_cert_free(&c);
+	assert_int_equal(store_cert_mark_revoked(f->s, leaf, &marked, NULL), 0);
+	assert_int_equal(marked, 1);
+	assert_int_equal(store_cert_find_leaf(f->s, leaf, T0 + 10, &c, NULL), ACMERA_ERR_NOTFOUND);
+	store_cert_free(&c);
+	free(insert);
+	free(leaf);
+	free(ca);
+	free(chain);
+}
+
+/* Statements that read whole tables on purpose: the DNS records still to be
+ * removed (a handful), and the job counts of a status report. */
+static int scans_by_design(const char *sql_text)
+{
+	return strstr(sql_text, "FROM dns_records ORDER BY id") ||
+	       strstr(sql_text, "COUNT(*) FROM jobs GROUP BY state");
+}
+
+/* 1 when a step of a query plan reads a whole table or index: "SCAN t", or a
+ * "SEARCH t USING ... INDEX i" without the "(column=?)" that bounds it. A scan
+ * along an index that gives the order of ORDER BY ... LIMIT (ordered) stops at
+ * the first rows that qualify: that one is bounded. */
+static int step_reads_everything(const char *detail, int ordered)
+{
+	if (strncmp(detail, "SCAN ", 5) == 0)
+		return strncmp(detail, "SCAN json_each", 14) != 0 &&
+		       !(ordered && strstr(detail, " USING INDEX "));
+	return strncmp(detail, "SEARCH ", 7) == 0 && strstr(detail, "INDEX") &&
+	       !strchr(detail, '(');
+}
+
+static void assert_plan_uses_indexes(sqlite3 *db, const char *sql_text)
+{
+	char *explain = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql_text);
+	sqlite3_stmt *st = NULL;
+	char details[16][200];
+	size_t n = 0;
+	int sorted_apart = 0;
+
+	assert_non_null(explain);
+	if (sqlite3_prepare_v2(db, explain, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql_text, sqlite3_errmsg(db));
+	while (sqlite3_step(st) == SQLITE_ROW && n < 16) {
+		const char *detail = (const char *)sqlite3_column_text(st, 3);
+		snprintf(details[n++], sizeof(details[0]), "%s", detail ? detail : "");
+		sorted_apart |= detail && strstr(detail, "TEMP B-TREE FOR ORDER BY") != NULL;
+	}
+	sqlite3_finalize(st);
+	sqlite3_free(explain);
+	int ordered =
+	    strstr(sql_text, " ORDER BY ") && strstr(sql_text, " LIMIT ") && !sorted_apart;
+	for (size_t i = 0; i < n; i++)
+		if (step_reads_everything(details[i], ordered))
+			fail_msg("whole-table read \"%s\" in: %s", details[i], sql_text);
+}
+
+/* Each lookup of the store stays a b-tree search however many rows the tables
+ * hold: no statement of either back-end scans a table (the two above excepted). */
+static void every_statement_finds_its_rows_through_an_index(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db = store_sqlite_db(f->s);
+	const char *q;
+	size_t checked = 0;
+
+	for (size_t i = 0; (q = store_sqlite_statement(i)) != NULL; i++) {
+		if (strncmp(q, "PRAGMA", 6) == 0 || scans_by_design(q))
+			continue;
+		assert_plan_uses_indexes(db, q);
+		checked++;
+	}
+	for (size_t i = 0; (q = ca_sqlite_statement(i)) != NULL; i++) {
+		assert_plan_uses_indexes(db, q);
+		checked++;
+	}
+	assert_true(checked > 40);
+}
+
 /* ---- DNS records ---- */
 
 static void dns_records_add_list_remove(void **state)
@@ -1789,6 +1905,8 @@ int main(int argc, char **argv)
 		return print_lease(argv[2], argv[3]);
 	const struct CMUnitTest tests[] = {
 	    T(store_open_creates_private_wal_file_at_latest_version),
+	    T(migration_indexes_earlier_certificates_by_leaf),
+	    T(every_statement_finds_its_rows_through_an_index),
 	    T(store_open_fails_in_missing_directory),
 	    T(store_second_handle_keeps_commits_visible_to_other_processes),
 	    T(store_reopen_keeps_data_and_version),
