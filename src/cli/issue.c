@@ -1,6 +1,7 @@
 /* acmera issue: certificates for CSR files through the issuer. */
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "cli/csr_files.h"
 
 #include "base/b64.h"
 #include "base/log.h"
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_CSRS 10000
 
@@ -223,15 +225,16 @@ int cli_issue(int argc, char **argv)
 	ids = calloc(a.n_csrs, sizeof(*ids));
 	if (!csrs || !ids)
 		goto out;
-	for (size_t i = 0; i < a.n_csrs; i++) {
-		struct acmera_errmsg e = {{0}};
-		if (csr_load_file(a.csr_paths[i], &csrs[i], &e)) {
-			fprintf(stderr, "acmera issue: %s: %s\n", a.csr_paths[i], e.text);
-			goto out;
-		}
+	struct acmera_errmsg le = {{0}};
+	size_t bad = 0;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cli_load_csr_files(a.csr_paths, a.n_csrs, csrs, cpus > 0 ? (int)cpus : 1, &bad, &le)) {
+		fprintf(stderr, "acmera issue: %s: %s\n", a.csr_paths[bad], le.text);
+		goto out;
+	}
+	for (size_t i = 0; i < a.n_csrs; i++)
 		if (check_zones(&cfg, a.csr_paths[i], &csrs[i]))
 			goto out;
-	}
 	if (cli_open_store(&cfg, &store))
 		goto out;
 

@@ -45,6 +45,38 @@ static EVP_PKEY *spki_key(const unsigned char *der, int len)
 	return len > 0 ? d2i_PUBKEY(NULL, &p, len) : NULL;
 }
 
+/* A key holding only its curve, one per curve acmera takes, made once: copying
+ * one and setting the point costs a quarter of building the key from its name
+ * (7 against 27 us for P-256), which sets the whole group up again. */
+static const int template_nids[] = {NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1};
+static EVP_PKEY *templates[sizeof(template_nids) / sizeof(template_nids[0])];
+static pthread_once_t templates_once = PTHREAD_ONCE_INIT;
+
+static void make_templates(void)
+{
+	for (size_t i = 0; i < sizeof(templates) / sizeof(templates[0]); i++) {
+		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+		OSSL_PARAM params[] = {
+		    OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+		                                     (char *)OBJ_nid2sn(template_nids[i]), 0),
+		    OSSL_PARAM_construct_end(),
+		};
+		if (ctx && EVP_PKEY_fromdata_init(ctx) == 1)
+			EVP_PKEY_fromdata(ctx, &templates[i], EVP_PKEY_KEY_PARAMETERS, params);
+		EVP_PKEY_CTX_free(ctx);
+	}
+}
+
+/* NULL for a curve acmera does not take (or a template OpenSSL could not make). */
+static const EVP_PKEY *curve_template(int nid)
+{
+	pthread_once(&templates_once, make_templates);
+	for (size_t i = 0; i < sizeof(templates) / sizeof(templates[0]); i++)
+		if (template_nids[i] == nid)
+			return templates[i];
+	return NULL;
+}
+
 /* A named-curve EC point or a raw EdDSA key, without the decoder; NULL when pub
  * is of another kind (the caller then decodes it). */
 static EVP_PKEY *fast_key(const X509_PUBKEY *pub)
@@ -62,23 +94,13 @@ static EVP_PKEY *fast_key(const X509_PUBKEY *pub)
 		return EVP_PKEY_new_raw_public_key(nid, NULL, bits, (size_t)nbits);
 	if (nid != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_OBJECT)
 		return NULL;
-	int curve = OBJ_obj2nid(pval);
-	if (curve != NID_X9_62_prime256v1 && curve != NID_secp384r1 && curve != NID_secp521r1)
-		return NULL;
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-	EVP_PKEY *key = NULL;
-	OSSL_PARAM params[] = {
-	    OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)OBJ_nid2sn(curve),
-	                                     0),
-	    OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)bits, (size_t)nbits),
-	    OSSL_PARAM_construct_end(),
-	};
-	if (!ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
-	    EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+	const EVP_PKEY *group = curve_template(OBJ_obj2nid(pval));
+	EVP_PKEY *key = group ? EVP_PKEY_dup((EVP_PKEY *)group) : NULL;
+	/* The point is checked to lie on the curve as it is set. */
+	if (key && EVP_PKEY_set1_encoded_public_key(key, bits, (size_t)nbits) != 1) {
 		EVP_PKEY_free(key);
 		key = NULL;
 	}
-	EVP_PKEY_CTX_free(ctx);
 	return key;
 }
 

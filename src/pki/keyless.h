@@ -23,8 +23,9 @@ int pki_spki_equal(const X509_PUBKEY *a, const X509_PUBKEY *b);
 
 /* The key of pub (caller frees), or NULL when it is not a usable key. EC keys on
  * P-256, P-384 and P-521 and Ed25519/Ed448 keys are built straight from their
- * encoded points (EVP_PKEY_fromdata: 15 us, against 105 for the decoder, with the
- * same point validation); other kinds (RSA) go through the decoder. */
+ * encoded points (a copy of a key holding the curve, with the point set: 7 us
+ * for P-256, against 105 for the decoder, with the same point validation); other
+ * kinds (RSA) go through the decoder. */
 EVP_PKEY *pki_spki_key(const X509_PUBKEY *pub);
 
 #endif
