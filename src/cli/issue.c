@@ -203,6 +203,8 @@ int cli_issue(int argc, char **argv)
 	struct store *store = NULL;
 	struct csr_info *csrs = NULL;
 	int64_t *ids = NULL;
+	size_t *watch_csr = NULL; /* the CSR of each job watched */
+	unsigned char *joined = NULL;
 	size_t n_watch = 0, from_cache = 0, issued = 0;
 	int status = 1;
 	int rc = cli_setup(argc, argv, options, "", on_option, &a, usage, &cfg);
@@ -223,7 +225,9 @@ int cli_issue(int argc, char **argv)
 		goto out;
 	csrs = calloc(a.n_csrs, sizeof(*csrs));
 	ids = calloc(a.n_csrs, sizeof(*ids));
-	if (!csrs || !ids)
+	watch_csr = calloc(a.n_csrs, sizeof(*watch_csr));
+	joined = calloc(a.n_csrs, sizeof(*joined));
+	if (!csrs || !ids || !watch_csr || !joined)
 		goto out;
 	struct acmera_errmsg le = {{0}};
 	size_t bad = 0;
@@ -261,15 +265,22 @@ int cli_issue(int argc, char **argv)
 			free(names);
 			goto out;
 		}
-		log_event(LOG_LVL_INFO, "job.submitted", "job=%lld csr=%s names=%s joined=%s",
-		          (long long)ids[n_watch], csrs[i].sha256_hex, names,
-		          created ? "no" : "yes");
 		free(names);
+		watch_csr[n_watch] = i;
+		joined[n_watch] = !created;
 		n_watch++;
 	}
 	if (store_batch_end(store, &be)) {
 		fprintf(stderr, "acmera issue: %s\n", be.text);
 		goto out;
+	}
+	/* Only now, with the commit done, are the jobs submitted. */
+	for (size_t w = 0; w < n_watch; w++) {
+		char *names = csr_names_joined(&csrs[watch_csr[w]]);
+		log_event(LOG_LVL_INFO, "job.submitted", "job=%lld csr=%s names=%s joined=%s",
+		          (long long)ids[w], csrs[watch_csr[w]].sha256_hex, names ? names : "",
+		          joined[w] ? "yes" : "no");
+		free(names);
 	}
 
 	struct issuer_stats st = {0};
@@ -341,6 +352,8 @@ out:
 		csr_info_free(&csrs[i]);
 	free(csrs);
 	free(ids);
+	free(watch_csr);
+	free(joined);
 	store_close(store);
 	config_free(&cfg);
 	return status;
