@@ -424,17 +424,11 @@ static void write_v1_file(const char *path)
 	sqlite3_close(db);
 }
 
-static void store_migrates_version_1_file_keeping_data(void **state)
+/* The store of f closed, its files gone, and a version 1 file in their place. */
+static void replace_with_v1_file(struct fx *f)
 {
-	struct fx *f = *state;
 	static const char *const sfx[] = {"", "-wal", "-shm"};
-	struct store_account a;
-	struct store_job j;
-	struct store_cert c;
-	struct store_dns_record *r = NULL;
-	size_t n = 0;
-	int created = -1;
-	char hex[65], p[160];
+	char p[160];
 
 	store_close(f->s);
 	f->s = NULL;
@@ -443,6 +437,20 @@ static void store_migrates_version_1_file_keeping_data(void **state)
 		unlink(p);
 	}
 	write_v1_file(f->path);
+}
+
+static void store_migrates_version_1_file_keeping_data(void **state)
+{
+	struct fx *f = *state;
+	struct store_account a;
+	struct store_job j;
+	struct store_cert c;
+	struct store_dns_record *r = NULL;
+	size_t n = 0;
+	int created = -1;
+	char hex[65];
+
+	replace_with_v1_file(f);
 	assert_int_equal(pragma_int(f->path, "PRAGMA user_version", NULL, 0), 1);
 	reopen(f);
 	assert_true(store_migrations_latest() >= 2);
@@ -1749,24 +1757,17 @@ static void cert_revoked_is_not_served_and_submit_reissues(void **state)
 static void migration_indexes_earlier_certificates_by_leaf(void **state)
 {
 	struct fx *f = *state;
-	static const char *const sfx[] = {"", "-wal", "-shm"};
 	char *leaf = make_cert_pem("dev7.iot.example.com", 7);
 	char *ca = make_cert_pem("Test CA", 8);
 	char *chain = concat(leaf, ca);
-	char hex[65], p[160];
+	char hex[65];
 	struct store_cert c;
 	int64_t marked = 0;
 	size_t n = strlen(chain) + 256;
 	char *insert = malloc(n);
 
 	assert_non_null(insert);
-	store_close(f->s);
-	f->s = NULL;
-	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-		snprintf(p, sizeof(p), "%s%s", f->path, sfx[i]);
-		unlink(p);
-	}
-	write_v1_file(f->path);
+	replace_with_v1_file(f);
 	digest_of(2, hex);
 	/* PEM text holds no quote, so it goes into the statement as it is. */
 	snprintf(insert, n,
