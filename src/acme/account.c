@@ -2,6 +2,7 @@
 #include "acme/account.h"
 
 #include "acme/jws.h"
+#include "acme/resources.h"
 #include "base/log.h"
 
 #include <jansson.h>
@@ -18,9 +19,10 @@ static const char *directory_of(struct acme_client *c, struct acmera_errmsg *e)
 	return d->new_account;
 }
 
-/* newAccount; with only_existing it only looks the key up (RFC 8555 7.3.1). */
+/* newAccount; with only_existing it only looks the key up (RFC 8555 7.3.1), and
+ * *unknown (when not NULL) is set when the CA answers that no account has the key. */
 static int new_account(struct acme_client *c, EVP_PKEY *key, const struct acme_account_opts *o,
-                       int only_existing, char **kid, struct acmera_errmsg *e)
+                       int only_existing, char **kid, int *unknown, struct acmera_errmsg *e)
 {
 	const struct acme_directory *d = acme_client_directory(c);
 	json_t *req = json_object();
@@ -68,6 +70,8 @@ static int new_account(struct acme_client *c, EVP_PKEY *key, const struct acme_a
 		goto out;
 	}
 	rc = acme_post_sync(c, d->new_account, payload, NULL, 1, &r, e);
+	if (rc && unknown && r && r->problem && acme_problem_is(r->problem, "accountDoesNotExist"))
+		*unknown = 1;
 	if (rc)
 		goto out;
 	if (!r->location) {
@@ -81,6 +85,55 @@ out:
 	acme_response_free(r);
 	free(payload);
 	json_decref(req);
+	return rc;
+}
+
+/* A rollover cut short after its new key was stored: the CA holds the old key or
+ * the new one. newAccount with onlyReturnExisting, signed with the new key, tells
+ * which; the store then keeps that one alone. Fails, changing nothing, when the
+ * CA's answer does not settle it (it cannot be reached, say). */
+static int settle_rollover(struct acme_client *c, struct store *s, struct store_account *a,
+                           struct acmera_errmsg *e)
+{
+	const struct acme_account_opts lookup = {0};
+	EVP_PKEY *next = NULL;
+	char *kid = NULL;
+	int unknown = 0, rc = 0;
+	const char *held = "old";
+	if (a->kid) {
+		rc = acme_key_from_pem(a->next_key_pem, &next, e);
+		if (rc)
+			return acmera_fail_wrap(e, rc,
+			                        "the pending key of an interrupted rollover");
+		acme_client_set_key(c, next, NULL);
+		rc = new_account(c, next, &lookup, 1, &kid, &unknown, e);
+		acme_client_set_key(c, NULL, NULL);
+		EVP_PKEY_free(next);
+	}
+	if (!a->kid || (rc && unknown)) {
+		store_secret_free(a->next_key_pem); /* it never reached the CA */
+		a->next_key_pem = NULL;
+		rc = 0;
+	} else if (rc) {
+		acmera_fail_wrap(e, rc, "an interrupted key rollover could not be settled");
+	} else if (strcmp(kid, a->kid) != 0) {
+		rc = acmera_fail(e, ACMERA_ERR_PROTO,
+		                 "the pending key of an interrupted rollover names another "
+		                 "account, %s, not %s",
+		                 kid, a->kid);
+	} else {
+		store_secret_free(a->key_pem); /* the CA took the new key */
+		a->key_pem = a->next_key_pem;
+		a->next_key_pem = NULL;
+		held = "new";
+	}
+	free(kid);
+	if (rc)
+		return rc;
+	rc = store_account_put(s, a, e);
+	if (rc == 0)
+		log_event(LOG_LVL_WARN, "acme.account", "action=rollover_settled kid=%s key=%s",
+		          a->kid ? a->kid : "", held);
 	return rc;
 }
 
@@ -122,6 +175,11 @@ int acme_account_ensure(struct acme_client *c, struct store *s, const struct acm
 	} else if (rc) {
 		return rc;
 	} else {
+		if (a.next_key_pem && !(a.status && strcmp(a.status, "deactivated") == 0)) {
+			rc = settle_rollover(c, s, &a, e);
+			if (rc)
+				goto out;
+		}
 		rc = acme_key_from_pem(a.key_pem, key, e);
 		if (rc)
 			goto out;
@@ -136,7 +194,7 @@ int acme_account_ensure(struct acme_client *c, struct store *s, const struct acm
 		goto out;
 	}
 	acme_client_set_key(c, *key, NULL);
-	rc = new_account(c, *key, o, !o->create, &kid, e);
+	rc = new_account(c, *key, o, !o->create, &kid, NULL, e);
 	if (rc)
 		goto out;
 	free(a.kid);
@@ -200,6 +258,7 @@ int acme_account_rollover(struct acme_client *c, struct store *s, const char *ke
 	EVP_PKEY *fresh = NULL;
 	char *inner = NULL;
 	struct store_account a = {0};
+	struct acme_response *r = NULL;
 	int rc;
 	if (!d || !d->key_change)
 		return acmera_fail(e, ACMERA_ERR_PROTO, "the CA offers no keyChange");
@@ -218,22 +277,39 @@ int acme_account_rollover(struct acme_client *c, struct store *s, const char *ke
 	rc = acme_key_generate((enum acme_key_type)type, &fresh, e);
 	if (rc)
 		goto out;
-	free(a.key_pem);
-	a.key_pem = acme_key_to_pem(fresh);
-	if (!a.key_pem) {
-		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
-		goto out;
-	}
 	inner = jws_key_change_inner(fresh, *key, a.kid, d->key_change, e);
 	if (!inner) {
 		rc = ACMERA_ERR_INVAL;
 		goto out;
 	}
-	rc = acme_post_sync(c, d->key_change, inner, NULL, 0, NULL, e);
+	/* The new key is stored before the CA hears of it: a crash from here on leaves
+	 * it pending, and the next start asks the CA which key it holds. */
+	store_secret_free(a.next_key_pem);
+	a.next_key_pem = acme_key_to_pem(fresh);
+	if (!a.next_key_pem) {
+		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	rc = store_account_put(s, &a, e);
 	if (rc) {
+		acmera_fail_wrap(e, rc, "key rollover: the new key could not be stored");
+		goto out;
+	}
+	rc = acme_post_sync(c, d->key_change, inner, NULL, 0, &r, e);
+	if (rc) {
+		/* An answer with a problem document is a refusal: the CA keeps the old key.
+		 * Without one, the outcome is unknown and the key stays pending. */
+		if (r && r->problem) {
+			store_secret_free(a.next_key_pem);
+			a.next_key_pem = NULL;
+			store_account_put(s, &a, NULL);
+		}
 		acmera_fail_wrap(e, rc, "key rollover");
 		goto out;
 	}
+	store_secret_free(a.key_pem);
+	a.key_pem = a.next_key_pem;
+	a.next_key_pem = NULL;
 	rc = store_account_put(s, &a, e);
 	if (rc) {
 		rollover_undo(c, fresh, *key, a.kid, d->key_change);
@@ -248,10 +324,9 @@ int acme_account_rollover(struct acme_client *c, struct store *s, const char *ke
 	log_event(LOG_LVL_INFO, "acme.account", "action=rollover kid=%s type=%s", a.kid,
 	          key_type ? key_type : "p256");
 out:
+	acme_response_free(r);
 	EVP_PKEY_free(fresh);
 	free(inner);
-	if (a.key_pem)
-		explicit_bzero(a.key_pem, strlen(a.key_pem));
 	store_account_free(&a);
 	return rc;
 }

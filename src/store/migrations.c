@@ -132,6 +132,9 @@ static const char *const steps[] = {
     "CREATE INDEX certs_by_issued ON certs (issued);"
     "CREATE INDEX ca_challenges_processing ON ca_challenges (status) "
     "  WHERE status = 'processing';",
+    /* 5: the new key of an account key rollover, stored before the CA hears of it
+     * (acme_account_rollover) and kept until it is known which key the CA holds */
+    "ALTER TABLE accounts ADD COLUMN next_key_pem TEXT;",
 };
 
 #define N_STEPS ((int)(sizeof(steps) / sizeof(steps[0])))

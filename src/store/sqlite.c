@@ -83,12 +83,12 @@ static const char *const sql[Q_COUNT] = {
     [Q_SAVEPOINT] = "SAVEPOINT op",
     [Q_RELEASE] = "RELEASE op",
     [Q_ROLLBACK_TO] = "ROLLBACK TO op",
-    [Q_ACCOUNT_GET] = "SELECT directory, key_pem, kid, status FROM accounts "
+    [Q_ACCOUNT_GET] = "SELECT directory, key_pem, kid, status, next_key_pem FROM accounts "
                       "WHERE directory = ?1",
-    [Q_ACCOUNT_PUT] = "INSERT INTO accounts (directory, key_pem, kid, status) "
-                      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (directory) DO UPDATE SET "
+    [Q_ACCOUNT_PUT] = "INSERT INTO accounts (directory, key_pem, kid, status, next_key_pem) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (directory) DO UPDATE SET "
                       "key_pem = excluded.key_pem, kid = excluded.kid, "
-                      "status = excluded.status",
+                      "status = excluded.status, next_key_pem = excluded.next_key_pem",
     [Q_AUTHZ_PUT] = "INSERT INTO authzs (" AUTHZ_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
                     "ON CONFLICT (directory, domain) DO UPDATE SET url = excluded.url, "
                     "status = excluded.status, subdomains = excluded.subdomains, "
@@ -567,7 +567,8 @@ int store_account_get(struct store *s, const char *directory, struct store_accou
 		goto out;
 	}
 	if (col_str(st, 0, &out->directory) || col_str(st, 1, &out->key_pem) ||
-	    col_str(st, 2, &out->kid) || col_str(st, 3, &out->status))
+	    col_str(st, 2, &out->kid) || col_str(st, 3, &out->status) ||
+	    col_str(st, 4, &out->next_key_pem))
 		rc = nomem(e);
 out:
 	done(st);
@@ -587,7 +588,8 @@ int store_account_put(struct store *s, const struct store_account *a, struct acm
 	if (!st)
 		return ACMERA_ERR_STORE;
 	if (bind_text(st, 1, a->directory) != SQLITE_OK || bind_text(st, 2, a->key_pem) ||
-	    bind_text(st, 3, a->kid) || bind_text(st, 4, a->status)) {
+	    bind_text(st, 3, a->kid) || bind_text(st, 4, a->status) ||
+	    bind_text(st, 5, a->next_key_pem)) {
 		rc = db_fail(s, e, "account put");
 		goto out;
 	}
@@ -597,15 +599,21 @@ out:
 	return rc;
 }
 
+void store_secret_free(char *pem)
+{
+	if (pem)
+		explicit_bzero(pem, strlen(pem));
+	free(pem);
+}
+
 void store_account_free(struct store_account *a)
 {
 	if (!a)
 		return;
 	free(a->directory);
-	/* The account key must not linger in freed heap memory. */
-	if (a->key_pem)
-		explicit_bzero(a->key_pem, strlen(a->key_pem));
-	free(a->key_pem);
+	/* The account keys must not linger in freed heap memory. */
+	store_secret_free(a->key_pem);
+	store_secret_free(a->next_key_pem);
 	free(a->kid);
 	free(a->status);
 	memset(a, 0, sizeof(*a));

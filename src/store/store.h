@@ -29,12 +29,17 @@ struct store_account {
 	char *key_pem;   /* PKCS#8 PEM private key: a secret, never log it */
 	char *kid;       /* account URL, NULL until registered */
 	char *status;    /* "valid", "deactivated", ... */
+	/* The new key of a key rollover that may not have reached the CA (PKCS#8 PEM,
+	 * a secret as key_pem is); NULL when none is pending. */
+	char *next_key_pem;
 };
 int store_account_get(struct store *s, const char *directory, struct store_account *out,
                       struct acmera_errmsg *e); /* ACMERA_ERR_NOTFOUND when none */
+/* Wipes and frees a key's PEM text (NULL is fine). */
+void store_secret_free(char *pem);
 /* Inserts or replaces the account of out->directory. */
 int store_account_put(struct store *s, const struct store_account *a, struct acmera_errmsg *e);
-/* Wipes key_pem (explicit_bzero) before freeing it. */
+/* Wipes key_pem and next_key_pem (explicit_bzero) before freeing them. */
 void store_account_free(struct store_account *a);
 
 /* ---- Authorizations (pre-authorized parent domains, and per-name ones) ---- */

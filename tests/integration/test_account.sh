@@ -176,6 +176,52 @@ ca_tp=$(jwk_thumbprint "$TEST_TMP/show2.out" 2>/dev/null)
 sed "s|^path = .*|path = $TEST_TMP/old-key.db|" "$CONF" >"$TEST_TMP/old-key.conf"
 check_fails "account rollover: the old key no longer works at the CA" \
 	"$ACMERA_BIN" account show --config "$TEST_TMP/old-key.conf"
+
+# A rollover cut short: the new key stored as pending, then a crash. The next start
+# asks the CA which key it holds and keeps that one.
+# store_sql DB SQL [ARG...]: runs SQL on a store (python3's sqlite3), prints the rows.
+store_sql()
+{
+	python3 - "$@" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for row in db.execute(sys.argv[2], sys.argv[3:]):
+    print("|".join("" if v is None else str(v) for v in row))
+db.commit()
+EOF
+}
+new_key=$(store_sql "$TEST_TMP/acmera.db" "SELECT key_pem FROM accounts")
+old_key=$(store_sql "$TEST_TMP/old-key.db" "SELECT key_pem FROM accounts")
+[ "$(store_sql "$TEST_TMP/acmera.db" "SELECT next_key_pem IS NULL FROM accounts")" = 1 ] &&
+	ok "account rollover: no key is left pending once the CA took the new one" ||
+	fail "account rollover: no key is left pending once the CA took the new one" "still pending"
+# settled NAME WHAT: the account loaded from store NAME.db uses the key the CA holds
+# (the new one, thumbprint TP2), and the store keeps that key alone.
+settled()
+{
+	local got
+	sed "s|^path = .*|path = $TEST_TMP/$1.db|" "$CONF" >"$TEST_TMP/$1.conf"
+	expect "$2: the next start uses the key the CA holds" 0 "thumbprint: $TP2" \
+		"$ACMERA_BIN" account show --config "$TEST_TMP/$1.conf"
+	got=$(store_sql "$TEST_TMP/$1.db" \
+		"SELECT rtrim(key_pem, char(10)) = ?, next_key_pem IS NULL FROM accounts" "$new_key")
+	[ "$got" = "1|1" ] && ok "$2: the store keeps that key alone" ||
+		fail "$2: the store keeps that key alone" "key is the CA's|none pending: $got"
+}
+# 1. The CA took the new key; the store still names the old one, the new one pending.
+cp "$TEST_TMP/old-key.db" "$TEST_TMP/cut-after.db"
+store_sql "$TEST_TMP/cut-after.db" "UPDATE accounts SET next_key_pem = ?" "$new_key"
+settled cut-after "rollover cut short after the CA took the new key"
+# 2. The crash came before the CA heard of the pending key: it still holds the current one.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TEST_TMP/never-sent.pem" \
+	2>/dev/null
+cp "$TEST_TMP/acmera.db" "$TEST_TMP/cut-before.db"
+store_sql "$TEST_TMP/cut-before.db" "UPDATE accounts SET next_key_pem = ?" \
+	"$(cat "$TEST_TMP/never-sent.pem")"
+settled cut-before "rollover cut short before the CA heard of it"
+[ "$old_key" != "$new_key" ] && [ -n "$old_key" ] &&
+	ok "rollover: the stores before and after hold different keys" ||
+	fail "rollover: the stores before and after hold different keys" "empty or equal"
 if issue after; then
 	ok "issue: still obtains a certificate after rollover"
 	check "issue: the certificate after rollover verifies" \

@@ -273,7 +273,7 @@ static void store_open_fails_in_missing_directory(void **state)
 static void store_reopen_keeps_data_and_version(void **state)
 {
 	struct fx *f = *state;
-	struct store_account a = {DIR_URL, "KEY", "https://ca.test/acct/1", "valid"};
+	struct store_account a = {DIR_URL, "KEY", "https://ca.test/acct/1", "valid", NULL};
 	struct store_account got;
 	int created = -1;
 	int64_t id = submit(f->s, 1, T0, &created);
@@ -519,7 +519,7 @@ static void store_refuses_schema_newer_than_build(void **state)
 static void account_put_get_and_replace(void **state)
 {
 	struct fx *f = *state;
-	struct store_account a = {DIR_URL, "KEY1", NULL, "valid"};
+	struct store_account a = {DIR_URL, "KEY1", NULL, "valid", NULL};
 	struct store_account got;
 	struct acmera_errmsg e = {{0}};
 
@@ -530,7 +530,17 @@ static void account_put_get_and_replace(void **state)
 	assert_string_equal(got.key_pem, "KEY1");
 	assert_null(got.kid);
 	assert_string_equal(got.status, "valid");
+	assert_null(got.next_key_pem);
 	store_account_free(&got);
+
+	/* A rollover's key, pending, then cleared again. */
+	a.next_key_pem = "KEY-NEXT";
+	assert_int_equal(store_account_put(f->s, &a, &e), 0);
+	assert_int_equal(store_account_get(f->s, DIR_URL, &got, &e), 0);
+	assert_string_equal(got.key_pem, "KEY1");
+	assert_string_equal(got.next_key_pem, "KEY-NEXT");
+	store_account_free(&got);
+	a.next_key_pem = NULL;
 
 	a.key_pem = "KEY2";
 	a.kid = "https://ca.test/acct/7";
@@ -540,6 +550,7 @@ static void account_put_get_and_replace(void **state)
 	assert_string_equal(got.key_pem, "KEY2");
 	assert_string_equal(got.kid, "https://ca.test/acct/7");
 	assert_string_equal(got.status, "deactivated");
+	assert_null(got.next_key_pem);
 	store_account_free(&got);
 
 	assert_int_equal(store_account_get(f->s, "https://other.test/dir", &got, &e),
