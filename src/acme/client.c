@@ -61,7 +61,8 @@ struct acme_client {
 	struct timer *timers; /* sorted by due_ms */
 	void (*wait_hook)(void *arg);
 	void *wait_hook_arg;
-	struct request *live; /* requests handed to curl */
+	const volatile sig_atomic_t *stop; /* synchronous calls give up once it is set */
+	struct request *live;              /* requests handed to curl */
 	/* POSTs waiting for a nonce, oldest first. Every answer brings one nonce, so
 	 * the queue drains as answers arrive; newNonce is asked when nothing is in
 	 * flight, or, once the wait exceeds ACME_NONCE_PATIENCE_MS (see pump_waiting),
@@ -539,12 +540,9 @@ static int64_t wall_now(void)
 	return (int64_t)time(NULL);
 }
 
-/* Decides what a finished transfer means: done, retry, or error. */
-static void on_done(struct request *q, CURLcode res)
+/* Takes q off curl and out of the client's in-flight list. */
+static void unlink_live(struct acme_client *c, struct request *q)
 {
-	struct acme_client *c = q->c;
-	struct acmera_errmsg e = {{0}};
-	struct acme_response *r = q->resp;
 	curl_multi_remove_handle(c->multi, q->easy);
 	if (q->live_prev)
 		q->live_prev->live_next = q->live_next;
@@ -554,6 +552,15 @@ static void on_done(struct request *q, CURLcode res)
 		q->live_next->live_prev = q->live_prev;
 	q->live_prev = q->live_next = NULL;
 	c->in_flight--;
+}
+
+/* Decides what a finished transfer means: done, retry, or error. */
+static void on_done(struct request *q, CURLcode res)
+{
+	struct acme_client *c = q->c;
+	struct acmera_errmsg e = {{0}};
+	struct acme_response *r = q->resp;
+	unlink_live(c, q);
 	int64_t took = now_ms() - q->sent_ms;
 	took = c->latency_ms ? (c->latency_ms * 7 + took) / 8 : took;
 	c->latency_ms = took > 0 ? took : 1;
@@ -644,6 +651,11 @@ static void run_due_timers(struct acme_client *c)
 			t->cb(t->arg);
 		free(t);
 	}
+}
+
+void acme_client_set_stop(struct acme_client *c, const volatile sig_atomic_t *stop)
+{
+	c->stop = stop;
 }
 
 void acme_client_set_wait_hook(struct acme_client *c, void (*fn)(void *arg), void *arg)
@@ -742,11 +754,53 @@ static void sync_done(void *arg, int rc, struct acme_response *r, const struct a
 		s->e = *e;
 }
 
+/* Takes the request of s out of the client, wherever it waits: in flight, for a
+ * nonce, or for a retry. Its callback is then never called. */
+static void cancel_sync(struct acme_client *c, struct sync_call *s)
+{
+	for (struct request **p = &c->wait_head, *prev = NULL; *p;) {
+		struct request *q = *p;
+		if (q->arg != s || q->cb != sync_done) {
+			prev = q;
+			p = &q->wait_next;
+			continue;
+		}
+		*p = q->wait_next;
+		if (c->wait_tail == q)
+			c->wait_tail = prev;
+		c->n_waiting--;
+		request_free(q);
+	}
+	for (struct request *q = c->live, *next; q; q = next) {
+		next = q->live_next;
+		if (q->arg != s || q->cb != sync_done)
+			continue;
+		unlink_live(c, q);
+		request_free(q);
+	}
+	for (struct timer **p = &c->timers; *p;) {
+		struct timer *t = *p;
+		if (!t->resend || t->resend->arg != s || t->resend->cb != sync_done) {
+			p = &t->next;
+			continue;
+		}
+		*p = t->next;
+		request_free(t->resend);
+		free(t);
+	}
+}
+
 static int sync_wait(struct acme_client *c, struct sync_call *s, struct acme_response **out,
                      struct acmera_errmsg *e)
 {
-	while (!s->done)
-		acme_client_step(c, 1000);
+	while (!s->done) {
+		if (c->stop && *c->stop) {
+			cancel_sync(c, s);
+			return acmera_fail(e, ACMERA_ERR_TIMEOUT, "stopped before the CA answered");
+		}
+		/* A signal cuts the wait short; the bound covers one that does not. */
+		acme_client_step(c, 200);
+	}
 	if (s->rc && e)
 		*e = s->e;
 	if (out)

@@ -20,6 +20,7 @@
 #include "base/err.h"
 
 #include <openssl/evp.h>
+#include <signal.h>
 #include <stdint.h>
 
 #define ACME_RETRY_INLINE_MAX 30
@@ -91,6 +92,10 @@ uint64_t acme_client_requests(const struct acme_client *c);
  * timer: the issuer commits its store batch there, so that nothing stays locked
  * while it waits. NULL removes it. */
 void acme_client_set_wait_hook(struct acme_client *c, void (*fn)(void *arg), void *arg);
+/* The synchronous calls (acme_client_load_directory, acme_post_sync) give up with
+ * ACMERA_ERR_TIMEOUT once *stop is non-zero (a signal handler's flag), instead of
+ * waiting for a CA that does not answer; NULL (the default) waits. */
+void acme_client_set_stop(struct acme_client *c, const volatile sig_atomic_t *stop);
 
 /* Synchronous helper: sends and runs the loop until the answer. *out owned by caller. */
 int acme_post_sync(struct acme_client *c, const char *url, const char *payload, const char *accept,

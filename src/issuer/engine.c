@@ -475,6 +475,8 @@ static int engine_setup(struct engine *g, struct acmera_errmsg *e)
 	rc = acme_client_new(&co, &g->acme, e);
 	if (rc)
 		return rc;
+	/* A stop asked while the CA keeps a set-up request unanswered ends it. */
+	acme_client_set_stop(g->acme, g->opts->stop);
 	rc = acme_client_load_directory(g->acme, e);
 	if (rc)
 		return rc;

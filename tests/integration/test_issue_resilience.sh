@@ -160,4 +160,51 @@ dups=$(store_sql "SELECT COUNT(*) FROM (SELECT csr_sha256 FROM certs GROUP BY cs
 left=$(store_sql "SELECT COUNT(*) FROM dns_records")
 [ "$left" = "0" ] && ok "the store lists no published record" || fail "the store lists no published record" "$left"
 
+# ---- a CA that never answers ----
+# A listener that accepts connections and stays silent (for at most 30 s): acmera's
+# directory request waits on it. SIGTERM must end the run at once, not after the
+# request's own timeout.
+python3 - >"$TEST_TMP/silent.port" <<'EOF' &
+import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+s.settimeout(0.5)
+held, end = [], time.time() + 30
+while time.time() < end:
+    try:
+        held.append(s.accept()[0])
+    except socket.timeout:
+        pass
+EOF
+silent_pid=$!
+on_exit stop_pid "$silent_pid"
+if wait_for "the silent listener has a port" 5 test -s "$TEST_TMP/silent.port"; then
+	sed "s|^directory = .*|directory = https://127.0.0.1:$(cat "$TEST_TMP/silent.port")/dir|" \
+		"$CONF" >"$TEST_TMP/silent.conf"
+	make_csr "$TEST_TMP/csr" "silent1.$ZONE"
+	"$ACMERA_BIN" issue --config "$TEST_TMP/silent.conf" \
+		--csr "$TEST_TMP/csr/silent1.$ZONE.csr" --out "$TEST_TMP/out/silent.pem" \
+		>"$TEST_TMP/silent.log" 2>&1 &
+	issue_pid=$!
+	on_exit stop_pid "$issue_pid"
+	sleep 1
+	t0=$(now_ms)
+	kill -TERM "$issue_pid"
+	wait "$issue_pid"
+	rc=$?
+	took=$(($(now_ms) - t0))
+	[ "$took" -lt 2000 ] && [ "$rc" -ne 0 ] &&
+		ok "SIGTERM while the CA does not answer: acmera issue ends at once ($took ms, status $rc)" ||
+		fail "SIGTERM while the CA does not answer: acmera issue ends at once" \
+			"$took ms, status $rc"
+	check "SIGTERM while the CA does not answer: it says it stopped waiting" \
+		grep -q "stopped before the CA answered" "$TEST_TMP/silent.log"
+	check "SIGTERM while the CA does not answer: no certificate file" \
+		test ! -e "$TEST_TMP/out/silent.pem"
+else
+	fail "the silent listener has a port" "no port printed"
+fi
+
 finish
