@@ -94,10 +94,10 @@ int wal_syncer_start(int wal_fd, struct wal_syncer **out, struct acmera_errmsg *
 	return 0;
 }
 
-void wal_syncer_stop(struct wal_syncer *w)
+uint64_t wal_syncer_stop(struct wal_syncer *w)
 {
 	if (!w)
-		return;
+		return 0;
 	pthread_mutex_lock(&w->mu);
 	w->stop = 1;
 	pthread_cond_signal(&w->cv);
@@ -107,7 +107,9 @@ void wal_syncer_stop(struct wal_syncer *w)
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	close(w->wal_fd);
+	uint64_t synced = w->synced;
 	free(w);
+	return synced;
 }
 
 uint64_t wal_syncer_commit(struct wal_syncer *w)

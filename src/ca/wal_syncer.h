@@ -17,8 +17,9 @@ struct wal_syncer;
 
 /* Takes wal_fd (a descriptor of the log, closed by wal_syncer_stop). */
 int wal_syncer_start(int wal_fd, struct wal_syncer **out, struct acmera_errmsg *e);
-/* Joins the thread; no worker may watch any more. NULL is ignored. */
-void wal_syncer_stop(struct wal_syncer *w);
+/* Joins the thread, which syncs what was committed before it ends; no worker may
+ * watch any more. Returns the last commit then synced (0 for NULL). */
+uint64_t wal_syncer_stop(struct wal_syncer *w);
 
 /* Counts one more commit, asks for its sync and returns its number (from 1). */
 uint64_t wal_syncer_commit(struct wal_syncer *w);

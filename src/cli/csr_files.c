@@ -45,9 +45,10 @@ int cli_load_csr_files(const char *const *paths, size_t n, struct csr_info *out,
 {
 	struct batch b = {.paths = paths, .out = out, .n = n, .failed = n};
 	pthread_t tid[MAX_THREADS];
-	size_t started = 0, want = n / PER_THREAD;
-	if (want > (size_t)(threads > 1 ? threads - 1 : 0))
-		want = (size_t)(threads > 1 ? threads - 1 : 0);
+	/* Threads besides the caller: one per PER_THREAD files, within the cores. */
+	size_t started = 0, want = n / PER_THREAD, others = threads > 1 ? (size_t)threads - 1 : 0;
+	if (want > others)
+		want = others;
 	if (want > MAX_THREADS)
 		want = MAX_THREADS;
 	atomic_init(&b.next, 0);

@@ -1355,7 +1355,7 @@ void store_jobs_free(struct store_job *jobs, size_t n)
 
 /* ---- certificates ---- */
 
-static int check_leaf_pem(const char *pem, struct acmera_errmsg *e);
+static int check_leaf_pem(const char *pem, char digest[65], struct acmera_errmsg *e);
 
 /* Reads the one row a cert query returns into out. */
 static int cert_row(struct store *s, sqlite3_stmt *st, struct store_cert *out,
@@ -1407,12 +1407,10 @@ int store_cert_find_leaf(struct store *s, const char *leaf_pem, int64_t now, str
 	memset(out, 0, sizeof(*out));
 	if (!leaf_pem)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no leaf certificate");
-	rc = check_leaf_pem(leaf_pem, e);
+	char leaf[65];
+	rc = check_leaf_pem(leaf_pem, leaf, e);
 	if (rc < 0)
 		return rc;
-	char leaf[65];
-	if (store_leaf_digest(leaf_pem, leaf) != 0)
-		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no leaf digest");
 	st = prep(s, Q_CERT_BY_LEAF, e);
 	if (!st)
 		return ACMERA_ERR_STORE;
@@ -1478,8 +1476,8 @@ int store_leaf_digest(const char *chain_pem, char hex[65])
 
 /* One PEM certificate block exactly as PEM_write_bio_X509 writes it: the
  * markers, then base64 lines. Anything looser could prefix-match other chains
- * (an empty string matches them all). */
-static int check_leaf_pem(const char *pem, struct acmera_errmsg *e)
+ * (an empty string matches them all). digest gets its certs_by_leaf key. */
+static int check_leaf_pem(const char *pem, char digest[65], struct acmera_errmsg *e)
 {
 	const size_t nb = strlen(PEM_CERT_BEGIN), ne = strlen(PEM_CERT_END);
 	size_t len = strnlen(pem, STORE_MAX_LEAF_PEM + 1);
@@ -1500,7 +1498,9 @@ static int check_leaf_pem(const char *pem, struct acmera_errmsg *e)
 	if (pem[len - ne - 1] != '\n')
 		return acmera_fail(e, ACMERA_ERR_INVAL,
 		                   "store: leaf is not one PEM certificate block");
-	return 0;
+	/* The whole text is the one block store_leaf_digest would hash. */
+	sha256_hex((const uint8_t *)pem, len, digest);
+	return digest[0] ? 0 : acmera_fail(e, ACMERA_ERR_NOMEM, "store: SHA-256 failed");
 }
 
 int store_cert_mark_revoked(struct store *s, const char *leaf_pem, int64_t *marked,
@@ -1512,12 +1512,10 @@ int store_cert_mark_revoked(struct store *s, const char *leaf_pem, int64_t *mark
 	*marked = 0;
 	if (!leaf_pem)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no leaf certificate");
-	rc = check_leaf_pem(leaf_pem, e);
+	char leaf[65];
+	rc = check_leaf_pem(leaf_pem, leaf, e);
 	if (rc < 0)
 		return rc;
-	char leaf[65];
-	if (store_leaf_digest(leaf_pem, leaf) != 0)
-		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no leaf digest");
 	st = prep(s, Q_CERT_REVOKE, e);
 	if (!st)
 		return ACMERA_ERR_STORE;

@@ -26,13 +26,20 @@ static struct wal_syncer *start_on_temp_file(void)
 	return w;
 }
 
+/* An eventfd that w writes after each sync (the caller closes it). */
+static int watched_eventfd(struct wal_syncer *w)
+{
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(efd >= 0);
+	assert_int_equal(wal_syncer_watch(w, efd), 0);
+	return efd;
+}
+
 static void commits_are_synced_in_order_and_watchers_woken(void **state)
 {
 	(void)state;
 	struct wal_syncer *w = start_on_temp_file();
-	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	assert_true(efd >= 0);
-	assert_int_equal(wal_syncer_watch(w, efd), 0);
+	int efd = watched_eventfd(w);
 
 	uint64_t failed = 99;
 	assert_int_equal(wal_syncer_unsynced(w), 0);
@@ -81,12 +88,10 @@ static void stop_with_commits_outstanding_syncs_them(void **state)
 {
 	(void)state;
 	struct wal_syncer *w = start_on_temp_file();
-	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	assert_true(efd >= 0);
-	assert_int_equal(wal_syncer_watch(w, efd), 0);
+	int efd = watched_eventfd(w);
 	for (int i = 0; i < 10; i++)
 		wal_syncer_commit(w);
-	wal_syncer_stop(w);
+	assert_int_equal(wal_syncer_stop(w), 10);
 	uint64_t n = 0;
 	assert_int_equal(read(efd, &n, sizeof(n)), (ssize_t)sizeof(n));
 	assert_true(n >= 1);
