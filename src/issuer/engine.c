@@ -517,11 +517,15 @@ static void engine_teardown(struct engine *g)
 	EVP_PKEY_free(g->account_key);
 }
 
-/* The answers of one pass of the ACME loop share one store commit (group commit:
- * one disk sync for many jobs' changes). Nothing leaves the process on the
- * strength of a change before it is committed, but for requests to the CA, which a
- * restart repeats harmlessly. A commit that fails undoes the batch; those jobs stay
- * ACTIVE and are claimed again once their lease runs out. */
+/* The answers of one pass of the ACME loop share one store commit (group commit).
+ * Nothing leaves the process on the strength of a change before it is committed,
+ * but for requests to the CA, which a restart repeats harmlessly. Only a
+ * certificate must also survive a power loss before it is seen; the other changes
+ * (claims, order URLs, deferrals, failures) a restart after one would redo, so the
+ * batch syncs the disk only once it holds a certificate (store_batch_begin_lazy).
+ * The DNS worker's notes of records sync before their UPDATE is sent, on their own
+ * handle. A commit that fails undoes the batch; those jobs stay ACTIVE and are
+ * claimed again once their lease runs out. */
 static void batch_commit(struct engine *g, int reopen)
 {
 	struct acmera_errmsg e = {{0}};
@@ -529,7 +533,7 @@ static void batch_commit(struct engine *g, int reopen)
 		log_event(LOG_LVL_ERROR, "issuer.store",
 		          "error=%s effect=\"jobs of this batch retried after their lease\"",
 		          log_qv(e.text));
-	g->batch_open = reopen && store_batch_begin(g->store, NULL) == 0;
+	g->batch_open = reopen && store_batch_begin_lazy(g->store, NULL) == 0;
 }
 
 void engine_commit(struct engine *g)
@@ -580,6 +584,9 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 		/* Only once no request is in flight: they were signed for the old kid. */
 		if (g.account_lost && g.n_runs == 0 && now >= g.account_retry_ms)
 			recover_account(&g);
+		/* From here to the ACME step's wait, the pass's changes share a commit. */
+		if (!g.batch_open)
+			batch_commit(&g, 1);
 		if (claim_due(&g, now, next_claim) && !g.account_lost) {
 			if (time(NULL) - g.preauth_checked > PREAUTH_RECHECK_S) {
 				preauth_start(&g);

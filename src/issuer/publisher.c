@@ -237,7 +237,7 @@ static int send_zone(struct publisher *p, const char *zone, enum dns_update_op o
 
 /* Calls send_zone once per distinct zone among recs. */
 static int for_each_zone(struct publisher *p, enum dns_update_op op, struct pub_record *recs,
-                         size_t n, int forget, struct acmera_errmsg *e)
+                         size_t n, struct acmera_errmsg *e)
 {
 	struct pub_record **group = calloc(n ? n : 1, sizeof(*group));
 	char *done = calloc(n ? n : 1, 1);
@@ -267,14 +267,20 @@ static int for_each_zone(struct publisher *p, enum dns_update_op op, struct pub_
 			}
 			continue;
 		}
-		for (size_t j = 0; forget && j < k; j++)
-			if (group[j]->id > 0 &&
-			    store_dns_record_remove(p->store, group[j]->id, NULL) == 0)
-				group[j]->id = 0;
+		for (size_t j = 0; j < k; j++)
+			group[j]->sent = 1;
 	}
 	free(group);
 	free(done);
 	return first_rc;
+}
+
+/* Opens a batch on the publisher's handle unless its owner has one open (the
+ * records then join that). 1 when this call opened it. */
+static int batch_open(struct publisher *p, int sync)
+{
+	return (sync ? store_batch_begin(p->store, NULL)
+	             : store_batch_begin_nosync(p->store, NULL)) == 0;
 }
 
 int publisher_add(struct publisher *p, struct pub_record *recs, size_t n, struct acmera_errmsg *e)
@@ -292,20 +298,45 @@ int publisher_add(struct publisher *p, struct pub_record *recs, size_t n, struct
 			return acmera_fail(e, ACMERA_ERR_INVAL, "refusing to publish %s in zone %s",
 			                   recs[i].name, recs[i].zone);
 	}
-	/* Remember first: a crash between here and the UPDATE leaves a note to clean. */
-	for (size_t i = 0; i < n; i++) {
-		int rc = store_dns_record_add(p->store, recs[i].zone, recs[i].name, recs[i].value,
-		                              now, &recs[i].id, e);
-		if (rc)
-			return rc;
+	/* Remember first, durably, in one commit: a crash or a power loss between here
+	 * and the UPDATE leaves a note to clean. */
+	int batch = batch_open(p, 1), rc = 0;
+	for (size_t i = 0; i < n; i++)
+		recs[i].id = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = store_dns_record_add(p->store, recs[i].zone, recs[i].name, recs[i].value, now,
+		                          &recs[i].id, e);
+	if (batch && store_batch_end(p->store, rc ? NULL : e)) {
+		for (size_t i = 0; i < n; i++)
+			recs[i].id = 0; /* undone with the batch */
+		if (rc == 0)
+			rc = ACMERA_ERR_STORE;
 	}
-	return for_each_zone(p, DNS_UPDATE_ADD, recs, n, 0, e);
+	if (rc)
+		return rc; /* the notes kept are deleted with their run's records */
+	return for_each_zone(p, DNS_UPDATE_ADD, recs, n, e);
 }
 
 int publisher_delete(struct publisher *p, struct pub_record *recs, size_t n,
                      struct acmera_errmsg *e)
 {
-	return for_each_zone(p, DNS_UPDATE_DELETE, recs, n, 1, e);
+	for (size_t i = 0; i < n; i++)
+		recs[i].sent = 0;
+	int rc = for_each_zone(p, DNS_UPDATE_DELETE, recs, n, e);
+	/* The notes of deleted records go in one commit, after every UPDATE (a batch
+	 * holds the store's write lock), and without the sync: a note that a power loss
+	 * brings back only makes a later cleanup delete the record again. */
+	int batch = batch_open(p, 0);
+	for (size_t i = 0; i < n; i++)
+		if (recs[i].sent && recs[i].id > 0 &&
+		    store_dns_record_remove(p->store, recs[i].id, NULL) != 0)
+			recs[i].sent = 0; /* still noted: deleted again later */
+	/* A failed commit undid every removal: all are tried again later. */
+	int undone = batch && store_batch_end(p->store, NULL) != 0;
+	for (size_t i = 0; i < n && !undone; i++)
+		if (recs[i].sent)
+			recs[i].id = 0;
+	return rc;
 }
 
 int publisher_cleanup(struct publisher *p, struct acmera_errmsg *e)

@@ -18,7 +18,8 @@ struct pub_record {
 	char name[300]; /* _acme-challenge.<identifier> */
 	char value[64]; /* dns-01 value */
 	char zone[256]; /* filled by publisher_add */
-	int64_t id;     /* store id, filled by publisher_add */
+	int64_t id;     /* store id, filled by publisher_add; 0 once forgotten */
+	int sent;       /* publisher's own: its zone's UPDATE succeeded */
 };
 
 /* Reads the TSIG key (when dns.hook is not set) and checks the settings. */

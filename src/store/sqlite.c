@@ -174,6 +174,7 @@ struct store {
 	 * (BATCH_BEGUN); each change is then a savepoint of it. */
 	enum { BATCH_NONE, BATCH_OPEN, BATCH_BEGUN, BATCH_BROKEN } batch;
 	int batch_nosync;        /* store_batch_begin_nosync: its commit skips the sync */
+	int batch_lazy;          /* store_batch_begin_lazy: syncs from its first certificate */
 	uint64_t batch_finished; /* jobs finished in the batch, counted at its commit */
 	sqlite3_stmt *st[Q_COUNT];
 };
@@ -354,6 +355,39 @@ int store_sqlite_tx_end(struct store *s, int rc, struct acmera_errmsg *e)
 	return rc;
 }
 
+/* The jobs a batch finished become visible to waiters with its commit. */
+static void batch_publish_finished(struct store *s)
+{
+	atomic_fetch_add(&jobs_finished_here, s->batch_finished);
+	s->batch_finished = 0;
+}
+
+/* Called before a change that nobody may see before it would survive a power loss
+ * (a certificate: a device may hold it from then on). A lazy batch commits what it
+ * holds so far without the sync and goes on with it: that change, and the rest of
+ * the batch, commit with the sync, which makes the earlier part durable too (the
+ * log is written in order). */
+static int batch_need_sync(struct store *s, struct acmera_errmsg *e)
+{
+	int rc = batch_broken(s, e);
+	if (rc || !s->batch || !s->batch_lazy || !s->batch_nosync)
+		return rc;
+	if (s->batch == BATCH_BEGUN) {
+		s->batch = BATCH_NONE; /* a failed commit is then undone whole */
+		rc = run(s, Q_COMMIT, "batch commit", e);
+		if (rc) {
+			tx_rollback(s);
+			s->batch = BATCH_BROKEN; /* store_batch_end reports it */
+			return rc;
+		}
+		restore_full_sync(s);
+		batch_publish_finished(s);
+		s->batch = BATCH_OPEN;
+	}
+	s->batch_nosync = 0;
+	return 0;
+}
+
 int store_batch_pending(const struct store *s)
 {
 	return s->batch == BATCH_BEGUN || s->batch == BATCH_BROKEN;
@@ -365,6 +399,7 @@ static int batch_begin(struct store *s, int nosync, struct acmera_errmsg *e)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: a batch is already open");
 	s->batch = BATCH_OPEN;
 	s->batch_nosync = nosync;
+	s->batch_lazy = 0;
 	s->batch_finished = 0;
 	return 0;
 }
@@ -377,6 +412,14 @@ int store_batch_begin(struct store *s, struct acmera_errmsg *e)
 int store_batch_begin_nosync(struct store *s, struct acmera_errmsg *e)
 {
 	return batch_begin(s, 1, e);
+}
+
+int store_batch_begin_lazy(struct store *s, struct acmera_errmsg *e)
+{
+	int rc = batch_begin(s, 1, e);
+	if (rc == 0)
+		s->batch_lazy = 1;
+	return rc;
 }
 
 int store_batch_end(struct store *s, struct acmera_errmsg *e)
@@ -392,10 +435,11 @@ int store_batch_end(struct store *s, struct acmera_errmsg *e)
 	if (rc)
 		tx_rollback(s);
 	else
-		atomic_fetch_add(&jobs_finished_here, s->batch_finished);
+		batch_publish_finished(s);
 	if (begun)
 		restore_full_sync(s);
 	s->batch_nosync = 0;
+	s->batch_lazy = 0;
 	s->batch_finished = 0;
 	return rc;
 }
@@ -1275,6 +1319,9 @@ int store_job_complete(struct store *s, int64_t id, const char *owner, const cha
 		return rc;
 	if (!chain_pem)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "store: no certificate");
+	rc = batch_need_sync(s, e);
+	if (rc < 0)
+		return rc;
 	rc = tx_begin(s, e);
 	if (rc < 0)
 		return rc;
@@ -1552,6 +1599,9 @@ int store_dns_record_add(struct store *s, const char *zone, const char *name, co
 	if (!zone || !name || !value)
 		return acmera_fail(e, ACMERA_ERR_INVAL,
 		                   "store: dns record needs zone, name, value");
+	rc = batch_join(s, e);
+	if (rc)
+		return rc;
 	st = prep(s, Q_DNS_ADD, e);
 	if (!st)
 		return ACMERA_ERR_STORE;
@@ -1572,8 +1622,10 @@ out:
 
 int store_dns_record_remove(struct store *s, int64_t id, struct acmera_errmsg *e)
 {
+	int rc = batch_join(s, e);
+	if (rc)
+		return rc;
 	sqlite3_stmt *st = prep(s, Q_DNS_DEL, e);
-
 	if (!st)
 		return ACMERA_ERR_STORE;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {

@@ -91,8 +91,9 @@ struct store_job {
  * change: end the batch before waiting for anything, and act on nothing outside
  * the store that needs a change durable before store_batch_end succeeded. When it
  * fails, every change of the batch is undone. Other single writes (accounts,
- * authorizations, DNS records, revocations) made before the batch's first job
- * change commit at once, as outside a batch; made after it, they join it. */
+ * authorizations, revocations) made before the batch's first job change commit at
+ * once, as outside a batch; made after it, they join it. DNS record notes join an
+ * open batch as job changes do. */
 int store_batch_begin(struct store *s, struct acmera_errmsg *e);
 int store_batch_end(struct store *s, struct acmera_errmsg *e);
 /* 1 when the open batch holds changes that store_batch_end has yet to commit. */
@@ -102,6 +103,13 @@ int store_batch_pending(const struct store *s);
  * a power loss until an fdatasync of a descriptor from store_wal_open returns.
  * Acknowledge nothing before that. */
 int store_batch_begin_nosync(struct store *s, struct acmera_errmsg *e);
+/* A batch that commits without the disk sync, like store_batch_begin_nosync,
+ * until it stores a certificate (store_job_complete): what it holds by then
+ * commits at once without the sync, and the rest of the batch, the certificate
+ * included, with it, which makes both parts durable. For changes that a restart
+ * may lose to a power loss and simply redo (claims, order URLs, deferrals,
+ * failures), while no certificate is seen before it would survive one. */
+int store_batch_begin_lazy(struct store *s, struct acmera_errmsg *e);
 /* A read-only descriptor of the store's write-ahead log, to sync it from another
  * thread; -1 with e set on error. Keep it open while the store is: closing a
  * descriptor of a file drops this process's locks on it. */

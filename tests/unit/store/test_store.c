@@ -827,6 +827,53 @@ static void nosync_batch_commits_and_restores_full_sync(void **state)
 	close(fd);
 }
 
+/* A lazy batch commits at NORMAL until it stores a certificate: what it held by
+ * then is committed at once (other handles see it), and the rest, the
+ * certificate included, at FULL with the batch's end, which syncs both. */
+static void lazy_batch_syncs_from_its_first_certificate(void **state)
+{
+	struct fx *f = *state;
+	struct store *s2 = NULL;
+	struct store_job j;
+	assert_int_equal(store_open(f->path, &s2, NULL), 0);
+	int64_t a = submit(s2, 1, T0, NULL), b = submit(s2, 2, T0, NULL);
+	assert_int_equal(store_batch_begin_lazy(f->s, NULL), 0);
+	assert_int_equal(claim_one(f->s, OWNER_A, T0 + 1, 60), a);
+	assert_int_equal(claim_one(f->s, OWNER_A, T0 + 1, 60), b);
+	assert_int_equal(sync_level(f->s), 1);
+	assert_int_equal(store_job_set_order(f->s, a, OWNER_A, "https://ca.test/o/1", NULL), 0);
+	assert_int_equal(store_job_fail(f->s, b, OWNER_A, "refused", NULL), 0);
+	assert_int_equal(store_job_get(s2, b, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_PENDING); /* nothing committed yet */
+	store_job_free(&j);
+	uint64_t finished = store_jobs_finished_here();
+	assert_int_equal(store_job_complete(f->s, a, OWNER_A, "PEM", T0 + 1000, "CN=CA", NULL), 0);
+	/* The part before the certificate is committed, and its failure counted. */
+	assert_int_equal(store_job_get(s2, b, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_FAILED);
+	store_job_free(&j);
+	assert_int_equal(store_jobs_finished_here(), finished + 1);
+	assert_int_equal(store_job_get(s2, a, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_ACTIVE); /* the certificate's part is not */
+	assert_string_equal(j.order_url, "https://ca.test/o/1");
+	store_job_free(&j);
+	assert_int_equal(sync_level(f->s), 2);
+	assert_int_equal(store_batch_end(f->s, NULL), 0);
+	assert_int_equal(store_job_get(s2, a, &j, NULL), 0);
+	assert_int_equal(j.state, JOB_DONE);
+	store_job_free(&j);
+	assert_int_equal(store_jobs_finished_here(), finished + 2);
+	assert_int_equal(sync_level(f->s), 2);
+	/* A lazy batch without a certificate ends at NORMAL and restores FULL. */
+	assert_int_equal(store_batch_begin_lazy(f->s, NULL), 0);
+	submit(f->s, 3, T0, NULL);
+	assert_int_equal(sync_level(f->s), 1);
+	assert_int_equal(store_batch_end(f->s, NULL), 0);
+	assert_true(job_exists(s2, 3));
+	assert_int_equal(sync_level(f->s), 2);
+	store_close(s2);
+}
+
 static void job_submit_resets_failed_job(void **state)
 {
 	struct fx *f = *state;
@@ -1938,6 +1985,7 @@ int main(int argc, char **argv)
 	    T(batch_commits_once_and_keeps_failed_changes_out),
 	    T(batch_locks_late_and_counts_finished_jobs_at_commit),
 	    T(nosync_batch_commits_and_restores_full_sync),
+	    T(lazy_batch_syncs_from_its_first_certificate),
 	    T(job_submit_resets_failed_job),
 	    T(job_submit_reissues_done_job_whose_cert_expired),
 	    T(job_submit_rejects_empty_csr),
