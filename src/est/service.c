@@ -287,8 +287,7 @@ static int authenticate(struct est_service *s, const struct est_profile *p,
 {
 	struct acmera_errmsg e = {{0}};
 	memset(id, 0, sizeof(*id));
-	int verified = 0;
-	STACK_OF(X509) *chain = http_request_peer_chain(req, &verified);
+	STACK_OF(X509) *chain = http_request_peer_chain(req, NULL);
 	if (p->allow_cert && chain && sk_X509_num(chain) > 0 && p->trust) {
 		if (conn_auth_get(req, p, id) == 0)
 			return 0;
@@ -712,8 +711,7 @@ static void op_simplereenroll(struct est_service *s, const struct est_profile *p
 	char **names = NULL;
 	size_t n = 0;
 	char *leaf_pem = NULL;
-	int verified = 0;
-	STACK_OF(X509) *chain = http_request_peer_chain(req, &verified);
+	STACK_OF(X509) *chain = http_request_peer_chain(req, NULL);
 	X509 *leaf = chain && sk_X509_num(chain) > 0 ? sk_X509_value(chain, 0) : NULL;
 	struct store *st = store_of(s, &e);
 	if (leaf) {

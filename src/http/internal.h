@@ -73,9 +73,8 @@ struct conn {
 	int closed_fd;                /* a dup of the socket for that watch, or -1 */
 	struct http_request *pending; /* the request the handler holds, if any */
 	enum conn_state state;
-	int counted;       /* counted in w->nconn */
-	int dead;          /* evhttp freed the connection */
-	int verify_failed; /* a client certificate check failed */
+	int counted; /* counted in w->nconn */
+	int dead;    /* evhttp freed the connection */
 	int nodelay_set;
 	int stop_reply; /* its answer was given by the stop (counted in stop_replies) */
 	/* What the handler keeps for the connection's life (http_request_set_conn_data). */
@@ -101,7 +100,9 @@ int http_tls_conn_index(void);
 void http_tls_close_notify(SSL *ssl);
 /* The client chain, leaf first, each certificate referenced (sk_X509_pop_free
  * with X509_free), or NULL without a client certificate. */
-STACK_OF(X509) * http_tls_peer_chain(SSL *ssl, const struct conn *c, int *verified);
+STACK_OF(X509) * http_tls_peer_chain(SSL *ssl);
+/* 1 when chain (leaf first) verifies as a TLS client's against ctx's client CAs. */
+int http_tls_chain_verified(SSL_CTX *ctx, STACK_OF(X509) * chain);
 /* Fills buf (at least 32 bytes) with the connection's channel binding. */
 int http_tls_channel_binding(SSL *ssl, uint8_t *buf, size_t cap, size_t *len, const char **type);
 

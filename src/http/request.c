@@ -36,7 +36,7 @@ struct http_request {
 	const uint8_t *body;
 	size_t body_len;
 	STACK_OF(X509) * chain;
-	int verified;
+	int verified; /* -1 until a handler asks */
 	uint8_t binding[64];
 	size_t binding_len;
 	const char *binding_type;
@@ -205,9 +205,9 @@ static int request_fill(struct http_request *r, struct evhttp_request *evreq)
 	if (!r->body)
 		return 500;
 	SSL *ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon));
-	if (ssl && SSL_get0_peer_certificate(ssl) &&
-	    !(r->chain = http_tls_peer_chain(ssl, r->conn, &r->verified)))
+	if (ssl && SSL_get0_peer_certificate(ssl) && !(r->chain = http_tls_peer_chain(ssl)))
 		return 500;
+	r->verified = -1;
 	return 0;
 }
 
@@ -303,10 +303,13 @@ const char *http_request_peer(const struct http_request *r)
 	return r->peer;
 }
 
-STACK_OF(X509) * http_request_peer_chain(const struct http_request *r, int *verified)
+STACK_OF(X509) * http_request_peer_chain(struct http_request *r, int *verified)
 {
-	if (verified)
+	if (verified) {
+		if (r->chain && r->verified < 0)
+			r->verified = http_tls_chain_verified(r->w->srv->ctx, r->chain);
 		*verified = r->chain ? r->verified : 0;
+	}
 	return r->chain;
 }
 

@@ -25,9 +25,9 @@ struct http_server_opts {
 	const char *listen;    /* "127.0.0.1:8443", "[::1]:8443", ":8443" */
 	const char *cert_file; /* server certificate chain, PEM (leaf first) */
 	const char *key_file;  /* its private key, PEM (0600) */
-	/* Client certificates are requested (not required) and verified against this
-	 * PEM bundle when set; the handler sees whether verification passed. NULL:
-	 * client certificates are not requested. */
+	/* Client certificates are requested (not required) from the CAs of this PEM
+	 * bundle when set, and verified against it when a handler asks
+	 * (http_request_peer_chain). NULL: client certificates are not requested. */
 	const char *client_ca_file;
 	int workers;              /* event loops / threads, default 1 */
 	int max_connections;      /* per worker, default 1000; at the limit the worker
@@ -69,9 +69,11 @@ const char *http_request_header(const struct http_request *r, const char *name);
 const uint8_t *http_request_body(const struct http_request *r, size_t *len);
 /* Peer address as text, for logs. */
 const char *http_request_peer(const struct http_request *r);
-/* The TLS client certificate chain (leaf first; not owned) or NULL, and whether it
- * verified against client_ca_file. */
-STACK_OF(X509) * http_request_peer_chain(const struct http_request *r, int *verified);
+/* The TLS client certificate chain (leaf first; not owned) or NULL. The handshake
+ * proved the client holds the leaf's key but did not verify the chain: when
+ * verified is not NULL, it is verified against client_ca_file (once per request)
+ * and *verified says whether it passed. */
+STACK_OF(X509) * http_request_peer_chain(struct http_request *r, int *verified);
 /* Channel binding of the TLS connection: tls-unique (TLS 1.2, RFC 5929) or
  * tls-exporter (TLS 1.3, RFC 9266: 32 bytes of EXPORTER-Channel-Binding). *len is
  * set; returns NULL when unavailable (tls-unique needs the extended master secret,

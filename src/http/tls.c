@@ -61,14 +61,15 @@ static const char *ssl_error(char *buf, size_t len)
 	return buf;
 }
 
-/* Accepts any client certificate so that the handshake goes on; the handler
- * learns from http_request_peer_chain whether it verified. */
-static int verify_cb(int ok, X509_STORE_CTX *x)
+/* Takes any client certificate without building its chain: the handshake still
+ * checks that the client holds its key (CertificateVerify), and the chain is
+ * verified only when a handler asks (http_tls_chain_verified), against what it
+ * trusts. An EST profile checks its own anchors, so a check here would be paid
+ * twice for every device. */
+static int accept_unverified(X509_STORE_CTX *x, void *arg)
 {
-	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
-	struct conn *c = ssl ? conn_of_ssl(ssl) : NULL;
-	if (!ok && c)
-		c->verify_failed = 1;
+	(void)x;
+	(void)arg;
 	return 1;
 }
 
@@ -172,9 +173,27 @@ static int load_client_ca(SSL_CTX *ctx, const char *path, struct acmera_errmsg *
 		return acmera_fail(e, ACMERA_ERR_CONFIG, "client CA file %s: no certificate in it",
 		                   path);
 	SSL_CTX_set_client_CA_list(ctx, names);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_cert_verify_callback(ctx, accept_unverified, NULL);
 	SSL_CTX_set_verify_depth(ctx, 8);
 	return 0;
+}
+
+int http_tls_chain_verified(SSL_CTX *ctx, STACK_OF(X509) * chain)
+{
+	X509_STORE *store = NULL;
+	if (!ctx || !chain || sk_X509_num(chain) < 1 ||
+	    !SSL_CTX_get0_verify_cert_store(ctx, &store) || !store)
+		return 0;
+	X509_STORE_CTX *x = X509_STORE_CTX_new();
+	int ok =
+	    x && X509_STORE_CTX_init(x, store, sk_X509_value(chain, 0), chain) == 1 &&
+	    X509_STORE_CTX_set_default(x, "ssl_client") == 1 &&
+	    X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(x), SSL_CTX_get0_param(ctx)) == 1 &&
+	    X509_verify_cert(x) == 1;
+	X509_STORE_CTX_free(x);
+	ERR_clear_error();
+	return ok;
 }
 
 int http_tls_ctx_new(const struct http_server_opts *o, SSL_CTX **out, struct acmera_errmsg *e)
@@ -235,9 +254,8 @@ void http_tls_close_notify(SSL *ssl)
 	ERR_clear_error();
 }
 
-STACK_OF(X509) * http_tls_peer_chain(SSL *ssl, const struct conn *c, int *verified)
+STACK_OF(X509) * http_tls_peer_chain(SSL *ssl)
 {
-	*verified = 0;
 	X509 *leaf = SSL_get0_peer_certificate(ssl);
 	if (!leaf)
 		return NULL;
@@ -259,7 +277,6 @@ STACK_OF(X509) * http_tls_peer_chain(SSL *ssl, const struct conn *c, int *verifi
 		}
 		X509_up_ref(x);
 	}
-	*verified = !c->verify_failed && SSL_get_verify_result(ssl) == X509_V_OK;
 	return sk;
 }
 
