@@ -530,8 +530,6 @@ static void wait_tick(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(w->timer, &tv);
 }
 
-/* Records the job once (repeats join it) and answers now, or later from the
- * worker's loop: 200 with the certificate, or 202 after est.wait. */
 /* Wipes and frees a key made for serverkeygen that will not be sent. */
 static void drop_key(uint8_t *key, size_t len)
 {
@@ -539,6 +537,21 @@ static void drop_key(uint8_t *key, size_t len)
 		OPENSSL_cleanse(key, len);
 		free(key);
 	}
+}
+
+/* The job is committed without the disk sync: one that a power loss takes back
+ * is submitted again by the device's retry of the same CSR, and the commit of its
+ * certificate syncs it in any case. A crash of the process loses nothing. */
+static int submit_unsynced(struct store *st, const struct csr_info *csr, const char *names,
+                           int64_t now, int64_t *job, int *created, struct acmera_errmsg *e)
+{
+	int rc = store_batch_begin_lazy(st, e);
+	if (rc)
+		return rc;
+	rc = store_job_submit(st, csr->der, csr->der_len, names, now, job, created, e);
+	if (store_batch_end(st, rc ? NULL : e) && rc == 0)
+		rc = ACMERA_ERR_STORE;
+	return rc;
 }
 
 /* Records the job once (repeats join it) and answers now, or later from the
@@ -569,8 +582,7 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 	char *names = csr_names_joined(csr);
 	int64_t job = 0;
 	int created = 0;
-	if (!names ||
-	    store_job_submit(st, csr->der, csr->der_len, names, now, &job, &created, &e)) {
+	if (!names || submit_unsynced(st, csr, names, now, &job, &created, &e)) {
 		free(names);
 		reply_retry(req, 503, s->cfg->est.retry_after,
 		            e.text[0] ? e.text : "out of memory");
