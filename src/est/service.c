@@ -8,6 +8,7 @@
 #include "est/auth.h"
 #include "est/body.h"
 #include "est/csrattrs.h"
+#include "est/job_watch.h"
 #include "est/policy.h"
 #include "est/serverkeygen.h"
 #include "est/worker_state.h"
@@ -24,9 +25,9 @@
 #include <time.h>
 
 #define EST_PREFIX "/.well-known/est/"
-#define WAIT_TICK_MS 50
-/* A wait looks in the store when this process finished a job, and at least this
- * often anyway (another process may have). */
+/* A wait looks in the store when this process finished its job (job_watch.h),
+ * and at least this often anyway: another process sharing the store, e.g.
+ * `acmera issue`, may have finished it. */
 #define WAIT_LOOK_MS 1000
 #define MAX_NAME 254
 
@@ -399,15 +400,13 @@ static void op_csrattrs(struct est_service *s, const struct est_profile *p,
 struct wait {
 	struct est_service *s;
 	struct http_request *req;
-	struct event *timer;
-	int64_t job;
+	struct event *timer;          /* the deadline, or the next look in the store if sooner */
+	struct job_watch_entry watch; /* watch.job: the job */
 	char digest[65];
 	char label[64];
 	char op[16];
 	char name[MAX_NAME];
 	int64_t deadline_ms;
-	int64_t look_ms;   /* when to look in the store whatever happened */
-	uint64_t finished; /* store_jobs_finished_here() when it last looked */
 	char peer[80];
 	/* serverkeygen: the key made for the device, sent with the certificate. */
 	uint8_t *key_der;
@@ -424,6 +423,7 @@ static int64_t mono_ms(void)
 
 static void wait_free(struct wait *w)
 {
+	job_watch_remove(&w->watch);
 	if (w->timer)
 		event_free(w->timer);
 	if (w->key_der) {
@@ -469,17 +469,13 @@ static void wait_gone(void *arg)
 	wait_free(arg);
 }
 
-/* 1 when the wait ended (answered). Before answering, the request forgets w:
- * after the answer, the connection may close at any time. */
+/* Looks in the store; 1 when the wait ended (answered), with the certificate,
+ * the job's failure, or 202 past the deadline. Before answering, the request
+ * forgets w: after the answer, the connection may close at any time. */
 static int wait_check(struct wait *w)
 {
 	struct acmera_errmsg e = {{0}};
 	int64_t now_ms = mono_ms();
-	uint64_t finished = store_jobs_finished_here();
-	if (finished == w->finished && now_ms < w->look_ms && now_ms < w->deadline_ms)
-		return 0; /* nothing can have changed for this job */
-	w->finished = finished;
-	w->look_ms = now_ms + WAIT_LOOK_MS;
 	struct store *st = store_of(w->s, &e);
 	struct store_cert c = {0};
 	if (!st) {
@@ -496,7 +492,7 @@ static int wait_check(struct wait *w)
 		return 1;
 	}
 	struct store_job j = {0};
-	if (store_job_get(st, w->job, &j, NULL) == 0 && j.state == JOB_FAILED) {
+	if (store_job_get(st, w->watch.job, &j, NULL) == 0 && j.state == JOB_FAILED) {
 		char why[600];
 		snprintf(why, sizeof(why), "the CA did not issue: %s", j.reason ? j.reason : "");
 		http_request_on_gone(w->req, NULL, NULL);
@@ -516,7 +512,21 @@ static int wait_check(struct wait *w)
 	return 0;
 }
 
-static void wait_tick(evutil_socket_t fd, short what, void *arg)
+/* The timer at at_ms (0: at once), but no later than the next look in the store
+ * nor the deadline. */
+static void wait_arm(struct wait *w, int64_t at_ms)
+{
+	int64_t now_ms = mono_ms();
+	if (at_ms > now_ms + WAIT_LOOK_MS)
+		at_ms = now_ms + WAIT_LOOK_MS;
+	if (at_ms > w->deadline_ms)
+		at_ms = w->deadline_ms;
+	int64_t ms = at_ms > now_ms ? at_ms - now_ms : 0;
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(w->timer, &tv);
+}
+
+static void wait_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct wait *w = arg;
 	(void)fd;
@@ -526,8 +536,17 @@ static void wait_tick(evutil_socket_t fd, short what, void *arg)
 		wait_free(w);
 		return;
 	}
-	struct timeval tv = {0, WAIT_TICK_MS * 1000};
-	evtimer_add(w->timer, &tv);
+	wait_arm(w, INT64_MAX);
+}
+
+/* Its job finished in this process (or may have: the store forgot which did).
+ * When the look does not answer, the timer keeps its time. */
+static void wait_woken(void *arg)
+{
+	struct wait *w = arg;
+	set_current_peer(w->peer);
+	if (wait_check(w))
+		wait_free(w);
 }
 
 /* Wipes and frees a key made for serverkeygen that will not be sent. */
@@ -601,27 +620,32 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 	}
 	w->s = s;
 	w->req = req;
-	w->job = job;
 	memcpy(w->digest, csr->sha256_hex, sizeof(w->digest));
 	snprintf(w->label, sizeof(w->label), "%s", label);
 	snprintf(w->op, sizeof(w->op), "%s", op);
 	snprintf(w->name, sizeof(w->name), "%s", name);
 	snprintf(w->peer, sizeof(w->peer), "%s", current_peer);
 	w->deadline_ms = mono_ms() + s->cfg->est.wait;
-	w->finished = finished_before;
-	w->look_ms = mono_ms() + WAIT_LOOK_MS;
 	w->key_der = key_der; /* the wait owns it from here */
 	w->key_len = key_len;
 	if (key_digest)
 		snprintf(w->key_digest, sizeof(w->key_digest), "%s", key_digest);
-	w->timer = evtimer_new(http_request_base(req), wait_tick, w);
+	w->timer = evtimer_new(http_request_base(req), wait_timer, w);
 	if (!w->timer) {
 		wait_free(w);
 		reply_retry(req, 202, s->cfg->est.retry_after, "the certificate is being issued");
 		return;
 	}
-	struct timeval tv = {0, WAIT_TICK_MS * 1000};
-	evtimer_add(w->timer, &tv);
+	w->watch.job = job;
+	w->watch.on_finished = wait_woken;
+	w->watch.arg = w;
+	/* A job finished between finished_before and the watch wakes nothing: looked
+	 * for at once, from the loop. */
+	int rc = job_watch_add(http_request_base(req), &w->watch, finished_before, &e);
+	if (rc < 0)
+		log_event(LOG_LVL_WARN, "est.wait", "job=%lld error=%s effect=%s", (long long)job,
+		          log_qv(e.text), log_qv("looks in the store every second"));
+	wait_arm(w, rc == 1 ? 0 : INT64_MAX);
 	/* Last: when the client has already left, this frees w at once. */
 	http_request_on_gone(req, wait_gone, w);
 }

@@ -3,6 +3,7 @@
  * are bound; multi-statement changes run in BEGIN IMMEDIATE transactions so that
  * they are atomic across processes. */
 #include "store/store.h"
+#include "store/job_events.h"
 #include "store/migrations.h"
 #include "store/sqlite_internal.h"
 #include "pki/csr.h"
@@ -12,7 +13,6 @@
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +176,8 @@ struct store {
 	int batch_nosync;        /* store_batch_begin_nosync: its commit skips the sync */
 	int batch_lazy;          /* store_batch_begin_lazy: syncs from its first certificate */
 	uint64_t batch_finished; /* jobs finished in the batch, counted at its commit */
+	int64_t *batch_ids;      /* their ids, published at its commit */
+	size_t batch_ids_n, batch_ids_cap;
 	sqlite3_stmt *st[Q_COUNT];
 };
 
@@ -325,20 +327,27 @@ static void tx_rollback(struct store *s)
 		run(s, Q_RELEASE, "rollback", NULL);
 }
 
-static atomic_uint_fast64_t jobs_finished_here;
-
-uint64_t store_jobs_finished_here(void)
+/* A job finished: seen by waiters once it is committed. A batch keeps the ids
+ * until then; batch_finished counts from 0 in each batch, so its first finished
+ * job starts the list afresh. An id that finds no room is published as unknown,
+ * which makes every waiter look. */
+static void job_finished(struct store *s, int64_t id)
 {
-	return atomic_load(&jobs_finished_here);
-}
-
-/* A job finished: seen by waiters once it is committed. */
-static void job_finished(struct store *s)
-{
-	if (s->batch)
-		s->batch_finished++;
-	else
-		atomic_fetch_add(&jobs_finished_here, 1);
+	if (!s->batch) {
+		store_jobs_finished_publish(&id, 1, 1);
+		return;
+	}
+	if (s->batch_finished++ == 0)
+		s->batch_ids_n = 0;
+	if (s->batch_ids_n == s->batch_ids_cap) {
+		size_t cap = s->batch_ids_cap ? 2 * s->batch_ids_cap : 16;
+		int64_t *ids = realloc(s->batch_ids, cap * sizeof(*ids));
+		if (!ids)
+			return;
+		s->batch_ids = ids;
+		s->batch_ids_cap = cap;
+	}
+	s->batch_ids[s->batch_ids_n++] = id;
 }
 
 int store_sqlite_tx_begin(struct store *s, struct acmera_errmsg *e)
@@ -358,7 +367,7 @@ int store_sqlite_tx_end(struct store *s, int rc, struct acmera_errmsg *e)
 /* The jobs a batch finished become visible to waiters with its commit. */
 static void batch_publish_finished(struct store *s)
 {
-	atomic_fetch_add(&jobs_finished_here, s->batch_finished);
+	store_jobs_finished_publish(s->batch_ids, s->batch_ids_n, s->batch_finished);
 	s->batch_finished = 0;
 }
 
@@ -570,6 +579,7 @@ void store_close(struct store *s)
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	sqlite3_close_v2(s->db);
+	free(s->batch_ids);
 	free(s);
 }
 
@@ -1268,7 +1278,7 @@ int store_job_fail(struct store *s, int64_t id, const char *owner, const char *r
 	}
 	rc = change_held(s, st, "job fail", id, e);
 	if (rc >= 0)
-		job_finished(s);
+		job_finished(s, id);
 	return rc;
 }
 
@@ -1351,7 +1361,7 @@ int store_job_complete(struct store *s, int64_t id, const char *owner, const cha
 	st = NULL;
 	rc = tx_commit(s, e);
 	if (rc >= 0)
-		job_finished(s);
+		job_finished(s, id);
 out:
 	done(st);
 	if (rc < 0)

@@ -169,12 +169,12 @@ int store_job_fail(struct store *s, int64_t id, const char *owner, const char *r
  * transaction; when the owner no longer holds the job nothing is stored. */
 int store_job_complete(struct store *s, int64_t id, const char *owner, const char *chain_pem,
                        int64_t not_after, const char *issuer, struct acmera_errmsg *e);
-/* Counts of jobs per state (array indexed by enum store_job_state). */
 /* How many jobs this process has completed or failed, through any handle. Someone
  * waiting for a job in this process who saw the same count before has nothing new
  * to look up (jobs finished by other processes are not counted: look now and then
- * anyway). */
+ * anyway). Which jobs they were, and a wake-up when more finish: job_events.h. */
 uint64_t store_jobs_finished_here(void);
+/* Counts of jobs per state (array indexed by enum store_job_state). */
 int store_job_counts(struct store *s, int64_t counts[4], struct acmera_errmsg *e);
 void store_job_free(struct store_job *j);
 void store_jobs_free(struct store_job *jobs, size_t n);

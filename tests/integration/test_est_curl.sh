@@ -2,9 +2,10 @@
 # `acmera serve` as an EST RA (RFC 7030) driven by curl and openssl as an independent client,
 # in the manner of RFC 7030's examples: /cacerts, /csrattrs, /simpleenroll with HTTP Basic,
 # 202 + Retry-After and retries, one ACME order for a CSR posted 20 times at once, a restart
-# between a 202 and the retry, the IDevID profile "iot" with /simplereenroll, refusals (with
-# their status, a reason, and no ACME traffic), keep-alive, TLS 1.2 and 1.3, and that a
-# certificate past its notAfter is never served. Peers: BIND 9 named and Pebble on loopback.
+# between a 202 and the retry, held requests answered as soon as their job finishes, the
+# IDevID profile "iot" with /simplereenroll, refusals (with their status, a reason, and no ACME
+# traffic), keep-alive, TLS 1.2 and 1.3, and that a certificate past its notAfter is never
+# served. Peers: BIND 9 named and Pebble on loopback.
 set -uo pipefail
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/named.sh"
@@ -165,6 +166,28 @@ orders()
 
 # orders_above N: Pebble has handled more than N newOrder requests.
 orders_above() { [ "$(orders)" -gt "$1" ]; }
+
+# answer_lags: for the log lines on stdin, the milliseconds from the last certificate stored
+# (event=acme.certificate) to each later answer that sent an issued one.
+answer_lags()
+{
+	python3 -c '
+import re, sys
+from datetime import datetime
+stored, lags = None, []
+for line in sys.stdin:
+    m = re.match(r"ts=(\S+)Z ", line)
+    if not m:
+        continue
+    t = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+    if " event=acme.certificate " in line:
+        stored = t
+    elif stored and " event=est.request " in line and " status=200 " in line \
+            and " reason=issued" in line:
+        lags.append(str(round((t - stored).total_seconds() * 1000)))
+print(" ".join(lags))
+'
+}
 
 # relaunch_est: stop `acmera serve` and start it again on the same config and port.
 relaunch_est()
@@ -593,6 +616,35 @@ if relaunch_est; then
 		seen=$(enroll long "$EST/simpleenroll" "$CSRS/long.b64" 1 -K "$BASIC" --max-time 25)
 		check_enrolled "wait = 20000: the first answer is 200 with the certificate" long "$seen" \
 			"$CSRS/long.csr"
+		# Held requests are answered when their job finishes (the store wakes the worker),
+		# not at their next look in the store (each second, for jobs finished elsewhere):
+		# the same CSR posted three times 300 ms apart while Pebble is paused, so all
+		# three wait on one job, each answered within 150 ms of its certificate being
+		# stored. Looks a second apart from each request's arrival would answer at most
+		# one of them that soon.
+		new_csr "$CSRS/prompt" "$USER_NAME" "$USER_NAME" &&
+			b64_lines "$CSRS/prompt.der" "$CSRS/prompt.b64"
+		mark=$(wc -l <"$EST_LOG")
+		kill -STOP "$PEBBLE_PID"
+		pids=()
+		for n in 1 2 3; do
+			post prompt$n "$EST/simpleenroll" "$CSRS/prompt.b64" -K "$BASIC" --max-time 25 \
+				>"$W/prompt$n.code" &
+			pids+=($!)
+			sleep 0.3
+		done
+		kill -CONT "$PEBBLE_PID"
+		wait "${pids[@]}"
+		statuses="$(<"$W/prompt1.code") $(<"$W/prompt2.code") $(<"$W/prompt3.code")"
+		lags=$(tail -n +"$((mark + 1))" "$EST_LOG" | answer_lags)
+		read -r -a lag <<<"$lags"
+		if [ "$statuses" = "200 200 200" ] && [ "${#lag[@]}" = 3 ] &&
+			[ "${lag[0]}" -lt 150 ] && [ "${lag[1]}" -lt 150 ] && [ "${lag[2]}" -lt 150 ]; then
+			ok "held requests are answered as soon as their job finishes ($lags ms after)"
+		else
+			fail "held requests are answered as soon as their job finishes" \
+				"statuses: $statuses; ms from certificate stored to each answer: $lags"
+		fi
 		# A client that gives up during the wait: the job goes on, its retry gets it.
 		new_csr "$CSRS/left" "$USER_NAME" "$USER_NAME" && b64_lines "$CSRS/left.der" "$CSRS/left.b64"
 		code=$(post left1 "$EST/simpleenroll" "$CSRS/left.b64" -K "$BASIC" --max-time 0.3)
