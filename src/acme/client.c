@@ -56,6 +56,7 @@ struct acme_client {
 	int have_dir;
 	struct nonce_pool nonces;
 	EVP_PKEY *key;
+	struct jws_signer *signer; /* for key, made at its first signature */
 	char *kid;
 	char *thumbprint;
 	struct timer *timers; /* sorted by due_ms */
@@ -198,6 +199,7 @@ void acme_client_free(struct acme_client *c)
 	free(c->ca_bundle);
 	free(c->kid);
 	free(c->thumbprint);
+	jws_signer_free(c->signer);
 	free(c);
 }
 
@@ -215,6 +217,12 @@ void acme_client_set_key(struct acme_client *c, EVP_PKEY *key, const char *kid)
 {
 	/* Copied before the old one goes: kid may be acme_client_kid(c) itself. */
 	char *copy = kid ? strdup(kid) : NULL;
+	/* The signer holds a reference to its key, so no other key can take the
+	 * same address while it lives: comparing pointers is enough. */
+	if (key != c->key) {
+		jws_signer_free(c->signer);
+		c->signer = NULL;
+	}
 	c->key = key;
 	free(c->kid);
 	c->kid = copy;
@@ -457,9 +465,13 @@ static void send_request(struct request *q)
 			fire(q, acmera_fail(&e, ACMERA_ERR_INVAL, "no account key"), &e);
 			return;
 		}
+		if (!c->signer && (rc = jws_signer_new(c->key, &c->signer, &e)) != 0) {
+			fire(q, rc, &e);
+			return;
+		}
 		free(q->body_sent);
-		q->body_sent =
-		    jws_sign(c->key, q->use_jwk ? NULL : c->kid, nonce, q->url, q->payload, &e);
+		q->body_sent = jws_signer_sign(c->signer, q->use_jwk ? NULL : c->kid, nonce, q->url,
+		                               q->payload, &e);
 		if (!q->body_sent) {
 			fire(q, ACMERA_ERR_INVAL, &e);
 			return;

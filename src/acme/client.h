@@ -68,7 +68,9 @@ const struct acme_directory *acme_client_directory(const struct acme_client *c);
 const char *acme_client_directory_url(const struct acme_client *c);
 
 /* The account key (not owned: the caller keeps it alive) and, once known, the
- * account URL used as "kid". Without kid, requests carry the jwk. */
+ * account URL used as "kid". Without kid, requests carry the jwk. Signing sets the
+ * key up once (jws_signer), which holds a reference to it until another key (or
+ * NULL) is set or the client is freed. */
 void acme_client_set_key(struct acme_client *c, EVP_PKEY *key, const char *kid);
 const char *acme_client_kid(const struct acme_client *c);
 /* RFC 7638 thumbprint of the account key (for dns-01 values). */

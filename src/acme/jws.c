@@ -7,6 +7,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -145,9 +146,9 @@ int acme_key_from_pem(const char *pem, EVP_PKEY **out, struct acmera_errmsg *e)
 	return 0;
 }
 
-const char *jws_alg(EVP_PKEY *key)
+static const char *kind_alg(enum jws_key_kind kind)
 {
-	switch (key_kind(key)) {
+	switch (kind) {
 	case JWS_KEY_P256:
 		return "ES256";
 	case JWS_KEY_P384:
@@ -157,6 +158,11 @@ const char *jws_alg(EVP_PKEY *key)
 	default:
 		return NULL;
 	}
+}
+
+const char *jws_alg(EVP_PKEY *key)
+{
+	return kind_alg(key_kind(key));
 }
 
 static const EVP_MD *key_md(enum jws_key_kind kind)
@@ -262,33 +268,67 @@ char *jws_thumbprint(EVP_PKEY *key)
 	return tp;
 }
 
+struct jws_signer {
+	EVP_PKEY *key;
+	enum jws_key_kind kind;
+	EVP_MD_CTX *ready; /* EVP_DigestSignInit done; each signature works on a copy */
+};
+
+int jws_signer_new(EVP_PKEY *key, struct jws_signer **out, struct acmera_errmsg *e)
+{
+	*out = NULL;
+	enum jws_key_kind kind = key_kind(key);
+	if (kind == JWS_KEY_NONE)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "unsupported account key");
+	struct jws_signer *s = calloc(1, sizeof(*s));
+	if (!s || !EVP_PKEY_up_ref(key)) {
+		free(s);
+		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
+	}
+	s->key = key;
+	s->kind = kind;
+	s->ready = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	if (!s->ready || EVP_DigestSignInit(s->ready, &pctx, key_md(kind), NULL, key) != 1 ||
+	    (kind == JWS_KEY_RSA && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)) {
+		jws_signer_free(s);
+		ERR_clear_error();
+		return acmera_fail(e, ACMERA_ERR_INVAL, "cannot set up JWS signing");
+	}
+	*out = s;
+	return 0;
+}
+
+EVP_PKEY *jws_signer_key(const struct jws_signer *s)
+{
+	return s ? s->key : NULL;
+}
+
+void jws_signer_free(struct jws_signer *s)
+{
+	if (!s)
+		return;
+	EVP_MD_CTX_free(s->ready);
+	EVP_PKEY_free(s->key);
+	free(s);
+}
+
 /* JWS signature over in (RFC 7518 3.3 and 3.4), as base64url. EC signatures are
  * turned from DER ECDSA-Sig-Value into fixed-width r||s. */
-static char *sign_b64url(EVP_PKEY *key, const char *in, size_t inlen)
+static char *sign_b64url(const struct jws_signer *s, const char *in, size_t inlen)
 {
-	enum jws_key_kind kind = key_kind(key);
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	uint8_t *der = NULL;
+	uint8_t der[RSA_MAX_BITS / 8]; /* an RSA signature is the modulus' size; DER ECDSA less */
+	size_t derlen = sizeof(der);
 	ECDSA_SIG *sig = NULL;
 	char *res = NULL;
-	size_t derlen = 0;
-	if (!ctx || kind == JWS_KEY_NONE)
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_MD_CTX_copy_ex(ctx, s->ready) != 1)
 		goto out;
-	/* One signature per context: OpenSSL need not copy it to keep it reusable. */
+	/* One signature per copy: OpenSSL need not copy it again to keep it reusable. */
 	EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
-	if (EVP_DigestSignInit(ctx, NULL, key_md(kind), NULL, key) != 1)
-		goto out;
-	if (kind == JWS_KEY_RSA &&
-	    EVP_PKEY_CTX_set_rsa_padding(EVP_MD_CTX_get_pkey_ctx(ctx), RSA_PKCS1_PADDING) != 1)
-		goto out;
-	if (EVP_DigestSign(ctx, NULL, &derlen, (const uint8_t *)in, inlen) != 1)
-		goto out;
-	der = malloc(derlen);
-	if (!der)
-		goto out;
 	if (EVP_DigestSign(ctx, der, &derlen, (const uint8_t *)in, inlen) != 1)
 		goto out;
-	if (kind == JWS_KEY_RSA) {
+	if (s->kind == JWS_KEY_RSA) {
 		res = b64url_encode(der, derlen);
 		goto out;
 	}
@@ -296,15 +336,16 @@ static char *sign_b64url(EVP_PKEY *key, const char *in, size_t inlen)
 	sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
 	if (!sig)
 		goto out;
-	int w = kind == JWS_KEY_P256 ? 32 : 48;
+	int w = s->kind == JWS_KEY_P256 ? 32 : 48;
 	uint8_t rs[96];
 	if (BN_bn2binpad(ECDSA_SIG_get0_r(sig), rs, w) != w ||
 	    BN_bn2binpad(ECDSA_SIG_get0_s(sig), rs + w, w) != w)
 		goto out;
 	res = b64url_encode(rs, (size_t)(2 * w));
 out:
+	if (!res)
+		ERR_clear_error();
 	ECDSA_SIG_free(sig);
-	free(der);
 	EVP_MD_CTX_free(ctx);
 	return res;
 }
@@ -316,7 +357,7 @@ static char *b64url_str(const char *s)
 
 /* Flattened JWS {protected, payload, signature} over a header object and payload text
  * (NULL = empty payload for POST-as-GET). Returns a new json object. */
-static json_t *jws_build(EVP_PKEY *key, json_t *header, const char *payload,
+static json_t *jws_build(const struct jws_signer *s, json_t *header, const char *payload,
                          struct acmera_errmsg *e)
 {
 	char *htext = NULL, *h64 = NULL, *p64 = NULL, *input = NULL, *s64 = NULL;
@@ -335,7 +376,7 @@ static json_t *jws_build(EVP_PKEY *key, json_t *header, const char *payload,
 	memcpy(input, h64, hl);
 	input[hl] = '.';
 	memcpy(input + hl + 1, p64, pl + 1);
-	s64 = sign_b64url(key, input, hl + 1 + pl);
+	s64 = sign_b64url(s, input, hl + 1 + pl);
 	if (!s64) {
 		acmera_fail(e, ACMERA_ERR_INVAL, "JWS signing failed");
 		goto out;
@@ -366,10 +407,10 @@ static char *dump_free(json_t *j, struct acmera_errmsg *e)
 	return s;
 }
 
-char *jws_sign(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
-               const char *payload, struct acmera_errmsg *e)
+char *jws_signer_sign(struct jws_signer *s, const char *kid, const char *nonce, const char *url,
+                      const char *payload, struct acmera_errmsg *e)
 {
-	const char *alg = jws_alg(key);
+	const char *alg = s ? kind_alg(s->kind) : NULL;
 	if (!alg) {
 		acmera_fail(e, ACMERA_ERR_INVAL, "unsupported account key");
 		return NULL;
@@ -386,20 +427,31 @@ char *jws_sign(EVP_PKEY *key, const char *kid, const char *nonce, const char *ur
 		if (json_object_set_new(header, "kid", json_string(kid)))
 			goto nomem;
 	} else {
-		json_t *jwk = jws_jwk(key);
+		json_t *jwk = jws_jwk(s->key);
 		if (!jwk || json_object_set_new(header, "jwk", jwk))
 			goto nomem;
 	}
 	if (json_object_set_new(header, "nonce", json_string(nonce)) ||
 	    json_object_set_new(header, "url", json_string(url)))
 		goto nomem;
-	json_t *jws = jws_build(key, header, payload, e);
+	json_t *jws = jws_build(s, header, payload, e);
 	json_decref(header);
 	return dump_free(jws, e);
 nomem:
 	json_decref(header);
 	acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory building JWS header");
 	return NULL;
+}
+
+char *jws_sign(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
+               const char *payload, struct acmera_errmsg *e)
+{
+	struct jws_signer *s = NULL;
+	if (jws_signer_new(key, &s, e))
+		return NULL;
+	char *jws = jws_signer_sign(s, kid, nonce, url, payload, e);
+	jws_signer_free(s);
+	return jws;
 }
 
 json_t *jws_eab(EVP_PKEY *account_key, const char *eab_kid, const char *hmac_key_b64url,
@@ -479,6 +531,7 @@ char *jws_key_change_inner(EVP_PKEY *new_key, EVP_PKEY *old_key, const char *kid
 {
 	json_t *header = NULL, *payload = NULL, *jws = NULL;
 	char *ptext = NULL;
+	struct jws_signer *s = NULL;
 	const char *alg = jws_alg(new_key);
 	if (!alg || !jws_alg(old_key)) {
 		acmera_fail(e, ACMERA_ERR_INVAL, "unsupported account key");
@@ -501,11 +554,13 @@ char *jws_key_change_inner(EVP_PKEY *new_key, EVP_PKEY *old_key, const char *kid
 	ptext = json_dumps(payload, JSON_COMPACT);
 	if (!ptext)
 		goto nomem;
-	jws = jws_build(new_key, header, ptext, e);
+	if (jws_signer_new(new_key, &s, e) == 0)
+		jws = jws_build(s, header, ptext, e);
 	goto out;
 nomem:
 	acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory building key change");
 out:
+	jws_signer_free(s);
 	json_decref(header);
 	json_decref(payload);
 	free(ptext);

@@ -48,8 +48,9 @@ struct ca_ctx {
 	struct ca_jws jws;
 	struct ca_account acct; /* the signing account (kid requests) */
 	int has_acct;
-	EVP_PKEY *key;   /* the key that signed (owned) */
-	json_t *payload; /* the payload object, NULL for POST-as-GET */
+	EVP_PKEY *key;                    /* the key that signed (owned) */
+	struct ca_jws_verifier *verifier; /* for an account's key, from the cache (owned) */
+	json_t *payload;                  /* the payload object, NULL for POST-as-GET */
 	int64_t now;
 	struct buf links; /* Link values other than rel="index" */
 };

@@ -495,11 +495,25 @@ out:
 	return rc;
 }
 
-int ca_jws_verify(const struct ca_jws *j, EVP_PKEY *key, const char **problem,
-                  struct acmera_errmsg *e)
+static const EVP_MD *kind_md(enum jws_key_kind kind)
 {
-	enum jws_key_kind kind = jws_key_kind(key),
-	                  want = j && j->signing_input ? alg_kind(j->alg) : JWS_KEY_NONE;
+	return kind == JWS_KEY_ED25519 ? NULL : kind == JWS_KEY_P384 ? EVP_sha384() : EVP_sha256();
+}
+
+/* EVP_DigestVerifyInit for the JWS algorithm of kind; 1 on success. */
+static int verify_init(EVP_MD_CTX *ctx, EVP_PKEY *key, enum jws_key_kind kind)
+{
+	EVP_PKEY_CTX *pctx = NULL;
+	return EVP_DigestVerifyInit(ctx, &pctx, kind_md(kind), NULL, key) == 1 &&
+	       (kind != JWS_KEY_RSA || EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1);
+}
+
+/* j's signature checked with key, whose kind is kind, on a copy of ready (a context
+ * verify_init made for key), or on a context set up here when ready is NULL. */
+static int verify_sig(const struct ca_jws *j, EVP_PKEY *key, enum jws_key_kind kind,
+                      const EVP_MD_CTX *ready, const char **problem, struct acmera_errmsg *e)
+{
+	enum jws_key_kind want = j && j->signing_input ? alg_kind(j->alg) : JWS_KEY_NONE;
 	uint8_t *der = NULL;
 	size_t derlen = 0;
 	EVP_MD_CTX *ctx = NULL;
@@ -547,19 +561,13 @@ int ca_jws_verify(const struct ca_jws *j, EVP_PKEY *key, const char **problem,
 		sig = der;
 		siglen = derlen;
 	}
-	const EVP_MD *md = kind == JWS_KEY_ED25519 ? NULL
-	                   : kind == JWS_KEY_P384  ? EVP_sha384()
-	                                           : EVP_sha256();
-	EVP_PKEY_CTX *pctx = NULL;
 	ctx = EVP_MD_CTX_new();
-	/* One verification per context: OpenSSL need not copy it to keep it reusable. */
-	if (ctx)
-		EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
-	if (!ctx || EVP_DigestVerifyInit(ctx, &pctx, md, NULL, key) != 1 ||
-	    (kind == JWS_KEY_RSA && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)) {
+	if (!ctx || !(ready ? EVP_MD_CTX_copy_ex(ctx, ready) == 1 : verify_init(ctx, key, kind))) {
 		acmera_fail(e, rc, "cannot set up %s verification", j->alg);
 		goto out;
 	}
+	/* One verification per context: OpenSSL need not copy it to keep it reusable. */
+	EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
 	if (EVP_DigestVerify(ctx, sig, siglen, (const uint8_t *)j->signing_input,
 	                     strlen(j->signing_input)) != 1) {
 		acmera_fail(e, rc, "JWS signature does not verify");
@@ -573,6 +581,88 @@ out:
 	OPENSSL_free(der);
 	set_problem(problem, rc ? prob : NULL);
 	return rc;
+}
+
+int ca_jws_verify(const struct ca_jws *j, EVP_PKEY *key, const char **problem,
+                  struct acmera_errmsg *e)
+{
+	/* A key seen once (a jwk's) gains nothing from a verifier: set up in place. */
+	return verify_sig(j, key, jws_key_kind(key), NULL, problem, e);
+}
+
+struct ca_jws_verifier {
+	EVP_PKEY *key;
+	enum jws_key_kind kind;
+	EVP_MD_CTX *ready; /* verify_init done; each verification works on a copy */
+};
+
+/* A verifier of key (kind) without its context. */
+static struct ca_jws_verifier *verifier_alloc(EVP_PKEY *key, enum jws_key_kind kind)
+{
+	struct ca_jws_verifier *v = calloc(1, sizeof(*v));
+	if (!v || !EVP_PKEY_up_ref(key)) {
+		free(v);
+		return NULL;
+	}
+	v->key = key;
+	v->kind = kind;
+	v->ready = EVP_MD_CTX_new();
+	if (!v->ready) {
+		ca_jws_verifier_free(v);
+		return NULL;
+	}
+	return v;
+}
+
+int ca_jws_verifier_new(EVP_PKEY *key, struct ca_jws_verifier **out, struct acmera_errmsg *e)
+{
+	*out = NULL;
+	enum jws_key_kind kind = jws_key_kind(key);
+	if (kind == JWS_KEY_NONE)
+		return acmera_fail(e, ACMERA_ERR_INVAL, "key is not of an allowed kind");
+	struct ca_jws_verifier *v = verifier_alloc(key, kind);
+	if (!v)
+		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
+	if (!verify_init(v->ready, key, kind)) {
+		ERR_clear_error();
+		ca_jws_verifier_free(v);
+		return acmera_fail(e, ACMERA_ERR_NOMEM, "cannot set up verification");
+	}
+	*out = v;
+	return 0;
+}
+
+struct ca_jws_verifier *ca_jws_verifier_dup(const struct ca_jws_verifier *v)
+{
+	struct ca_jws_verifier *d = v ? verifier_alloc(v->key, v->kind) : NULL;
+	if (d && EVP_MD_CTX_copy_ex(d->ready, v->ready) != 1) {
+		ERR_clear_error();
+		ca_jws_verifier_free(d);
+		d = NULL;
+	}
+	return d;
+}
+
+EVP_PKEY *ca_jws_verifier_key(const struct ca_jws_verifier *v)
+{
+	return v ? v->key : NULL;
+}
+
+int ca_jws_verify_with(const struct ca_jws *j, struct ca_jws_verifier *v, const char **problem,
+                       struct acmera_errmsg *e)
+{
+	if (!v)
+		return verify_sig(j, NULL, JWS_KEY_NONE, NULL, problem, e);
+	return verify_sig(j, v->key, v->kind, v->ready, problem, e);
+}
+
+void ca_jws_verifier_free(struct ca_jws_verifier *v)
+{
+	if (!v)
+		return;
+	EVP_MD_CTX_free(v->ready);
+	EVP_PKEY_free(v->key);
+	free(v);
 }
 
 /* ---- external account binding ---- */

@@ -54,6 +54,24 @@ int ca_jws_parse(const char *body, size_t len, struct ca_jws *out, const char **
 int ca_jws_verify(const struct ca_jws *j, EVP_PKEY *key, const char **problem,
                   struct acmera_errmsg *e);
 
+/* Verification by one key, set up once: its kind is found and an OpenSSL context
+ * initialised (EVP_DigestVerifyInit with its algorithm's digest and padding). Each
+ * verification then works on a copy of that context, which costs about a tenth of
+ * setting one up. acmera ca keeps one per cached account key (key_cache.h). Holds a
+ * reference to key. Not thread-safe: a verifier is used by one thread at a time, and
+ * ca_jws_verifier_dup gives another thread one of its own. */
+struct ca_jws_verifier;
+/* ACMERA_ERR_INVAL when key is not of an allowed kind. */
+int ca_jws_verifier_new(EVP_PKEY *key, struct ca_jws_verifier **out, struct acmera_errmsg *e);
+/* A copy of v, the caller's own; NULL when out of memory. Reads v only. */
+struct ca_jws_verifier *ca_jws_verifier_dup(const struct ca_jws_verifier *v);
+/* The key v was made for (v's reference, valid while v is). */
+EVP_PKEY *ca_jws_verifier_key(const struct ca_jws_verifier *v);
+/* ca_jws_verify with v's key: the same checks, answers and problems. */
+int ca_jws_verify_with(const struct ca_jws *j, struct ca_jws_verifier *v, const char **problem,
+                       struct acmera_errmsg *e);
+void ca_jws_verifier_free(struct ca_jws_verifier *v);
+
 /* A JWK (json object) to a new public key (*out, EVP_PKEY_free), with the kind rules
  * above: EC P-256/P-384 with full-width coordinates on the curve, RSA 2048..8192 bits
  * with a minimal-octet odd modulus and an odd exponent 3..2^256, OKP Ed25519; no

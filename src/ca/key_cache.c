@@ -1,8 +1,6 @@
 /* See key_cache.h. A direct-mapped table under one mutex: a hit is a hash, a
- * string compare and a reference count. */
+ * string compare, a reference count and a copy of the slot's verifier. */
 #include "ca/key_cache.h"
-
-#include "ca/jws_verify.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -12,7 +10,7 @@
 
 struct slot {
 	char *jwk;
-	EVP_PKEY *key;
+	struct ca_jws_verifier *v; /* holds the key; only read (copied) under the mutex */
 };
 
 struct ca_key_cache {
@@ -61,33 +59,48 @@ static int make_key(const char *jwk_text, EVP_PKEY **key, struct acmera_errmsg *
 }
 
 int ca_key_cache_get(struct ca_key_cache *c, const char *jwk_text, EVP_PKEY **key,
-                     struct acmera_errmsg *e)
+                     struct ca_jws_verifier **v, struct acmera_errmsg *e)
 {
 	*key = NULL;
+	if (v)
+		*v = NULL;
 	if (!c || !jwk_text)
 		return acmera_fail(e, ACMERA_ERR_INVAL, "no key cache or no JWK");
 	size_t i = slot_of(c, jwk_text);
 	pthread_mutex_lock(&c->mu);
 	struct slot *s = &c->slots[i];
-	if (s->jwk && strcmp(s->jwk, jwk_text) == 0 && EVP_PKEY_up_ref(s->key))
-		*key = s->key;
+	EVP_PKEY *cached =
+	    s->jwk && strcmp(s->jwk, jwk_text) == 0 ? ca_jws_verifier_key(s->v) : NULL;
+	if (cached && EVP_PKEY_up_ref(cached)) {
+		*key = cached;
+		/* Copied under the lock, as a verifier serves one thread at a time. */
+		if (v)
+			*v = ca_jws_verifier_dup(s->v);
+	}
 	pthread_mutex_unlock(&c->mu);
 	if (*key)
 		return 0;
 	/* Made outside the lock: other threads go on meanwhile. */
 	EVP_PKEY *k = NULL;
+	struct ca_jws_verifier *made = NULL;
 	int rc = make_key(jwk_text, &k, e);
 	if (rc)
 		return rc;
 	char *text = strdup(jwk_text);
-	if (text && EVP_PKEY_up_ref(k)) {
+	/* A slot always has a verifier: without one the key is only not kept. */
+	if (text && ca_jws_verifier_new(k, &made, NULL) == 0) {
+		/* The caller's copy is made while no other thread can see made. */
+		if (v)
+			*v = ca_jws_verifier_dup(made);
 		pthread_mutex_lock(&c->mu);
 		s = &c->slots[i];
-		free(s->jwk);
-		EVP_PKEY_free(s->key);
+		char *old_jwk = s->jwk;
+		struct ca_jws_verifier *old_v = s->v;
 		s->jwk = text;
-		s->key = k;
+		s->v = made;
 		pthread_mutex_unlock(&c->mu);
+		free(old_jwk);
+		ca_jws_verifier_free(old_v);
 	} else {
 		free(text); /* not kept; the caller still has its key */
 	}
@@ -101,7 +114,7 @@ void ca_key_cache_free(struct ca_key_cache *c)
 		return;
 	for (size_t i = 0; i < c->n; i++) {
 		free(c->slots[i].jwk);
-		EVP_PKEY_free(c->slots[i].key);
+		ca_jws_verifier_free(c->slots[i].v);
 	}
 	free(c->slots);
 	pthread_mutex_destroy(&c->mu);

@@ -111,7 +111,7 @@ static int load_account(struct ca_ctx *c)
 		                 c->acct.status);
 		return -1;
 	}
-	rc = ca_key_cache_get(c->svc->keys, c->acct.jwk, &c->key, &e);
+	rc = ca_key_cache_get(c->svc->keys, c->acct.jwk, &c->key, &c->verifier, &e);
 	if (rc) {
 		log_event(LOG_LVL_ERROR, "ca.account", "account=%s error=%s", id,
 		          log_qv("stored key unusable"));
@@ -163,7 +163,8 @@ static int verify_post(struct ca_ctx *c, enum auth auth)
 		c->key = c->jws.key;
 		c->jws.key = NULL;
 	}
-	if (ca_jws_verify(&c->jws, c->key, &problem, &e)) {
+	if (c->verifier ? ca_jws_verify_with(&c->jws, c->verifier, &problem, &e)
+	                : ca_jws_verify(&c->jws, c->key, &problem, &e)) {
 		ca_reply_problem(c->rs, 400, problem ? problem : "malformed", NULL, "%s", e.text);
 		return -1;
 	}
@@ -336,5 +337,6 @@ void ca_service_process(struct ca_service *s, const struct ca_request *rq, struc
 	ca_jws_free(&c.jws);
 	ca_account_free(&c.acct);
 	EVP_PKEY_free(c.key);
+	ca_jws_verifier_free(c.verifier);
 	json_decref(c.payload);
 }

@@ -514,6 +514,56 @@ static void jws_sign_refuses_missing_nonce_or_url(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* The signer the ACME client keeps for its account key: set up once, it signs every
+ * request as jws_sign would, and keeps the key alive for itself. */
+static void signer_signs_again_and_again_as_jws_sign_does(void **state)
+{
+	(void)state;
+	const enum acme_key_type types[] = {ACME_KEY_P256, ACME_KEY_P384, ACME_KEY_RSA2048};
+	const char *url = "https://acme.example/acme/new-order", *kid = "https://a/acct/1";
+	for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+		EVP_PKEY *k = gen(types[t]);
+		struct jws_signer *s = NULL;
+		struct acmera_errmsg e = {{0}};
+		assert_int_equal(jws_signer_new(k, &s, &e), 0);
+		assert_ptr_equal(jws_signer_key(s), k);
+		EVP_PKEY_free(k); /* the signer's reference remains */
+		const char *nonces[] = {"bm9uY2UtMQ", "bm9uY2UtMg", "bm9uY2UtMw"};
+		for (size_t i = 0; i < 3; i++) {
+			const char *payload = i == 1 ? NULL : "{\"a\":1}";
+			char *jws =
+			    jws_signer_sign(s, i == 2 ? NULL : kid, nonces[i], url, payload, &e);
+			assert_non_null(jws);
+			struct decoded d = {0};
+			assert_true(verify_jws(jws, jws_signer_key(s), &d));
+			assert_string_equal(json_string_value(json_object_get(d.header, "nonce")),
+			                    nonces[i]);
+			assert_string_equal(d.payload, payload ? payload : "");
+			decoded_free(&d);
+			/* RS256 is deterministic: byte for byte what jws_sign makes. */
+			char *once = jws_sign(jws_signer_key(s), i == 2 ? NULL : kid, nonces[i],
+			                      url, payload, &e);
+			assert_non_null(once);
+			if (types[t] == ACME_KEY_RSA2048)
+				assert_string_equal(jws, once);
+			free(once);
+			free(jws);
+		}
+		assert_null(jws_signer_sign(s, kid, NULL, url, "{}", &e));
+		assert_non_null(strstr(e.text, "nonce"));
+		jws_signer_free(s);
+	}
+	EVP_PKEY *bad[] = {EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), EVP_RSA_gen(1024), NULL};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct jws_signer *s = NULL;
+		assert_int_equal(jws_signer_new(bad[i], &s, NULL), ACMERA_ERR_INVAL);
+		assert_null(s);
+		EVP_PKEY_free(bad[i]);
+	}
+	assert_null(jws_signer_sign(NULL, NULL, "bm9uY2U", url, "{}", NULL));
+	jws_signer_free(NULL);
+}
+
 /* ---- external account binding ---- */
 
 static void eab_is_hs256_over_the_account_jwk(void **state)
@@ -649,6 +699,7 @@ int main(void)
 	    cmocka_unit_test(jws_rs256_verifies_with_openssl),
 	    cmocka_unit_test(jws_does_not_verify_with_another_key_or_tampered),
 	    cmocka_unit_test(jws_sign_refuses_missing_nonce_or_url),
+	    cmocka_unit_test(signer_signs_again_and_again_as_jws_sign_does),
 	    cmocka_unit_test(eab_is_hs256_over_the_account_jwk),
 	    cmocka_unit_test(eab_refuses_a_mac_key_that_is_not_base64url),
 	    cmocka_unit_test(key_change_inner_has_new_jwk_no_nonce_and_old_key_payload),

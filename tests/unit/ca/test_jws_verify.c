@@ -234,7 +234,8 @@ static void parse_ok(const char *body, struct ca_jws *j)
 	assert_null(problem);
 }
 
-/* Expects ca_jws_verify(j, k) to fail with problem want. */
+/* Expects ca_jws_verify(j, k) to fail with problem want, and a verifier of k to fail
+ * the same way (a key refused as badPublicKey gets no verifier). */
 static void expect_verify_fails(const struct ca_jws *j, EVP_PKEY *k, const char *want)
 {
 	const char *problem = NULL;
@@ -242,6 +243,17 @@ static void expect_verify_fails(const struct ca_jws *j, EVP_PKEY *k, const char 
 	assert_int_equal(ca_jws_verify(j, k, &problem, &e), ACMERA_ERR_INVAL);
 	assert_non_null(problem);
 	assert_string_equal(problem, want);
+	struct ca_jws_verifier *v = NULL;
+	if (ca_jws_verifier_new(k, &v, NULL) != 0) {
+		assert_null(v);
+		assert_string_equal(want, "badPublicKey");
+		return;
+	}
+	problem = NULL;
+	assert_int_equal(ca_jws_verify_with(j, v, &problem, &e), ACMERA_ERR_INVAL);
+	assert_non_null(problem);
+	assert_string_equal(problem, want);
+	ca_jws_verifier_free(v);
 }
 
 /* ---- valid requests ---- */
@@ -817,6 +829,48 @@ static void verify_refuses_bad_signatures_and_wrong_lengths(void **state)
 	expect_verify_fails(NULL, keys[K_P256], "malformed");
 }
 
+/* A verifier is set up once and used for many requests: each verification, passed or
+ * failed, leaves it as it was, and a copy works on its own. */
+static void verifier_verifies_again_and_again_and_its_copies_too(void **state)
+{
+	(void)state;
+	for (int k = 0; k < K_COUNT; k++) {
+		char *body = t_jws(keys[k], t_header(alg_of[k], NULL, KID), "{\"x\":1}");
+		char *bad = edit_signature(body, flip_bit);
+		struct ca_jws j, b;
+		parse_ok(body, &j);
+		parse_ok(bad, &b);
+		struct ca_jws_verifier *v = NULL, *copy = NULL;
+		assert_int_equal(ca_jws_verifier_new(keys[k], &v, NULL), 0);
+		assert_ptr_equal(ca_jws_verifier_key(v), keys[k]);
+		assert_non_null(copy = ca_jws_verifier_dup(v));
+		assert_ptr_equal(ca_jws_verifier_key(copy), keys[k]);
+		for (int i = 0; i < 3; i++) {
+			struct ca_jws_verifier *use = i % 2 ? copy : v;
+			const char *problem = "unset";
+			assert_int_equal(ca_jws_verify_with(&j, use, &problem, NULL), 0);
+			assert_null(problem);
+			assert_int_equal(ca_jws_verify_with(&b, use, &problem, NULL),
+			                 ACMERA_ERR_INVAL);
+			assert_string_equal(problem, "malformed");
+		}
+		ca_jws_verifier_free(v); /* the copy stands alone */
+		assert_int_equal(ca_jws_verify_with(&j, copy, NULL, NULL), 0);
+		expect_verify_fails(&j, keys[(k + 1) % K_COUNT], "badSignatureAlgorithm");
+		ca_jws_verifier_free(copy);
+		ca_jws_free(&j);
+		ca_jws_free(&b);
+		free(body);
+		free(bad);
+	}
+	struct ca_jws_verifier *v = NULL;
+	assert_int_equal(ca_jws_verifier_new(rsa1024, &v, NULL), ACMERA_ERR_INVAL);
+	assert_null(v);
+	assert_int_equal(ca_jws_verifier_new(NULL, &v, NULL), ACMERA_ERR_INVAL);
+	assert_null(ca_jws_verifier_dup(NULL));
+	ca_jws_verifier_free(NULL);
+}
+
 /* ---- external account binding ---- */
 
 static const uint8_t MAC_KEY[32] = "0123456789abcdef0123456789abcdef";
@@ -1125,6 +1179,7 @@ int main(void)
 	    cmocka_unit_test(parse_refuses_bad_base64url),
 	    cmocka_unit_test(parse_refuses_oversize_bodies),
 	    cmocka_unit_test(verify_refuses_bad_signatures_and_wrong_lengths),
+	    cmocka_unit_test(verifier_verifies_again_and_again_and_its_copies_too),
 	    cmocka_unit_test(eab_accepts_the_client_binding_and_returns_the_kid),
 	    cmocka_unit_test(eab_accepts_hs384_and_hs512_and_ed25519_accounts),
 	    cmocka_unit_test(eab_refuses_wrong_mac_url_key_and_shape),
