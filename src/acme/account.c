@@ -4,6 +4,7 @@
 #include "acme/jws.h"
 #include "acme/resources.h"
 #include "base/log.h"
+#include "base/secret.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -111,7 +112,7 @@ static int settle_rollover(struct acme_client *c, struct store *s, struct store_
 		EVP_PKEY_free(next);
 	}
 	if (!a->kid || (rc && unknown)) {
-		store_secret_free(a->next_key_pem); /* it never reached the CA */
+		secret_free(a->next_key_pem); /* it never reached the CA */
 		a->next_key_pem = NULL;
 		rc = 0;
 	} else if (rc) {
@@ -122,7 +123,7 @@ static int settle_rollover(struct acme_client *c, struct store *s, struct store_
 		                 "account, %s, not %s",
 		                 kid, a->kid);
 	} else {
-		store_secret_free(a->key_pem); /* the CA took the new key */
+		secret_free(a->key_pem); /* the CA took the new key */
 		a->key_pem = a->next_key_pem;
 		a->next_key_pem = NULL;
 		held = "new";
@@ -284,7 +285,7 @@ int acme_account_rollover(struct acme_client *c, struct store *s, const char *ke
 	}
 	/* The new key is stored before the CA hears of it: a crash from here on leaves
 	 * it pending, and the next start asks the CA which key it holds. */
-	store_secret_free(a.next_key_pem);
+	secret_free(a.next_key_pem);
 	a.next_key_pem = acme_key_to_pem(fresh);
 	if (!a.next_key_pem) {
 		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
@@ -300,14 +301,14 @@ int acme_account_rollover(struct acme_client *c, struct store *s, const char *ke
 		/* An answer with a problem document is a refusal: the CA keeps the old key.
 		 * Without one, the outcome is unknown and the key stays pending. */
 		if (r && r->problem) {
-			store_secret_free(a.next_key_pem);
+			secret_free(a.next_key_pem);
 			a.next_key_pem = NULL;
 			store_account_put(s, &a, NULL);
 		}
 		acmera_fail_wrap(e, rc, "key rollover");
 		goto out;
 	}
-	store_secret_free(a.key_pem);
+	secret_free(a.key_pem);
 	a.key_pem = a.next_key_pem;
 	a.next_key_pem = NULL;
 	rc = store_account_put(s, &a, e);

@@ -44,3 +44,10 @@ int read_secret_file(const char *path, char **out, struct acmera_errmsg *e)
 		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
 	return 0;
 }
+
+void secret_free(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}

@@ -6,7 +6,11 @@
 
 /* Reads a small secret file (at most 4 KiB), refusing one that group or others
  * may read, and strips surrounding whitespace. *out is a heap string the caller
- * wipes and frees. */
+ * frees with secret_free. */
 int read_secret_file(const char *path, char **out, struct acmera_errmsg *e);
+
+/* Wipes a heap string holding a secret (a password, a key's PEM text) and frees
+ * it, so that it does not linger in freed memory. NULL is fine. */
+void secret_free(char *s);
 
 #endif

@@ -3,6 +3,7 @@
 #include "ca/internal.h"
 
 #include "base/b64.h"
+#include "base/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -130,10 +131,7 @@ int ca_eab_load(const char *path, struct ca_eab **out, struct acmera_errmsg *e)
 	rc = read_file(path, &text, e);
 	if (!rc)
 		rc = parse(eab, text, path, e);
-	if (text) {
-		OPENSSL_cleanse(text, strlen(text));
-		free(text);
-	}
+	secret_free(text);
 	if (rc) {
 		ca_eab_free(eab);
 		return rc;

@@ -216,8 +216,7 @@ static int load_key_file(const char *path, EVP_PKEY **out, struct acmera_errmsg 
 		                 path, ossl_why());
 out:
 	BIO_free(bio);
-	explicit_bzero(pem, strlen(pem));
-	free(pem);
+	secret_free(pem);
 	return rc;
 }
 

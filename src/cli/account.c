@@ -108,10 +108,7 @@ int cli_account(int argc, char **argv)
 fail:
 	fprintf(stderr, "acmera account %s: %s\n", action, e.text);
 out:
-	if (eab) {
-		explicit_bzero(eab, strlen(eab));
-		free(eab);
-	}
+	secret_free(eab);
 	free(json);
 	acme_client_free(client);
 	EVP_PKEY_free(key);

@@ -580,11 +580,8 @@ static int enroll(const struct enroll_args *a, const char *anchors, struct acmer
 	                            .password = password,
 	                            .tls_max = a->tls_max};
 	rc = est_client_new(&o, &c, e);
-	if (password) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-		password = NULL;
-	}
+	secret_free(password);
+	password = NULL;
 	if (rc || (rc = make_request(a, c, &recipe, &bound, &csr, &csr_len, e)))
 		goto out;
 	/* Before the first POST: once the RA has the CSR, the key must exist. */

@@ -408,10 +408,7 @@ static int ensure_account(struct engine *g, struct acmera_errmsg *e)
 	    .create = 1,
 	};
 	rc = acme_account_ensure(g->acme, g->store, &ao, &key, e);
-	if (eab_key) {
-		explicit_bzero(eab_key, strlen(eab_key));
-		free(eab_key);
-	}
+	secret_free(eab_key);
 	if (rc) {
 		/* acme_account_ensure cleared the client's key: put the old one back. */
 		if (g->account_key)

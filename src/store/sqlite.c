@@ -3,6 +3,7 @@
  * are bound; multi-statement changes run in BEGIN IMMEDIATE transactions so that
  * they are atomic across processes. */
 #include "store/store.h"
+#include "base/secret.h"
 #include "store/job_events.h"
 #include "store/migrations.h"
 #include "store/sqlite_internal.h"
@@ -653,21 +654,14 @@ out:
 	return rc;
 }
 
-void store_secret_free(char *pem)
-{
-	if (pem)
-		explicit_bzero(pem, strlen(pem));
-	free(pem);
-}
-
 void store_account_free(struct store_account *a)
 {
 	if (!a)
 		return;
 	free(a->directory);
 	/* The account keys must not linger in freed heap memory. */
-	store_secret_free(a->key_pem);
-	store_secret_free(a->next_key_pem);
+	secret_free(a->key_pem);
+	secret_free(a->next_key_pem);
 	free(a->kid);
 	free(a->status);
 	memset(a, 0, sizeof(*a));

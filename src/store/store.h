@@ -35,11 +35,9 @@ struct store_account {
 };
 int store_account_get(struct store *s, const char *directory, struct store_account *out,
                       struct acmera_errmsg *e); /* ACMERA_ERR_NOTFOUND when none */
-/* Wipes and frees a key's PEM text (NULL is fine). */
-void store_secret_free(char *pem);
 /* Inserts or replaces the account of out->directory. */
 int store_account_put(struct store *s, const struct store_account *a, struct acmera_errmsg *e);
-/* Wipes key_pem and next_key_pem (explicit_bzero) before freeing them. */
+/* Wipes key_pem and next_key_pem (secret_free) before freeing them. */
 void store_account_free(struct store_account *a);
 
 /* ---- Authorizations (pre-authorized parent domains, and per-name ones) ---- */
