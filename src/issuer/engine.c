@@ -581,9 +581,9 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 		/* Only once no request is in flight: they were signed for the old kid. */
 		if (g.account_lost && g.n_runs == 0 && now >= g.account_retry_ms)
 			recover_account(&g);
-		/* From here to the ACME step's wait, the pass's changes share a commit. */
-		if (!g.batch_open)
-			batch_commit(&g, 1);
+		/* From here to the ACME step's wait, the pass's changes share a commit
+		 * (the account's recovery above stays outside: its key is synced). */
+		batch_commit(&g, 1);
 		if (claim_due(&g, now, next_claim) && !g.account_lost) {
 			if (time(NULL) - g.preauth_checked > PREAUTH_RECHECK_S) {
 				preauth_start(&g);

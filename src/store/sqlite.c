@@ -329,17 +329,15 @@ static void tx_rollback(struct store *s)
 }
 
 /* A job finished: seen by waiters once it is committed. A batch keeps the ids
- * until then; batch_finished counts from 0 in each batch, so its first finished
- * job starts the list afresh. An id that finds no room is published as unknown,
- * which makes every waiter look. */
+ * until then. An id that finds no room is published as unknown, which makes
+ * every waiter look. */
 static void job_finished(struct store *s, int64_t id)
 {
 	if (!s->batch) {
 		store_jobs_finished_publish(&id, 1, 1);
 		return;
 	}
-	if (s->batch_finished++ == 0)
-		s->batch_ids_n = 0;
+	s->batch_finished++;
 	if (s->batch_ids_n == s->batch_ids_cap) {
 		size_t cap = s->batch_ids_cap ? 2 * s->batch_ids_cap : 16;
 		int64_t *ids = realloc(s->batch_ids, cap * sizeof(*ids));
@@ -365,11 +363,18 @@ int store_sqlite_tx_end(struct store *s, int rc, struct acmera_errmsg *e)
 	return rc;
 }
 
+/* Forgets the jobs the batch finished: published, or undone with it. */
+static void batch_forget_finished(struct store *s)
+{
+	s->batch_finished = 0;
+	s->batch_ids_n = 0;
+}
+
 /* The jobs a batch finished become visible to waiters with its commit. */
 static void batch_publish_finished(struct store *s)
 {
 	store_jobs_finished_publish(s->batch_ids, s->batch_ids_n, s->batch_finished);
-	s->batch_finished = 0;
+	batch_forget_finished(s);
 }
 
 /* Called before a change that nobody may see before it would survive a power loss
@@ -410,7 +415,7 @@ static int batch_begin(struct store *s, int nosync, struct acmera_errmsg *e)
 	s->batch = BATCH_OPEN;
 	s->batch_nosync = nosync;
 	s->batch_lazy = 0;
-	s->batch_finished = 0;
+	batch_forget_finished(s);
 	return 0;
 }
 
@@ -450,7 +455,7 @@ int store_batch_end(struct store *s, struct acmera_errmsg *e)
 		restore_full_sync(s);
 	s->batch_nosync = 0;
 	s->batch_lazy = 0;
-	s->batch_finished = 0;
+	batch_forget_finished(s);
 	return rc;
 }
 
