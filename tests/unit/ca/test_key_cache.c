@@ -26,14 +26,38 @@ static char *jwk_text(EVP_PKEY *k)
 	return t;
 }
 
+/* Two P-256 account keys and their JWK texts. */
+struct two_keys {
+	EVP_PKEY *a, *b;
+	char *ta, *tb;
+};
+
+static void two_keys_make(struct two_keys *k)
+{
+	k->a = EVP_EC_gen("P-256");
+	k->b = EVP_EC_gen("P-256");
+	assert_non_null(k->a);
+	assert_non_null(k->b);
+	k->ta = jwk_text(k->a);
+	k->tb = jwk_text(k->b);
+}
+
+static void two_keys_free(struct two_keys *k)
+{
+	free(k->ta);
+	free(k->tb);
+	EVP_PKEY_free(k->a);
+	EVP_PKEY_free(k->b);
+}
+
 static void same_text_gives_the_same_key_and_another_text_another(void **state)
 {
 	(void)state;
 	struct ca_key_cache *c = NULL;
-	EVP_PKEY *a = EVP_EC_gen("P-256"), *b = EVP_EC_gen("P-256");
-	assert_non_null(a);
-	assert_non_null(b);
-	char *ta = jwk_text(a), *tb = jwk_text(b);
+	struct two_keys two;
+	two_keys_make(&two);
+	EVP_PKEY *a = two.a, *b = two.b;
+	const char *ta = two.ta, *tb = two.tb;
 	EVP_PKEY *k1 = NULL, *k2 = NULL, *k3 = NULL;
 	/* One slot: b replaces a, and a is made again afterwards. */
 	assert_int_equal(ca_key_cache_new(1, &c, NULL), 0);
@@ -53,10 +77,7 @@ static void same_text_gives_the_same_key_and_another_text_another(void **state)
 	EVP_PKEY_free(k1);
 	EVP_PKEY_free(k2);
 	EVP_PKEY_free(k3);
-	free(ta);
-	free(tb);
-	EVP_PKEY_free(a);
-	EVP_PKEY_free(b);
+	two_keys_free(&two);
 }
 
 static void unusable_jwk_is_refused_and_not_kept(void **state)
@@ -158,20 +179,18 @@ static void workers_verify_at_once_with_the_keys_they_share(void **state)
 {
 	(void)state;
 	struct ca_key_cache *c = NULL;
-	EVP_PKEY *a = EVP_EC_gen("P-256"), *b = EVP_EC_gen("P-256");
-	assert_non_null(a);
-	assert_non_null(b);
-	char *ta = jwk_text(a), *tb = jwk_text(b);
+	struct two_keys two;
+	two_keys_make(&two);
 	struct ca_jws ja, jb;
-	client_jws(a, &ja);
-	client_jws(b, &jb);
+	client_jws(two.a, &ja);
+	client_jws(two.b, &jb);
 	/* One slot: the two keys also keep replacing each other. */
 	for (size_t slots = 1; slots <= 8; slots += 7) {
 		assert_int_equal(ca_key_cache_new(slots, &c, NULL), 0);
 		struct worker w[4];
 		pthread_t t[4];
 		for (int i = 0; i < 4; i++) {
-			w[i] = (struct worker){c, {ta, tb}, {&ja, &jb}, 0};
+			w[i] = (struct worker){c, {two.ta, two.tb}, {&ja, &jb}, 0};
 			assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
 		}
 		for (int i = 0; i < 4; i++) {
@@ -182,10 +201,7 @@ static void workers_verify_at_once_with_the_keys_they_share(void **state)
 	}
 	ca_jws_free(&ja);
 	ca_jws_free(&jb);
-	free(ta);
-	free(tb);
-	EVP_PKEY_free(a);
-	EVP_PKEY_free(b);
+	two_keys_free(&two);
 }
 
 int main(void)

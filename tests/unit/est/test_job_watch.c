@@ -40,13 +40,19 @@ static void on_finished(void *arg)
 	}
 }
 
-static void hold(struct event_base *base, struct holder *h, int64_t job)
+/* A holder of job, not yet watched. */
+static void prepare(struct event_base *base, struct holder *h, int64_t job)
 {
 	memset(h, 0, sizeof(*h));
 	h->en.job = job;
 	h->en.on_finished = on_finished;
 	h->en.arg = h;
 	h->base = base;
+}
+
+static void hold(struct event_base *base, struct holder *h, int64_t job)
+{
+	prepare(base, h, job);
 	assert_int_equal(job_watch_add(base, &h->en, store_jobs_finished_here(), NULL), 0);
 }
 
@@ -115,11 +121,7 @@ static void entries_may_remove_and_add_entries_while_woken(void **state)
 	third.remove[0] = &third;  /* itself, */
 	third.remove[1] = &second; /* and the next one due */
 	third.add = &later;
-	memset(&later, 0, sizeof(later));
-	later.en.job = 5;
-	later.en.on_finished = on_finished;
-	later.en.arg = &later;
-	later.base = base;
+	prepare(base, &later, 5);
 	finish(base, (int64_t[]){5}, 1);
 	assert_int_equal(third.runs, 1);
 	assert_int_equal(second.runs, 0); /* removed before its turn */
@@ -167,10 +169,7 @@ static void adding_tells_of_a_job_finished_since_the_holder_looked(void **state)
 	hold(base, &keep, 1); /* the watch exists already */
 	uint64_t looked = store_jobs_finished_here();
 	store_jobs_finished_publish((int64_t[]){21}, 1, 1);
-	memset(&h, 0, sizeof(h));
-	h.en.job = 21;
-	h.en.on_finished = on_finished;
-	h.en.arg = &h;
+	prepare(base, &h, 21);
 	assert_int_equal(job_watch_add(base, &h.en, looked, NULL), 1);
 	job_watch_remove(&h.en);
 	h.en.job = 22;

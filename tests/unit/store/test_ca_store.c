@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "db_dir.h"
+
 #define T0 1700000000
 #define LIFE 3600
 
@@ -28,9 +30,7 @@ static int setup(void **state)
 	struct fx *f = calloc(1, sizeof(*f));
 	struct acmera_errmsg e = {{0}};
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/acmera-castore-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/acmera.db", f->dir);
+	db_dir_make(f->dir, f->path, "castore");
 	if (ca_store_open(f->path, &f->s, &e) != 0)
 		fail_msg("ca_store_open: %s", e.text);
 	*state = f;
@@ -40,14 +40,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-	char p[160];
 	ca_store_close(f->s);
-	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-		snprintf(p, sizeof(p), "%s%s", f->path, sfx[i]);
-		unlink(p);
-	}
-	rmdir(f->dir);
+	db_dir_remove(f->dir, f->path);
 	free(f);
 	return 0;
 }

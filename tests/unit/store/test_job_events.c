@@ -11,6 +11,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "db_dir.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,9 +151,7 @@ static int setup(void **state)
 	struct fx *f = calloc(1, sizeof(*f));
 	struct acmera_errmsg e = {{0}};
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/acmera-jobev-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/acmera.db", f->dir);
+	db_dir_make(f->dir, f->path, "jobev");
 	if (store_open(f->path, &f->s, &e) != 0)
 		fail_msg("store_open: %s", e.text);
 	f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -164,16 +164,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-	char p[160];
 	store_jobs_finished_unwatch(f->efd);
 	close(f->efd);
 	store_close(f->s);
-	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-		snprintf(p, sizeof(p), "%s%s", f->path, sfx[i]);
-		unlink(p);
-	}
-	assert_int_equal(rmdir(f->dir), 0);
+	assert_int_equal(db_dir_remove(f->dir, f->path), 0);
 	free(f);
 	return 0;
 }

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "db_dir.h"
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -39,12 +41,9 @@ static int setup(void **state)
 	struct acmera_errmsg e = {{0}};
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/acmera-store-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/acmera.db", f->dir);
+	db_dir_make(f->dir, f->path, "store");
 	if (store_open(f->path, &f->s, &e) != 0) {
-		unlink(f->path);
-		rmdir(f->dir);
+		db_dir_remove(f->dir, f->path);
 		fail_msg("store_open: %s", e.text);
 	}
 	*state = f;
@@ -54,18 +53,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
 	char p[160];
 
 	store_close(f->s);
-	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-		snprintf(p, sizeof(p), "%s%s", f->path, sfx[i]);
-		unlink(p);
-	}
 	/* Left by a failed store_migrate_from_empty_database. */
 	snprintf(p, sizeof(p), "%s/raw.db", f->dir);
 	unlink(p);
-	assert_int_equal(rmdir(f->dir), 0);
+	assert_int_equal(db_dir_remove(f->dir, f->path), 0);
 	free(f);
 	return 0;
 }
