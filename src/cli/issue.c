@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "cli/csr_files.h"
+#include "cli/issue_writer.h"
 
 #include "base/b64.h"
 #include "base/log.h"
@@ -176,6 +177,43 @@ static int write_certificate(const struct issue_args *a, struct cli_files *files
 	return rc;
 }
 
+/* The writer's way to queue a file (issue_writer_fn). */
+struct file_queue {
+	const struct issue_args *a;
+	struct cli_files *files;
+};
+
+static int queue_file(void *arg, const char *path, const char *chain_pem)
+{
+	struct file_queue *q = arg;
+	return write_certificate(q->a, q->files, path, chain_pem);
+}
+
+/* The writer for the n watched jobs (their paths made here), or NULL: with one
+ * job there is nothing to overlap, and without a writer every file is written
+ * after the issuer, as before. */
+static struct issue_writer *start_writer(const struct config *cfg, const struct issue_args *a,
+                                         struct issue_writer_job *jobs, const int64_t *ids,
+                                         const size_t *watch_csr, const struct csr_info *csrs,
+                                         size_t n, struct file_queue *q)
+{
+	struct issue_writer *w = NULL;
+	struct acmera_errmsg e = {{0}};
+	if (n < 2)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		jobs[i].id = ids[i];
+		jobs[i].digest = csrs[watch_csr[i]].sha256_hex;
+		if (!(jobs[i].path = output_path(a, a->csr_paths[watch_csr[i]])))
+			return NULL;
+	}
+	if (issue_writer_start(cfg->store.path, jobs, n, queue_file, q, &w, &e))
+		log_event(LOG_LVL_WARN, "issue.writer",
+		          "error=%s effect=\"files written after the last certificate\"",
+		          log_qv(e.text));
+	return w;
+}
+
 /* Refuses, before anything is sent, a CSR with a name outside the zones. */
 static int check_zones(const struct config *cfg, const char *path, const struct csr_info *c)
 {
@@ -205,6 +243,9 @@ int cli_issue(int argc, char **argv)
 	int64_t *ids = NULL;
 	size_t *watch_csr = NULL; /* the CSR of each job watched */
 	unsigned char *joined = NULL;
+	struct issue_writer_job *wjobs = NULL; /* the writer's view of the watched jobs */
+	unsigned char *written = NULL;         /* per CSR: its file is queued */
+	struct cli_files files = {0};
 	size_t n_watch = 0, from_cache = 0, issued = 0;
 	int status = 1;
 	int rc = cli_setup(argc, argv, options, "", on_option, &a, usage, &cfg);
@@ -227,7 +268,9 @@ int cli_issue(int argc, char **argv)
 	ids = calloc(a.n_csrs, sizeof(*ids));
 	watch_csr = calloc(a.n_csrs, sizeof(*watch_csr));
 	joined = calloc(a.n_csrs, sizeof(*joined));
-	if (!csrs || !ids || !watch_csr || !joined)
+	wjobs = calloc(a.n_csrs, sizeof(*wjobs));
+	written = calloc(a.n_csrs, sizeof(*written));
+	if (!csrs || !ids || !watch_csr || !joined || !wjobs || !written)
 		goto out;
 	struct acmera_errmsg le = {{0}};
 	size_t bad = 0;
@@ -297,18 +340,26 @@ int cli_issue(int argc, char **argv)
 		    .deadline = now + a.timeout,
 		    .stop = &stop_flag,
 		};
+		struct file_queue q = {.a = &a, .files = &files};
+		struct issue_writer *writer =
+		    start_writer(&cfg, &a, wjobs, ids, watch_csr, csrs, n_watch, &q);
 		if (issuer_run(store, &io, &st, &issuer_err))
 			fprintf(stderr, "acmera issue: %s\n", issuer_err.text);
 		else
 			issuer_err.text[0] = '\0'; /* a success leaves no reason to quote */
+		issue_writer_stop(writer);
+		for (size_t w = 0; writer && w < n_watch; w++)
+			written[watch_csr[w]] = wjobs[w].written != 0;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 
 	status = 0;
 	now = (int64_t)time(NULL);
-	/* All the certificates reach the disk with one sync, not one each. */
-	struct cli_files files = {0};
+	/* All the certificates reach the disk with one sync, not one each; those
+	 * of the jobs that finished while the issuer ran are queued already. */
 	for (size_t i = 0; i < a.n_csrs; i++) {
+		if (written[i])
+			continue;
 		struct store_cert c = {0};
 		char *path = output_path(&a, a.csr_paths[i]);
 		if (path && store_cert_lookup(store, csrs[i].sha256_hex, now, &c, NULL) == 0) {
@@ -339,7 +390,6 @@ int cli_issue(int argc, char **argv)
 		fprintf(stderr, "acmera issue: %s: cannot write: %s\n", failed, strerror(errno));
 		status = 1;
 	}
-	cli_files_free(&files);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	log_event(LOG_LVL_INFO, "issue.summary",
 	          "written=%zu of=%zu from_store=%zu seconds=%.3f acme_requests=%llu "
@@ -354,6 +404,11 @@ out:
 	free(ids);
 	free(watch_csr);
 	free(joined);
+	for (size_t i = 0; wjobs && i < a.n_csrs; i++)
+		free(wjobs[i].path);
+	free(wjobs);
+	free(written);
+	cli_files_free(&files);
 	store_close(store);
 	config_free(&cfg);
 	return status;

@@ -69,6 +69,11 @@ if check "issue: batch of 12 CSRs" \
 		verify_issued "$TEST_TMP/out/batch/b$i.$ZONE.pem" "$BATCH/b$i.$ZONE.csr" >/dev/null || bad="$bad b$i"
 	done
 	[ -z "$bad" ] && ok "issue: every batch certificate verifies" || fail "issue: every batch certificate verifies" "bad:$bad"
+	# Files queued while the issuer ran (issue_writer) are renamed into place too.
+	left=$(ls -A "$TEST_TMP/out/batch")
+	[ "$(printf '%s\n' "$left" | grep -c '\.pem$')" = 12 ] && ! printf '%s\n' "$left" | grep -q '\.tmp\.' &&
+		ok "issue: the batch directory holds the 12 certificates and no temporary file" ||
+		fail "issue: the batch directory holds the 12 certificates and no temporary file" "$left"
 fi
 updates=$(($(named_count_updates) - updates_before))
 if [ "$updates" -ge 2 ] && [ "$updates" -le 4 ]; then
