@@ -21,6 +21,8 @@ enum q {
 	Q_ACCT_CONTACT,
 	Q_ACCT_STATUS,
 	Q_ACCT_KEY,
+	Q_ACCT_CANCEL_ORDERS,
+	Q_ACCT_CANCEL_AUTHZS,
 	Q_AUTHZ_ADD,
 	Q_CHALL_ADD,
 	Q_AUTHZ_GET,
@@ -55,6 +57,10 @@ static const char *const sql[Q_COUNT] = {
     [Q_ACCT_CONTACT] = "UPDATE ca_accounts SET contact = ?2 WHERE id = ?1",
     [Q_ACCT_STATUS] = "UPDATE ca_accounts SET status = ?2 WHERE id = ?1",
     [Q_ACCT_KEY] = "UPDATE ca_accounts SET jwk = ?2, thumbprint = ?3 WHERE id = ?1",
+    [Q_ACCT_CANCEL_ORDERS] = "UPDATE ca_orders SET status = 'invalid', error = ?2 WHERE "
+                             "account = ?1 AND status IN ('pending', 'ready')",
+    [Q_ACCT_CANCEL_AUTHZS] = "UPDATE ca_authzs SET status = 'deactivated' WHERE account = ?1 "
+                             "AND status IN ('pending', 'valid')",
     [Q_AUTHZ_ADD] =
         "INSERT INTO ca_authzs (" AUTHZ_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     /* rowid keeps the challenges in the order they were added */
@@ -359,6 +365,23 @@ static int run_texts(struct ca_store *s, enum q q, const char *const *v, int n, 
 	return rc;
 }
 
+/* RFC 8555 7.3.6: the server SHOULD cancel what a deactivated account's key
+ * authorized. Its orders not yet issued become invalid and its authorizations
+ * deactivated, so that nothing it started can still be finished or reused. Issued
+ * certificates stay valid (revocation is the client's to ask). */
+static int cancel_account_work(struct ca_store *s, const char *id, struct acmera_errmsg *e)
+{
+	static const char problem[] =
+	    "{\"type\":\"urn:ietf:params:acme:error:unauthorized\","
+	    "\"detail\":\"the account of this order was deactivated\",\"status\":403}";
+	const char *orders[] = {id, problem}, *authzs[] = {id};
+	int rc = run_texts(s, Q_ACCT_CANCEL_ORDERS, orders, 2, NULL, "account orders cancel", e);
+	if (!rc)
+		rc =
+		    run_texts(s, Q_ACCT_CANCEL_AUTHZS, authzs, 1, NULL, "account authzs cancel", e);
+	return rc;
+}
+
 int ca_store_account_update(struct ca_store *s, const char *id, const char *contact,
                             const char *status, struct acmera_errmsg *e)
 {
@@ -375,6 +398,8 @@ int ca_store_account_update(struct ca_store *s, const char *id, const char *cont
 	}
 	if (!rc && ch == 0 && (contact || status))
 		rc = acmera_fail(e, ACMERA_ERR_NOTFOUND, "ca store: no such account");
+	if (!rc && status && strcmp(status, "deactivated") == 0)
+		rc = cancel_account_work(s, id, e);
 	return tx_end(s, rc, e);
 }
 

@@ -56,7 +56,9 @@ int ca_store_account_get(struct ca_store *s, const char *id, struct ca_account *
                          struct acmera_errmsg *e);
 int ca_store_account_by_thumbprint(struct ca_store *s, const char *thumbprint,
                                    struct ca_account *out, struct acmera_errmsg *e);
-/* Sets contact (JSON text) when non-NULL and status when non-NULL. */
+/* Sets contact (JSON text) when non-NULL and status when non-NULL. Deactivating
+ * also invalidates the account's pending and ready orders and deactivates its
+ * pending and valid authorizations, in the same transaction. */
 int ca_store_account_update(struct ca_store *s, const char *id, const char *contact,
                             const char *status, struct acmera_errmsg *e);
 /* Replaces the key; ACMERA_ERR_REFUSED when another account has it. */

@@ -332,6 +332,54 @@ static void ca_store_deactivated_authz_invalidates_pending_orders(void **state)
 	assert_string_equal(order_status(f->s, "ord1"), "invalid");
 }
 
+static const char *authz_status(struct ca_store *s, const char *tag)
+{
+	static char st[16];
+	struct ca_authz a;
+	char id[CA_ID_LEN + 1];
+	mkid(id, tag);
+	assert_int_equal(ca_store_authz_get(s, id, &a, NULL), 0);
+	snprintf(st, sizeof(st), "%s", a.status);
+	return st;
+}
+
+static void ca_store_deactivated_account_cancels_its_orders_and_authzs(void **state)
+{
+	struct fx *f = *state;
+	char id[CA_ID_LEN + 1];
+	struct ca_order o;
+	add_account(f->s, "acct1", "t1");
+	add_account(f->s, "acct2", "t2");
+	add_authz(f->s, "acct1", "az1", "a.example.test", 0, 0, "valid", T0 + LIFE);
+	add_authz(f->s, "acct1", "az2", "b.example.test", 0, 0, "pending", T0 + LIFE);
+	add_authz(f->s, "acct1", "az3", "c.example.test", 0, 0, "invalid", T0 + LIFE);
+	add_authz(f->s, "acct2", "az4", "a.example.test", 0, 0, "valid", T0 + LIFE);
+	add_order(f->s, "ord1"); /* pending: az2 is */
+	add_order(f->s, "ord2");
+	mkid(id, "ord2");
+	assert_int_equal(ca_store_order_transition(f->s, id, "pending", "ready", NULL, NULL), 0);
+	add_order(f->s, "ord3");
+	mkid(id, "ord3");
+	assert_int_equal(ca_store_order_transition(f->s, id, "pending", "invalid", NULL, NULL), 0);
+	mkid(id, "acct1");
+	assert_int_equal(ca_store_account_update(f->s, id, NULL, "deactivated", NULL), 0);
+	assert_string_equal(order_status(f->s, "ord1"), "invalid");
+	assert_string_equal(order_status(f->s, "ord2"), "invalid");
+	assert_string_equal(order_status(f->s, "ord3"), "invalid");
+	mkid(id, "ord1");
+	assert_int_equal(ca_store_order_get(f->s, id, &o, NULL), 0);
+	assert_non_null(strstr(o.error, "urn:ietf:params:acme:error:unauthorized"));
+	assert_non_null(strstr(o.error, "deactivated"));
+	ca_order_free(&o);
+	assert_string_equal(authz_status(f->s, "az1"), "deactivated");
+	assert_string_equal(authz_status(f->s, "az2"), "deactivated");
+	assert_string_equal(authz_status(f->s, "az3"), "invalid");
+	/* Another account's work is not touched. */
+	assert_string_equal(authz_status(f->s, "az4"), "valid");
+	assert_string_equal(covering(f->s, "acct2", "a.example.test", T0), id_of("az4"));
+	assert_string_equal(covering(f->s, "acct1", "a.example.test", T0), "");
+}
+
 static void ca_store_order_list_pages_and_skips_invalid(void **state)
 {
 	struct fx *f = *state;
@@ -413,6 +461,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	    T(ca_store_account_key_and_eab_kid_are_unique),
 	    T(ca_store_account_update_and_key_change),
+	    T(ca_store_deactivated_account_cancels_its_orders_and_authzs),
 	    T(ca_store_authz_covers_exact_name_only_without_subdomains),
 	    T(ca_store_authz_with_subdomains_covers_descendants_on_whole_labels),
 	    T(ca_store_authz_pending_or_invalid_ancestor_does_not_cover),
