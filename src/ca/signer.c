@@ -1,6 +1,7 @@
 #include "ca/signer.h"
 
 #include "base/buf.h"
+#include "base/log.h"
 #include "base/secret.h"
 #include "pki/cert.h"
 
@@ -660,6 +661,67 @@ static int make_intermediate(const struct ca_signer_config *cfg, const struct ca
 	return write_cert_file(cfg->dir, p->inter_pem, *inter, e);
 }
 
+/* A generated intermediate with less than this left is replaced at start, so that
+ * the leaves signed after keep their full lifetime (they are cut at its notAfter)
+ * and a CA restarted now and then never reaches its expiry. */
+static int64_t renew_before(const struct ca_signer_config *cfg)
+{
+	return cfg->leaf_lifetime + 30 * DAY;
+}
+
+/* Moves the intermediate's files aside as intermediate-NOTAFTER.pem and .key, the
+ * certificate first: a crash between the two leaves a key without its certificate,
+ * which the next start replaces as it would after a crash while making it. */
+static int retire_intermediate(const char *dir, const struct ca_paths *p, int64_t not_after,
+                               struct acmera_errmsg *e)
+{
+	char pem[PATH_MAX], key[PATH_MAX];
+	if ((size_t)snprintf(pem, sizeof(pem), "%s/intermediate-%lld.pem", dir,
+	                     (long long)not_after) >= sizeof(pem) ||
+	    (size_t)snprintf(key, sizeof(key), "%s/intermediate-%lld.key", dir,
+	                     (long long)not_after) >= sizeof(key))
+		return acmera_fail(e, ACMERA_ERR_CONFIG, "%s: path too long", dir);
+	if (rename(p->inter_pem, pem) != 0)
+		return acmera_fail(e, ACMERA_ERR_IO, "%s: %s", p->inter_pem, strerror(errno));
+	if (rename(p->inter_key, key) != 0)
+		return acmera_fail(e, ACMERA_ERR_IO, "%s: %s", p->inter_key, strerror(errno));
+	return fsync_dir(dir, e);
+}
+
+/* Loads the generated intermediate, or leaves *inter NULL when it is to be made
+ * again: it expires within renew_before, root outlives it, and the root key is
+ * there to sign a new one (otherwise the old one serves to its end). */
+static int load_intermediate(const struct ca_signer_config *cfg, const struct ca_paths *p,
+                             int64_t now, X509 *root, X509 **inter, EVP_PKEY **key,
+                             struct acmera_errmsg *e)
+{
+	int64_t na = 0, root_na = 0;
+	int rc = load_cert_file(p->inter_pem, inter, e);
+	if (rc == 0)
+		rc = load_key_file(p->inter_key, key, e);
+	if (rc || cert_not_after(*inter, &na) != 0 || na - now >= renew_before(cfg))
+		return rc;
+	/* A new one would end with the root no later than this one: only a new root
+	 * helps then, which relying parties must be given; ca_signer_open warns. */
+	if (cert_not_after(root, &root_na) != 0 || root_na <= na)
+		return 0;
+	int have_root_key = file_exists(p->root_key, e);
+	if (have_root_key < 0)
+		return have_root_key;
+	if (!have_root_key)
+		return 0; /* ca_signer_open warns of it */
+	rc = retire_intermediate(cfg->dir, p, na, e);
+	if (rc)
+		return rc;
+	log_event(LOG_LVL_INFO, "ca.intermediate", "old_not_after=%lld change=renewed",
+	          (long long)na);
+	X509_free(*inter);
+	EVP_PKEY_free(*key);
+	*inter = NULL;
+	*key = NULL;
+	return 0;
+}
+
 /* Loads the generated CA from dir, making what is missing. A key without its
  * certificate is what a crash between the two leaves; it is replaced. An intermediate
  * without its root is an operator's mistake, and no new root is made under it. */
@@ -688,18 +750,16 @@ static int load_generated(const struct ca_signer_config *cfg, STACK_OF(X509) * *
 		rc = make_root(cfg, &p, name, now, &root, &root_key, e);
 	if (rc)
 		goto out;
-	if (have_inter) {
-		rc = load_cert_file(p.inter_pem, &inter, e);
-		if (rc == 0)
-			rc = load_key_file(p.inter_key, key, e);
-	} else {
+	if (have_inter && (rc = load_intermediate(cfg, &p, now, root, &inter, key, e)) != 0)
+		goto out;
+	if (!inter) {
 		/* The root key is read only to make an intermediate. */
 		if (!root_key && (rc = load_key_file(p.root_key, &root_key, e)) != 0)
 			goto out;
 		rc = make_intermediate(cfg, &p, name, now, root, root_key, &inter, key, e);
+		if (rc)
+			goto out;
 	}
-	if (rc)
-		goto out;
 	if (!(*chain = sk_X509_new_null()) || !sk_X509_push(*chain, inter)) {
 		rc = nomem(e);
 		goto out;
@@ -830,6 +890,11 @@ int ca_signer_open(const struct ca_signer_config *cfg, struct ca_signer **out,
 	rc = signer_fill(s, chain, key, e);
 	if (rc)
 		goto out;
+	if (s->not_after - (int64_t)time(NULL) < renew_before(cfg))
+		log_event(LOG_LVL_WARN, "ca.certificate",
+		          "not_after=%lld effect=\"leaves are cut at it; not renewed here, see "
+		          "acmera-ca(1)\"",
+		          (long long)s->not_after);
 	*out = s;
 	s = NULL;
 out:

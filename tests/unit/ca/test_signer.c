@@ -413,6 +413,153 @@ static void intermediate_key_without_certificate_is_replaced_under_same_root(voi
 	ca_signer_free(s);
 }
 
+/* Replaces the generated intermediate of f->dir by one of a new P-256 key, signed
+ * by the generated root's key, that ends at not_after; with root_end, the root too
+ * by one of the same key that ends then. */
+static void intermediate_ending_at(const struct fixture *f, int64_t not_after, int64_t root_end)
+{
+	char *root_key_path = path_in(f->dir, "root.key"), *root_path = path_in(f->dir, "root.pem");
+	char *pem_path = path_in(f->dir, "intermediate.pem");
+	char *key_path = path_in(f->dir, "intermediate.key");
+	FILE *fp = fopen(root_key_path, "r");
+	assert_non_null(fp);
+	EVP_PKEY *root_key = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	fclose(fp);
+	fp = fopen(root_path, "r");
+	assert_non_null(fp);
+	X509 *root = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(root_key);
+	assert_non_null(root);
+	if (root_end) {
+		X509_free(root);
+		root = make_ca("Ending Root", root_key, NULL, NULL, f->now, root_end);
+		write_pem_file(root_path, &root, 1, NULL);
+	}
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	assert_non_null(key);
+	X509 *inter = make_ca("Ending Intermediate", key, root, root_key, f->now, not_after);
+	write_pem_file(pem_path, &inter, 1, NULL);
+	write_pem_file(key_path, NULL, 0, key);
+	X509_free(inter);
+	X509_free(root);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(root_key);
+	free(root_key_path);
+	free(root_path);
+	free(pem_path);
+	free(key_path);
+}
+
+/* The notAfter of a leaf the signer issues now. */
+static int64_t leaf_end(const struct fixture *f, struct ca_signer *s)
+{
+	EVP_PKEY *k = tu_key(TU_EC_P256);
+	struct csr_info csr = {0};
+	csr_make(k, "a.example.com", NULL, &csr);
+	const char *names[] = {"a.example.com"};
+	char *pem = NULL, serial[41];
+	issue_ok(s, &csr, names, 1, f->now, &pem, serial);
+	assert_int_equal(verify_leaf(pem, ca_signer_root_pem(s), f->now), X509_V_OK);
+	STACK_OF(X509) *chain = parse(pem);
+	int64_t end = unix_of(X509_get0_notAfter(sk_X509_value(chain, 0)));
+	chain_free(chain);
+	free(pem);
+	csr_info_free(&csr);
+	EVP_PKEY_free(k);
+	return end;
+}
+
+/* An intermediate that would cut the leaves' lifetime is replaced at start under
+ * the same root; the old one's files are kept under its notAfter. */
+static void intermediate_near_its_end_is_renewed_at_start(void **state)
+{
+	struct fixture *f = *state;
+	struct ca_signer_config cfg = gen_config(f);
+	unsigned char root1[32], root2[32], old[32], renewed[32], next1[32], next2[32];
+	int64_t end = f->now + 40 * DAY; /* less than the lifetime and 30 days */
+	struct ca_signer *s = open_ok(&cfg);
+	fingerprint(ca_signer_root_pem(s), root1);
+	ca_signer_free(s);
+	intermediate_ending_at(f, end, 0);
+	char *pem_path = path_in(f->dir, "intermediate.pem");
+	FILE *fp = fopen(pem_path, "r");
+	assert_non_null(fp);
+	X509 *x = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(x);
+	assert_int_equal(X509_digest(x, EVP_sha256(), old, NULL), 1);
+	X509_free(x);
+
+	s = open_ok(&cfg);
+	fingerprint(ca_signer_root_pem(s), root2);
+	assert_memory_equal(root1, root2, 32);
+	STACK_OF(X509) *chain = parse(ca_signer_chain_pem(s));
+	assert_int_equal(X509_digest(sk_X509_value(chain, 0), EVP_sha256(), renewed, NULL), 1);
+	assert_memory_not_equal(old, renewed, 32);
+	chain_free(chain);
+	assert_int_equal(leaf_end(f, s), f->now + LIFETIME);
+	ca_signer_free(s);
+
+	char name[64];
+	struct stat st;
+	snprintf(name, sizeof(name), "intermediate-%lld.pem", (long long)end);
+	char *kept = path_in(f->dir, name);
+	assert_int_equal(stat(kept, &st), 0);
+	free(kept);
+	snprintf(name, sizeof(name), "intermediate-%lld.key", (long long)end);
+	kept = path_in(f->dir, name);
+	assert_int_equal(stat(kept, &st), 0);
+	free(kept);
+	free(pem_path);
+
+	/* The new one is far from its end: the next start keeps it. */
+	s = open_ok(&cfg);
+	fingerprint(ca_signer_chain_pem(s), next1);
+	ca_signer_free(s);
+	s = open_ok(&cfg);
+	fingerprint(ca_signer_chain_pem(s), next2);
+	assert_memory_equal(next1, next2, 32);
+	ca_signer_free(s);
+}
+
+/* Without the root key no new intermediate can be signed: the old one serves to
+ * its end, leaves cut at it. */
+static void intermediate_near_its_end_without_root_key_serves_on(void **state)
+{
+	struct fixture *f = *state;
+	struct ca_signer_config cfg = gen_config(f);
+	int64_t end = f->now + 40 * DAY;
+	ca_signer_free(open_ok(&cfg));
+	intermediate_ending_at(f, end, 0);
+	char *p = path_in(f->dir, "root.key");
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	struct ca_signer *s = open_ok(&cfg);
+	assert_int_equal(leaf_end(f, s), end);
+	ca_signer_free(s);
+}
+
+/* Nor is one made that the root would end no later: each start would make
+ * another. */
+static void intermediate_near_the_roots_end_serves_on(void **state)
+{
+	struct fixture *f = *state;
+	struct ca_signer_config cfg = gen_config(f);
+	int64_t end = f->now + 40 * DAY;
+	unsigned char before[32], after[32];
+	ca_signer_free(open_ok(&cfg));
+	intermediate_ending_at(f, end, end);
+	struct ca_signer *s = open_ok(&cfg);
+	fingerprint(ca_signer_chain_pem(s), before);
+	assert_int_equal(leaf_end(f, s), end);
+	ca_signer_free(s);
+	s = open_ok(&cfg);
+	fingerprint(ca_signer_chain_pem(s), after);
+	assert_memory_equal(before, after, 32);
+	ca_signer_free(s);
+}
+
 static void intermediate_without_root_is_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -928,6 +1075,9 @@ int main(void)
 	    T(reopening_the_directory_loads_the_same_ca),
 	    T(reopening_without_root_key_still_issues),
 	    T(intermediate_key_without_certificate_is_replaced_under_same_root),
+	    T(intermediate_near_its_end_is_renewed_at_start),
+	    T(intermediate_near_its_end_without_root_key_serves_on),
+	    T(intermediate_near_the_roots_end_serves_on),
 	    T(intermediate_without_root_is_refused),
 	    T(group_readable_key_is_refused),
 	    T(swapped_intermediate_key_is_refused),
