@@ -3,6 +3,7 @@
 
 #include "acme/jws.h"
 #include "acme/nonce.h"
+#include "base/clock.h"
 #include "base/log.h"
 
 #include <curl/curl.h>
@@ -76,13 +77,6 @@ struct acme_client {
 	uint64_t requests;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void acme_response_free(struct acme_response *r)
 {
 	if (!r)
@@ -125,7 +119,7 @@ static void timer_add(struct acme_client *c, int64_t delay_ms, acme_timer_cb cb,
 			cb(arg);
 		return;
 	}
-	t->due_ms = now_ms() + (delay_ms > 0 ? delay_ms : 0);
+	t->due_ms = mono_ms() + (delay_ms > 0 ? delay_ms : 0);
 	t->cb = cb;
 	t->arg = arg;
 	t->resend = resend;
@@ -451,7 +445,7 @@ static void send_request(struct request *q)
 		}
 		if (nonce_pool_take(&c->nonces, nonce) != 0) {
 			q->wait_next = NULL;
-			q->wait_since_ms = now_ms();
+			q->wait_since_ms = mono_ms();
 			if (c->wait_tail)
 				c->wait_tail->wait_next = q;
 			else
@@ -493,7 +487,7 @@ static void send_request(struct request *q)
 	c->live = q;
 	c->in_flight++;
 	c->requests++;
-	q->sent_ms = now_ms();
+	q->sent_ms = mono_ms();
 	log_event(LOG_LVL_DEBUG, "acme.request", "method=%s url=%s",
 	          q->kind == REQ_POST  ? "POST"
 	          : q->kind == REQ_GET ? "GET"
@@ -522,7 +516,7 @@ static void pump_waiting(struct acme_client *c)
 	int64_t rounds =
 	    c->in_flight > 0 ? ((int64_t)c->n_waiting + c->in_flight - 1) / c->in_flight : 0;
 	int patient = c->in_flight > 0 &&
-	              now_ms() - c->wait_head->wait_since_ms < ACME_NONCE_PATIENCE_MS &&
+	              mono_ms() - c->wait_head->wait_since_ms < ACME_NONCE_PATIENCE_MS &&
 	              rounds * c->latency_ms < ACME_NONCE_PATIENCE_MS;
 	while (!patient && c->n_waiting > (size_t)c->in_flight &&
 	       c->in_flight < ACME_NONCE_CONCURRENCY) {
@@ -573,7 +567,7 @@ static void on_done(struct request *q, CURLcode res)
 	struct acmera_errmsg e = {{0}};
 	struct acme_response *r = q->resp;
 	unlink_live(c, q);
-	int64_t took = now_ms() - q->sent_ms;
+	int64_t took = mono_ms() - q->sent_ms;
 	took = c->latency_ms ? (c->latency_ms * 7 + took) / 8 : took;
 	c->latency_ms = took > 0 ? took : 1;
 
@@ -644,7 +638,7 @@ static void on_done(struct request *q, CURLcode res)
 
 static void run_due_timers(struct acme_client *c)
 {
-	int64_t now = now_ms();
+	int64_t now = mono_ms();
 	/* Detach the due ones first: a callback may add new timers. */
 	struct timer *due = NULL, **tail = &due;
 	while (c->timers && c->timers->due_ms <= now) {
@@ -682,14 +676,14 @@ int acme_client_step(struct acme_client *c, int wait_ms)
 	run_due_timers(c);
 	pump_waiting(c);
 	if (c->timers) {
-		int64_t until = c->timers->due_ms - now_ms();
+		int64_t until = c->timers->due_ms - mono_ms();
 		if (until < wait_ms)
 			wait_ms = until < 0 ? 0 : (int)until;
 	}
 	if (c->wait_head) {
 		/* Wake up when the oldest waiting POST runs out of patience; past it,
 		 * pump_waiting did what the bound allows and answers wake the poll. */
-		int64_t until = c->wait_head->wait_since_ms + ACME_NONCE_PATIENCE_MS - now_ms();
+		int64_t until = c->wait_head->wait_since_ms + ACME_NONCE_PATIENCE_MS - mono_ms();
 		if (until > 0 && until < wait_ms)
 			wait_ms = (int)until;
 	}

@@ -3,6 +3,8 @@
  * bodies, redirect targets) is bounded, and quoted with escapes in the detail. */
 #include "ca/validate.h"
 
+#include "base/clock.h"
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <ldns/ldns.h>
@@ -134,13 +136,6 @@ static int b64url_ok(const char *s, size_t max)
 			return 0;
 	}
 	return 1;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- DNS questions (dns-01 TXT, http-01 A and AAAA) ---- */
@@ -754,9 +749,9 @@ int ca_validate_http01(const struct ca_validate_config *c, const char *domain, c
 	if (!b || !h || http_setup(h, b, errbuf, resolve, by_resolver) != 0)
 		goto nomem;
 
-	long long deadline = now_ms() + (c->timeout_ms > 0 ? c->timeout_ms : DEFAULT_TIMEOUT_MS);
+	long long deadline = mono_ms() + (c->timeout_ms > 0 ? c->timeout_ms : DEFAULT_TIMEOUT_MS);
 	for (int hops = 0;; hops++) {
-		long long left = deadline - now_ms();
+		long long left = deadline - mono_ms();
 		long status = 0;
 		char *next = NULL;
 		int dr =
@@ -766,7 +761,7 @@ int ca_validate_http01(const struct ca_validate_config *c, const char *domain, c
 			code = dr;
 			goto fail;
 		}
-		left = deadline - now_ms();
+		left = deadline - mono_ms();
 		b->len = 0;
 		b->overflow = 0;
 		errbuf[0] = '\0';

@@ -2,6 +2,8 @@
  * stderr captured (bounded), a deadline after which its process group is killed. */
 #include "dns/hook.h"
 
+#include "base/clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -26,13 +28,6 @@ struct capture {
 	size_t len;
 	char buf[CAPTURE_MAX];
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Reads what is there; closes the fd at end of file or error. */
 static void drain(struct capture *c)
@@ -81,7 +76,7 @@ static int wait_child(pid_t pid, struct capture *out, struct capture *err, long 
 	for (;;) {
 		struct pollfd p[2];
 		nfds_t np = 0;
-		long long left = deadline - now_ms();
+		long long left = deadline - mono_ms();
 		if (left <= 0)
 			break;
 		if (out->fd >= 0)
@@ -161,7 +156,7 @@ static int run_one(const char *hook, const char *verb, const struct dns_txt *r, 
 	/* Reads must never block: the deadline is kept by poll alone. */
 	fcntl(out.fd, F_SETFL, O_NONBLOCK);
 	fcntl(err.fd, F_SETFL, O_NONBLOCK);
-	int w = wait_child(pid, &out, &err, now_ms() + timeout_ms, &status);
+	int w = wait_child(pid, &out, &err, mono_ms() + timeout_ms, &status);
 	if (w == -1) {
 		rc =
 		    acmera_fail(e, ACMERA_ERR_TIMEOUT, "hook %s %s %s: no exit after %d ms, killed",

@@ -1,6 +1,8 @@
 /* Zone discovery by SOA and the propagation check, by plain queries through ldns. */
 #include "dns/zone.h"
 
+#include "base/clock.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -18,13 +20,6 @@
 struct addr {
 	char ip[INET6_ADDRSTRLEN];
 };
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(long long ms)
 {
@@ -280,7 +275,7 @@ int dns_wait_visible(const struct dns_server *srv, const char *zone, const struc
 		return 0;
 	if (interval_ms <= 0)
 		interval_ms = DEFAULT_INTERVAL_MS;
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	long long deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	names = calloc(n, sizeof(*names));
 	zone_rdf = ldns_dname_new_frm_str(zone);
 	if (!names || !zone_rdf) {
@@ -307,7 +302,7 @@ int dns_wait_visible(const struct dns_server *srv, const char *zone, const struc
 				ldns_pkt *p = NULL;
 				if (seen[s * n + r])
 					continue;
-				long long left = deadline - now_ms();
+				long long left = deadline - mono_ms();
 				int t = srv->timeout_ms > 0 ? srv->timeout_ms : 1000;
 				if (left < t)
 					t = left > 1 ? (int)left : 1;
@@ -324,7 +319,7 @@ int dns_wait_visible(const struct dns_server *srv, const char *zone, const struc
 			rc = 0;
 			goto out;
 		}
-		long long left = deadline - now_ms();
+		long long left = deadline - mono_ms();
 		if (left <= 0) {
 			rc = acmera_fail(e, ACMERA_ERR_TIMEOUT,
 			                 "TXT %s \"%s\" not visible at %s port %u after %d ms "

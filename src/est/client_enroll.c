@@ -6,6 +6,7 @@
 
 #include "acme/resources.h"
 #include "base/b64.h"
+#include "base/clock.h"
 #include "est/body.h"
 #include "pki/cert.h"
 
@@ -36,13 +37,6 @@ void est_response_text(const struct est_response *r, char *out, size_t outlen)
 		out[o++] = (char)(c < 0x20 || c == 0x7f ? '?' : c);
 	}
 	out[o] = '\0';
-}
-
-static int64_t mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
 }
 
 static void sleep_s(int64_t s)

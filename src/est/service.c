@@ -3,6 +3,7 @@
 #include "est/service.h"
 
 #include "base/b64.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "dns/zone.h"
 #include "est/auth.h"
@@ -413,13 +414,6 @@ struct wait {
 	size_t key_len;
 	char key_digest[65]; /* the device's request, to forget the key once sent */
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void wait_free(struct wait *w)
 {

@@ -2,6 +2,7 @@
 #include "est/worker_state.h"
 
 #include "base/b64.h"
+#include "base/clock.h"
 #include "pki/cert.h"
 #include "store/store.h"
 
@@ -205,9 +206,7 @@ out:
 static int store_version(struct worker_state *ws, struct store *st, int64_t *out,
                          struct acmera_errmsg *e)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	int64_t now_ms = mono_ms();
 	if (ws->version_ms == 0 || now_ms - ws->version_ms >= VERSION_CHECK_MS) {
 		int rc = store_data_version(st, &ws->version, e);
 		if (rc)

@@ -3,6 +3,7 @@
 #include "issuer/engine.h"
 
 #include "acme/account.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/secret.h"
 #include "issuer/dns_worker.h"
@@ -26,13 +27,6 @@ int engine_stopping(const struct engine *g)
 	return o && ((o->stop && *o->stop) || (o->deadline && time(NULL) >= o->deadline));
 }
 
-int64_t engine_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int grow(void **arr, size_t *cap, size_t need, size_t size)
 {
 	if (need <= *cap)
@@ -54,7 +48,7 @@ int engine_queue_publish(struct engine *g, struct job_run *r)
 	         sizeof(*g->to_publish)))
 		return ACMERA_ERR_NOMEM;
 	if (g->n_publish == 0)
-		g->publish_since_ms = engine_now_ms();
+		g->publish_since_ms = mono_ms();
 	g->to_publish[g->n_publish++] = r;
 	r->pending++; /* reaped only once the batch is done with it */
 	return 0;
@@ -73,7 +67,7 @@ void engine_queue_delete(struct engine *g, struct job_run *r)
 			continue;
 		}
 		if (g->n_delete == 0)
-			g->delete_since_ms = engine_now_ms();
+			g->delete_since_ms = mono_ms();
 		g->to_delete[g->n_delete++] = c->rec;
 	}
 }
@@ -197,14 +191,14 @@ static void delete_done(struct engine *g, struct dns_batch *b)
 		         sizeof(*g->to_delete)))
 			continue; /* the store still lists it: cleaned at the next start */
 		if (g->n_delete == 0)
-			g->delete_since_ms = engine_now_ms();
+			g->delete_since_ms = mono_ms();
 		g->to_delete[g->n_delete++] = b->recs[i];
 		kept++;
 	}
 	if (b->rc && kept) {
 		g->delete_failures++;
 		int64_t wait = 1000LL << (g->delete_failures < 6 ? g->delete_failures : 6);
-		g->delete_retry_ms = engine_now_ms() + wait;
+		g->delete_retry_ms = mono_ms() + wait;
 		log_event(LOG_LVL_WARN, "dns.delete_later", "records=%zu retry_in=%lldms", kept,
 		          (long long)wait);
 	} else {
@@ -436,7 +430,7 @@ static void recover_account(struct engine *g)
 	if (ensure_account(g, &e)) {
 		log_event(LOG_LVL_ERROR, "acme.account", "action=re-register error=%s",
 		          log_qv(e.text));
-		g->account_retry_ms = engine_now_ms() + 5000;
+		g->account_retry_ms = mono_ms() + 5000;
 		return;
 	}
 	g->account_lost = 0;
@@ -557,11 +551,11 @@ int issuer_run(struct store *s, const struct issuer_opts *o, struct issuer_stats
 	preauth_start(&g);
 	g.preauth_checked = (int64_t)time(NULL);
 
-	int64_t next_claim = 0, next_renew = engine_now_ms();
+	int64_t next_claim = 0, next_renew = mono_ms();
 	int64_t renew_every = (int64_t)o->cfg->issuer.lease * 1000 / 3;
 	int stopping = 0;
 	for (;;) {
-		int64_t now = engine_now_ms();
+		int64_t now = mono_ms();
 		if (!stopping && o->stop && *o->stop)
 			stopping = 1;
 		if (!stopping && o->deadline && time(NULL) >= o->deadline) {

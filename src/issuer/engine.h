@@ -105,7 +105,6 @@ struct engine {
 /* 1 once the issuer was asked to stop or passed its deadline. */
 int engine_stopping(const struct engine *g);
 
-int64_t engine_now_ms(void);
 /* Commits the store batch of the loop now, before a call that may block (the batch
  * holds the store's write lock once it has a change). */
 void engine_commit(struct engine *g);

@@ -1,6 +1,7 @@
 /* Batched DNS-01 publication. See publisher.h. */
 #include "issuer/publisher.h"
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "dns/hook.h"
 #include "dns/tsig_key.h"
@@ -98,15 +99,6 @@ void publisher_free(struct publisher *p)
 uint64_t publisher_messages(const struct publisher *p)
 {
 	return p->messages;
-}
-
-/* Seconds on the monotonic clock: a step of the wall clock never stretches the
- * cache's lifetime. */
-static int64_t mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
 }
 
 /* 1 when name is zone or below it (case-insensitive). */
