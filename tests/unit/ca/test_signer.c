@@ -367,6 +367,33 @@ static void reopening_the_directory_loads_the_same_ca(void **state)
 	ca_signer_free(s);
 }
 
+/* The notAfter of a leaf the signer issues now, which verifies against its root. */
+static int64_t leaf_end(const struct fixture *f, struct ca_signer *s)
+{
+	EVP_PKEY *k = tu_key(TU_EC_P256);
+	struct csr_info csr = {0};
+	csr_make(k, "a.example.com", NULL, &csr);
+	const char *names[] = {"a.example.com"};
+	char *pem = NULL, serial[41];
+	issue_ok(s, &csr, names, 1, f->now, &pem, serial);
+	assert_int_equal(verify_leaf(pem, ca_signer_root_pem(s), f->now), X509_V_OK);
+	STACK_OF(X509) *chain = parse(pem);
+	int64_t end = unix_of(X509_get0_notAfter(sk_X509_value(chain, 0)));
+	chain_free(chain);
+	free(pem);
+	csr_info_free(&csr);
+	EVP_PKEY_free(k);
+	return end;
+}
+
+/* The fingerprint of the chain a fresh open of cfg's CA sends. */
+static void chain_print(const struct ca_signer_config *cfg, unsigned char out[32])
+{
+	struct ca_signer *s = open_ok(cfg);
+	fingerprint(ca_signer_chain_pem(s), out);
+	ca_signer_free(s);
+}
+
 /* The root key is needed only to make an intermediate: a CA running from a directory
  * without it still issues. */
 static void reopening_without_root_key_still_issues(void **state)
@@ -378,16 +405,7 @@ static void reopening_without_root_key_still_issues(void **state)
 	assert_int_equal(unlink(p), 0);
 	free(p);
 	struct ca_signer *s = open_ok(&cfg);
-	EVP_PKEY *k = tu_key(TU_EC_P256);
-	struct csr_info csr = {0};
-	csr_make(k, "a.example.com", NULL, &csr);
-	const char *names[] = {"a.example.com"};
-	char *pem = NULL, serial[41];
-	issue_ok(s, &csr, names, 1, f->now, &pem, serial);
-	assert_int_equal(verify_leaf(pem, ca_signer_root_pem(s), f->now), X509_V_OK);
-	free(pem);
-	csr_info_free(&csr);
-	EVP_PKEY_free(k);
+	assert_int_equal(leaf_end(f, s), f->now + LIFETIME);
 	ca_signer_free(s);
 }
 
@@ -451,25 +469,6 @@ static void intermediate_ending_at(const struct fixture *f, int64_t not_after, i
 	free(key_path);
 }
 
-/* The notAfter of a leaf the signer issues now. */
-static int64_t leaf_end(const struct fixture *f, struct ca_signer *s)
-{
-	EVP_PKEY *k = tu_key(TU_EC_P256);
-	struct csr_info csr = {0};
-	csr_make(k, "a.example.com", NULL, &csr);
-	const char *names[] = {"a.example.com"};
-	char *pem = NULL, serial[41];
-	issue_ok(s, &csr, names, 1, f->now, &pem, serial);
-	assert_int_equal(verify_leaf(pem, ca_signer_root_pem(s), f->now), X509_V_OK);
-	STACK_OF(X509) *chain = parse(pem);
-	int64_t end = unix_of(X509_get0_notAfter(sk_X509_value(chain, 0)));
-	chain_free(chain);
-	free(pem);
-	csr_info_free(&csr);
-	EVP_PKEY_free(k);
-	return end;
-}
-
 /* An intermediate that would cut the leaves' lifetime is replaced at start under
  * the same root; the old one's files are kept under its notAfter. */
 static void intermediate_near_its_end_is_renewed_at_start(void **state)
@@ -514,13 +513,9 @@ static void intermediate_near_its_end_is_renewed_at_start(void **state)
 	free(pem_path);
 
 	/* The new one is far from its end: the next start keeps it. */
-	s = open_ok(&cfg);
-	fingerprint(ca_signer_chain_pem(s), next1);
-	ca_signer_free(s);
-	s = open_ok(&cfg);
-	fingerprint(ca_signer_chain_pem(s), next2);
+	chain_print(&cfg, next1);
+	chain_print(&cfg, next2);
 	assert_memory_equal(next1, next2, 32);
-	ca_signer_free(s);
 }
 
 /* Without the root key no new intermediate can be signed: the old one serves to
@@ -551,13 +546,11 @@ static void intermediate_near_the_roots_end_serves_on(void **state)
 	ca_signer_free(open_ok(&cfg));
 	intermediate_ending_at(f, end, end);
 	struct ca_signer *s = open_ok(&cfg);
-	fingerprint(ca_signer_chain_pem(s), before);
 	assert_int_equal(leaf_end(f, s), end);
 	ca_signer_free(s);
-	s = open_ok(&cfg);
-	fingerprint(ca_signer_chain_pem(s), after);
+	chain_print(&cfg, before);
+	chain_print(&cfg, after);
 	assert_memory_equal(before, after, 32);
-	ca_signer_free(s);
 }
 
 static void intermediate_without_root_is_refused(void **state)
