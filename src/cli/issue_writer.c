@@ -161,10 +161,10 @@ void issue_writer_stop(struct issue_writer *w)
 		return;
 	atomic_store(&w->stop, 1);
 	uint64_t one = 1;
-	/* Wakes the thread if it sleeps; it cannot fail but by a full counter, and
-	 * then the thread is awake anyway. */
-	if (write(w->efd, &one, sizeof(one)) < 0) {
-	}
+	/* Wakes the thread if it sleeps. Only a full counter (EAGAIN) can refuse
+	 * the write, and a full counter wakes it as well. */
+	ssize_t wrote = write(w->efd, &one, sizeof(one));
+	(void)wrote;
 	pthread_join(w->thread, NULL);
 	store_jobs_finished_unwatch(w->efd);
 	writer_free(w);
