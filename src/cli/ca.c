@@ -1,13 +1,13 @@
 /* acmera ca: the ACME CA (RFC 8555, RFC 9444) for private PKIs. */
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "cli/stop.h"
 
 #include "base/log.h"
 #include "ca/jws_verify.h"
 #include "ca/service.h"
 #include "http/server.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,15 +25,6 @@ static const struct option options[] = {
     {"print-root", no_argument, NULL, OPT_PRINT_ROOT},
     {NULL, 0, NULL, 0},
 };
-
-static struct http_server *running_server;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	if (running_server)
-		http_server_stop(running_server);
-}
 
 static int on_option(int opt, const char *arg, void *ctx)
 {
@@ -93,15 +84,11 @@ int cli_ca(int argc, char **argv)
 		fprintf(stderr, "acmera ca: %s\n", e.text);
 		goto out;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	cli_stop_on_signals();
 	log_event(LOG_LVL_INFO, "ca.started", "listen=%s port=%u domains=%zu validators=%d",
 	          cfg.ca.listen, (unsigned)http_server_port(server), cfg.ca.n_domains,
 	          cfg.ca.validators);
-	running_server = server;
-	http_server_run(server);
-	running_server = NULL;
+	cli_run_until_stopped(server);
 	status = 0;
 	log_event(LOG_LVL_INFO, "ca.stopped", "status=%d", status);
 out:

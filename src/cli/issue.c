@@ -3,6 +3,7 @@
 #include "cli/common.h"
 #include "cli/csr_files.h"
 #include "cli/issue_writer.h"
+#include "cli/stop.h"
 
 #include "base/b64.h"
 #include "base/log.h"
@@ -13,7 +14,6 @@
 
 #include <errno.h>
 #include <libgen.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,14 +54,6 @@ struct issue_args {
 	int pkcs7;
 	long timeout;
 };
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_flag = 1;
-}
 
 static int on_option(int opt, const char *arg, void *ctx)
 {
@@ -331,14 +323,13 @@ int cli_issue(int argc, char **argv)
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (n_watch > 0) {
-		signal(SIGINT, on_signal);
-		signal(SIGTERM, on_signal);
+		cli_stop_on_signals();
 		struct issuer_opts io = {
 		    .cfg = &cfg,
 		    .watch = ids,
 		    .n_watch = n_watch,
 		    .deadline = now + a.timeout,
-		    .stop = &stop_flag,
+		    .stop = &cli_stop_requested,
 		};
 		struct file_queue q = {.a = &a, .files = &files};
 		struct issue_writer *writer =

@@ -1,6 +1,7 @@
 /* acmera serve: the EST front door and the issuer, in one process by default. */
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "cli/stop.h"
 
 #include "base/log.h"
 #include "est/service.h"
@@ -8,7 +9,6 @@
 #include "issuer/issuer.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +29,6 @@ static const struct option options[] = {
     {"role", required_argument, NULL, OPT_ROLE},
     {NULL, 0, NULL, 0},
 };
-
-static volatile sig_atomic_t stop_flag;
-static struct http_server *running_server;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_flag = 1;
-	if (running_server)
-		http_server_stop(running_server);
-}
 
 static int on_option(int opt, const char *arg, void *ctx)
 {
@@ -63,19 +52,19 @@ struct issuer_thread {
 static void *issuer_main(void *arg)
 {
 	struct issuer_thread *t = arg;
-	while (!stop_flag) {
+	while (!cli_stop_requested) {
 		struct store *store = NULL;
 		struct acmera_errmsg e = {{0}};
-		struct issuer_opts o = {.cfg = t->cfg, .stop = &stop_flag};
+		struct issuer_opts o = {.cfg = t->cfg, .stop = &cli_stop_requested};
 		int rc = store_open(t->cfg->store.path, &store, &e);
 		if (rc == 0)
 			rc = issuer_run(store, &o, NULL, &e);
 		store_close(store);
-		if (stop_flag)
+		if (cli_stop_requested)
 			break;
 		log_event(LOG_LVL_ERROR, "issuer.stopped", "error=%s restart_in=%ds",
 		          log_qv(rc ? e.text : "returned"), ISSUER_RESTART_S);
-		for (int i = 0; i < ISSUER_RESTART_S * 10 && !stop_flag; i++) {
+		for (int i = 0; i < ISSUER_RESTART_S * 10 && !cli_stop_requested; i++) {
 			struct timespec ts = {0, 100000000L};
 			nanosleep(&ts, NULL);
 		}
@@ -136,9 +125,7 @@ int cli_serve(int argc, char **argv)
 			goto out;
 		}
 	}
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	cli_stop_on_signals();
 	if (issuer) {
 		it.cfg = &cfg;
 		if (pthread_create(&it.thread, NULL, issuer_main, &it) != 0) {
@@ -151,19 +138,16 @@ int cli_serve(int argc, char **argv)
 	          front ? cfg.est.listen : "-", server ? (unsigned)http_server_port(server) : 0,
 	          cfg.n_profiles);
 	if (front) {
-		running_server = server;
-		http_server_run(server);
-		running_server = NULL;
-		stop_flag = 1;
+		cli_run_until_stopped(server);
 	} else {
-		while (!stop_flag) {
+		while (!cli_stop_requested) {
 			struct timespec ts = {0, 200000000L};
 			nanosleep(&ts, NULL);
 		}
 	}
 	status = 0;
 out:
-	stop_flag = 1;
+	cli_stop_requested = 1;
 	if (it.started)
 		pthread_join(it.thread, NULL);
 	http_server_free(server);
