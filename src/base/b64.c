@@ -16,15 +16,35 @@
 static const char alpha_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char alpha_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/* Value of each letter and digit (RFC 4648 table 1, values 0-61); -1 for any other
+ * byte. The two alphabets differ only in values 62 and 63. */
+/* clang-format off */
+static const int8_t alnum_value[256] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  /* 0x00 */
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  /* 0x10 */
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  /* 0x20 */
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,  /* 0x30 */
+	-1,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,  /* 0x40 */
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,  /* 0x50 */
+	-1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,  /* 0x60 */
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,  /* 0x70 */
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  /* 0x80 */
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  /* 0x90 */
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  /* 0xA0 */
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  /* 0xB0 */
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  /* 0xC0 */
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  /* 0xD0 */
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  /* 0xE0 */
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  /* 0xF0 */
+};
+/* clang-format on */
+
 /* Value of an alphabet character, or -1. c62/c63 tell the two alphabets apart. */
 static int sextet(unsigned char c, char c62, char c63)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
+	int v = alnum_value[c];
+	if (v >= 0)
+		return v;
 	if (c == (unsigned char)c62)
 		return 62;
 	if (c == (unsigned char)c63)
@@ -135,6 +155,19 @@ int b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen, size_t *b
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
+		int v = sextet(c, '+', '/');
+		if (v >= 0 && pads == 0) { /* the common case first */
+			acc = acc << 6 | (uint32_t)v;
+			last_data = i;
+			if (++quad == 4) {
+				o[len++] = (uint8_t)(acc >> 16);
+				o[len++] = (uint8_t)(acc >> 8);
+				o[len++] = (uint8_t)acc;
+				quad = 0;
+				acc = 0;
+			}
+			continue;
+		}
 		if (is_b64_space(c))
 			continue;
 		if (c == '=') {
@@ -152,20 +185,8 @@ int b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen, size_t *b
 			pads++;
 			continue;
 		}
-		int v = sextet(c, '+', '/');
-		if (v < 0 || pads > 0) { /* not base64, or data after the padding */
-			bad = i;
-			goto out;
-		}
-		acc = acc << 6 | (uint32_t)v;
-		last_data = i;
-		if (++quad == 4) {
-			o[len++] = (uint8_t)(acc >> 16);
-			o[len++] = (uint8_t)(acc >> 8);
-			o[len++] = (uint8_t)acc;
-			quad = 0;
-			acc = 0;
-		}
+		bad = i; /* not base64, or data after the padding */
+		goto out;
 	}
 	if (quad == 1) { /* six bits cannot make a byte */
 		bad = last_data;

@@ -8,6 +8,7 @@
 
 #include "base/b64.h"
 #include "base/buf.h"
+#include "base/file_watch.h"
 #include "base/log.h"
 #include "est/cred_cache.h"
 
@@ -61,6 +62,7 @@ struct est_passwd {
 	ino_t ino;
 	off_t size;
 	struct cred_cache *cache; /* or NULL (est_passwd_cache) */
+	struct file_watch *watch; /* or NULL: stat on every check */
 };
 
 /* 1..USER_MAX bytes, no control characters, no ':', no surrounding blanks. */
@@ -326,6 +328,8 @@ int est_passwd_load(const char *path, struct est_passwd **out, struct acmera_err
 		return rc;
 	}
 	remember(p, &st);
+	/* Its first answer is "maybe": a change since load_table is not missed. */
+	p->watch = file_watch_new(path);
 	*out = p;
 	return 0;
 }
@@ -336,6 +340,7 @@ void est_passwd_free(struct est_passwd *p)
 		return;
 	table_free(p->table);
 	cred_cache_free(p->cache);
+	file_watch_free(p->watch);
 	pthread_mutex_destroy(&p->lock);
 	free(p->path);
 	free(p);
@@ -348,6 +353,8 @@ static void maybe_reload(struct est_passwd *p)
 	struct stat st, loaded;
 	struct acmera_errmsg e;
 	struct pw_table *t = NULL;
+	if (p->watch && !file_watch_maybe_changed(p->watch))
+		return;
 	if (stat(p->path, &st) != 0)
 		return;
 	if (st.st_mtim.tv_sec == p->mtime.tv_sec && st.st_mtim.tv_nsec == p->mtime.tv_nsec &&
