@@ -7,6 +7,7 @@
 #include "acme/jws.h"
 #include "base/log.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,7 @@ out:
 static void *validator_main(void *arg)
 {
 	struct ca_validators *v = arg;
+	pthread_setname_np(pthread_self(), "acmera-validate");
 	for (;;) {
 		char id[CA_ID_LEN + 1];
 		pthread_mutex_lock(&v->lock);

@@ -36,6 +36,7 @@ static void tell_watchers(struct wal_syncer *w)
 static void *run(void *arg)
 {
 	struct wal_syncer *w = arg;
+	pthread_setname_np(pthread_self(), "acmera-walsync");
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		while (!w->stop && w->synced == w->committed)

@@ -22,6 +22,7 @@ struct batch {
 static void *load_some(void *arg)
 {
 	struct batch *b = arg;
+	pthread_setname_np(pthread_self(), "acmera-csrload");
 	for (;;) {
 		size_t i = atomic_fetch_add(&b->next, 1);
 		if (i >= b->n)

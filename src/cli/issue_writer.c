@@ -85,6 +85,7 @@ static void drain(struct issue_writer *w)
 static void *run(void *arg)
 {
 	struct issue_writer *w = arg;
+	pthread_setname_np(pthread_self(), "acmera-files");
 	while (!atomic_load(&w->stop)) {
 		struct pollfd p = {.fd = w->efd, .events = POLLIN};
 		uint64_t count;

@@ -52,6 +52,7 @@ struct issuer_thread {
 static void *issuer_main(void *arg)
 {
 	struct issuer_thread *t = arg;
+	pthread_setname_np(pthread_self(), "acmera-issuer");
 	while (!cli_stop_requested) {
 		struct store *store = NULL;
 		struct acmera_errmsg e = {{0}};

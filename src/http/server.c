@@ -12,6 +12,7 @@
 
 #include <event2/listener.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	pthread_setname_np(pthread_self(), "acmera-http");
 	current_worker = w;
 	event_base_dispatch(w->base);
 	current_worker = NULL;

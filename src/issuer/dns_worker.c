@@ -35,6 +35,7 @@ struct dns_worker {
 static void *worker_main(void *arg)
 {
 	struct dns_worker *w = arg;
+	pthread_setname_np(pthread_self(), "acmera-dns");
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (w->state != W_QUEUED && !w->quit)

@@ -27,6 +27,13 @@ est_start "$TEST_TMP/est" "{user}.$ZONE" "wait = 300" "retry_after = 1" "max_bod
 USER_NAME=$EST_USER.$ZONE
 EST=/.well-known/est
 
+# Operators tell the threads apart in ps -L, top -H and perf (acmera-serve(1), THREADS).
+check "the serve threads are named after their work" \
+	bash -c 'names=$(cat /proc/'"$EST_PID"'/task/*/comm | sort | tr "\n" " ")
+	for t in acmera-http acmera-issuer acmera-dns; do
+		case " $names" in *" $t "*) ;; *) echo "no thread $t among: $names"; exit 1 ;; esac
+	done'
+
 # HTTP Basic credentials in a curl config file, not in argv.
 BASIC=$W/basic.curlrc
 (umask 077 && printf 'user = "%s:%s"\n' "$EST_USER" "$EST_PASS" >"$BASIC")
