@@ -7,6 +7,7 @@
 #include "base/log.h"
 
 #include <curl/curl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -63,6 +64,7 @@ struct acme_client {
 	struct timer *timers; /* sorted by due_ms */
 	void (*wait_hook)(void *arg);
 	void *wait_hook_arg;
+	int wake_fd;                       /* or -1 */
 	const volatile sig_atomic_t *stop; /* synchronous calls give up once it is set */
 	struct request *live;              /* requests handed to curl */
 	/* POSTs waiting for a nonce, oldest first. Every answer brings one nonce, so
@@ -151,6 +153,7 @@ int acme_client_new(const struct acme_client_opts *o, struct acme_client **out,
 	c->directory_url = strdup(o->directory_url ? o->directory_url : "");
 	c->ca_bundle = o->ca_bundle ? strdup(o->ca_bundle) : NULL;
 	c->timeout_s = o->timeout_s > 0 ? o->timeout_s : 30;
+	c->wake_fd = -1;
 	nonce_pool_init(&c->nonces);
 	if (!c->multi || !c->directory_url || (o->ca_bundle && !c->ca_bundle)) {
 		acme_client_free(c);
@@ -664,6 +667,11 @@ void acme_client_set_stop(struct acme_client *c, const volatile sig_atomic_t *st
 	c->stop = stop;
 }
 
+void acme_client_set_wake_fd(struct acme_client *c, int fd)
+{
+	c->wake_fd = fd;
+}
+
 void acme_client_set_wait_hook(struct acme_client *c, void (*fn)(void *arg), void *arg)
 {
 	c->wait_hook = fn;
@@ -689,8 +697,12 @@ int acme_client_step(struct acme_client *c, int wait_ms)
 	}
 	if (c->wait_hook)
 		c->wait_hook(c->wait_hook_arg);
+	struct curl_waitfd wake = {.fd = c->wake_fd, .events = CURL_WAIT_POLLIN};
 	if (c->in_flight > 0) {
-		curl_multi_poll(c->multi, NULL, 0, wait_ms, NULL);
+		curl_multi_poll(c->multi, &wake, c->wake_fd >= 0, wait_ms, NULL);
+	} else if (wait_ms > 0 && c->wake_fd >= 0) {
+		struct pollfd p = {.fd = c->wake_fd, .events = POLLIN};
+		poll(&p, 1, wait_ms);
 	} else if (wait_ms > 0) {
 		/* Nothing on the wire: the caller asked to wait, so wait, not spin. */
 		struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};

@@ -94,6 +94,9 @@ uint64_t acme_client_requests(const struct acme_client *c);
  * timer: the issuer commits its store batch there, so that nothing stays locked
  * while it waits. NULL removes it. */
 void acme_client_set_wait_hook(struct acme_client *c, void (*fn)(void *arg), void *arg);
+/* acme_client_step's wait also ends when fd becomes readable (the issuer's eventfd
+ * for jobs submitted in its process); the caller drains it. -1 removes it. */
+void acme_client_set_wake_fd(struct acme_client *c, int fd);
 /* The synchronous calls (acme_client_load_directory, acme_post_sync) give up with
  * ACMERA_ERR_TIMEOUT once *stop is non-zero (a signal handler's flag), instead of
  * waiting for a CA that does not answer; NULL (the default) waits. */

@@ -15,6 +15,7 @@
 #include "est/worker_state.h"
 #include "pki/cert.h"
 #include "pki/csr.h"
+#include "store/job_events.h"
 #include "store/store.h"
 
 #include <event2/event.h>
@@ -606,6 +607,8 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 	free(names);
 	log_event(LOG_LVL_INFO, "job.submitted", "job=%lld csr=%s names=%s joined=%s via=est",
 	          (long long)job, csr->sha256_hex, name, created ? "no" : "yes");
+	/* After the line above, so that the log tells the claim after the submission. */
+	store_jobs_submitted_publish();
 	struct wait *w = calloc(1, sizeof(*w));
 	if (!w) {
 		reply_retry(req, 202, s->cfg->est.retry_after, "the certificate is being issued");

@@ -98,6 +98,8 @@ struct engine {
 	int last_batch_add; /* the last batch handed over was an add */
 	int batch_open;     /* a store batch is open around acme_client_step */
 	int more_due;       /* the last claim filled every place: more jobs may be due */
+	int submitted_fd;   /* eventfd: jobs were submitted in this process; or -1 */
+	int submitted;      /* it was read since the last claim: claim now */
 	struct issuer_stats *stats;
 	const struct issuer_opts *opts;
 };

@@ -1,6 +1,7 @@
 /* job_events: the ids of the jobs finished in this process, in order, with the
  * loss of old ones reported; eventfds written when jobs finish, outside a batch
- * or at its commit, never for a batch that fails, and no more once unwatched.
+ * or at its commit, never for a batch that fails, and no more once unwatched;
+ * the same for submitted jobs, on their own watchers.
  * The record is process-wide: each test reads it from where it stands. */
 #include "store/job_events.h"
 #include "store/sqlite_internal.h"
@@ -318,6 +319,33 @@ static void an_unwatched_eventfd_is_not_written(void **state)
 	assert_int_equal(wakeups(f->efd), 1);
 }
 
+/* Submissions wake the submitted-job watchers only, and finished jobs the others. */
+static void submissions_wake_their_own_watchers(void **state)
+{
+	struct fx *f = *state;
+	int sub = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), sub2 = eventfd(0, EFD_NONBLOCK);
+	assert_true(sub >= 0 && sub2 >= 0);
+	assert_int_equal(store_jobs_submitted_watch(sub, NULL), 0);
+	assert_int_equal(store_jobs_submitted_watch(sub2, NULL), 0);
+	store_jobs_submitted_publish();
+	store_jobs_submitted_publish();
+	assert_int_equal(wakeups(sub), 2);
+	assert_int_equal(wakeups(sub2), 2);
+	assert_int_equal(wakeups(f->efd), 0);
+	complete(f->s, claimed_job(f->s, 1));
+	assert_int_equal(wakeups(sub), 0);
+	assert_int_equal(wakeups(f->efd), 1);
+	store_jobs_submitted_unwatch(sub2);
+	store_jobs_submitted_publish();
+	assert_int_equal(wakeups(sub), 1);
+	assert_int_equal(wakeups(sub2), 0);
+	store_jobs_submitted_unwatch(sub);
+	store_jobs_submitted_publish(); /* no watcher left: nothing to write */
+	assert_int_equal(wakeups(sub), 0);
+	close(sub);
+	close(sub2);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -331,6 +359,7 @@ int main(void)
 	    T(a_batch_wakes_once_at_its_commit_with_all_its_ids),
 	    T(a_batch_that_fails_to_commit_tells_nothing),
 	    T(an_unwatched_eventfd_is_not_written),
+	    T(submissions_wake_their_own_watchers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
