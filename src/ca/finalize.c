@@ -152,12 +152,13 @@ static int issue(struct ca_ctx *c, struct ca_order *o, const struct csr_info *cs
 	const char *names[CA_ORDER_MAX_IDS];
 	json_t *ids = json_loads(o->identifiers, 0, NULL);
 	size_t n = ids ? order_names(ids, names) : 0;
-	int rc = n ? ca_signer_issue(c->svc->signer, csr, names, n, c->now, &cert.chain_pem,
-	                             cert.serial, &e)
-	           : ACMERA_ERR_STORE;
+	struct ca_signer *signer = ca_service_signer(c->svc, c->now);
+	int rc =
+	    n ? ca_signer_issue(signer, csr, names, n, c->now, &cert.chain_pem, cert.serial, &e)
+	      : ACMERA_ERR_STORE;
 	json_decref(ids);
 	/* The signer's own figure: parsing the new PEM back would cost more. */
-	cert.not_after = ca_signer_leaf_not_after(c->svc->signer, c->now);
+	cert.not_after = ca_signer_leaf_not_after(signer, c->now);
 	if (!rc)
 		rc = ca_random_id(cert.id);
 	if (!rc) {

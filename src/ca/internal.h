@@ -6,11 +6,13 @@
 #include "base/buf.h"
 #include "ca/jws_verify.h"
 #include "ca/service.h"
+#include "ca/signer.h"
 #include "store/ca_store.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define CA_URL_MAX 512
 #define CA_RETRY_AFTER "1" /* seconds, on pending and processing resources */
@@ -27,7 +29,15 @@ struct ca_service {
 	const struct config *cfg;
 	char base[CA_URL_MAX]; /* base URL without a final '/' */
 	struct ca_nonces *nonces;
-	struct ca_signer *signer;
+	/* The current signer (signer_renewal.c): replaced while running when its
+	 * generated intermediate nears its end; the ones replaced stay until
+	 * ca_service_free, as workers may still sign with them. */
+	_Atomic(struct ca_signer *) signer;
+	struct ca_signer_config signer_cfg; /* to open it again */
+	pthread_mutex_t renew_mu;           /* one renewal at a time */
+	_Atomic int64_t renew_tried;        /* time of the last try */
+	struct ca_signer **retired;
+	size_t n_retired;
 	struct ca_validators *validators;
 	struct ca_eab *eab;
 	struct ca_key_cache *keys; /* account keys by their stored JWK */
@@ -54,6 +64,15 @@ struct ca_ctx {
 	int64_t now;
 	struct buf links; /* Link values other than rel="index" */
 };
+
+/* ---- signer_renewal.c ---- */
+/* The signer to issue with at now. When its generated intermediate nears its end
+ * (ca_signer_renewal_due), the first call makes a new one as a restart would, and
+ * swaps it in; a failed or impossible renewal is tried again an hour later, the
+ * old signer serving meanwhile. Thread-safe. */
+struct ca_signer *ca_service_signer(struct ca_service *s, int64_t now);
+/* Frees the current signer and the replaced ones. */
+void ca_service_signers_free(struct ca_service *s);
 
 /* ---- server.c ---- */
 /* The calling thread's store handle (opened on first use), or NULL. */

@@ -111,7 +111,12 @@ int ca_service_new(const struct config *cfg, struct ca_service **out, struct acm
 	if (!s)
 		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
 	s->cfg = cfg;
+	if (pthread_mutex_init(&s->renew_mu, NULL) != 0) {
+		free(s);
+		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
+	}
 	if (pthread_key_create(&s->store_key, close_store) != 0) {
+		pthread_mutex_destroy(&s->renew_mu);
 		free(s);
 		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of thread keys");
 	}
@@ -136,14 +141,16 @@ int ca_service_new(const struct config *cfg, struct ca_service **out, struct acm
 		                 "[ca] issuer_cert and issuer_key go together");
 		goto fail;
 	}
-	struct ca_signer_config sc = {.dir = cfg->ca.dir,
-	                              .cert_file = cfg->ca.issuer_cert,
-	                              .key_file = cfg->ca.issuer_key,
-	                              .name = cfg->ca.name,
-	                              .leaf_lifetime = cfg->ca.lifetime};
-	rc = ca_signer_open(&sc, &s->signer, e);
+	s->signer_cfg = (struct ca_signer_config){.dir = cfg->ca.dir,
+	                                          .cert_file = cfg->ca.issuer_cert,
+	                                          .key_file = cfg->ca.issuer_key,
+	                                          .name = cfg->ca.name,
+	                                          .leaf_lifetime = cfg->ca.lifetime};
+	struct ca_signer *signer = NULL;
+	rc = ca_signer_open(&s->signer_cfg, &signer, e);
 	if (rc)
 		goto fail;
+	atomic_store(&s->signer, signer);
 	rc = ca_validators_new(s, cfg->ca.validators, &s->validators, e);
 	if (rc)
 		goto fail;
@@ -162,7 +169,7 @@ void ca_service_free(struct ca_service *s)
 	if (!s)
 		return;
 	ca_validators_free(s->validators);
-	ca_signer_free(s->signer);
+	ca_service_signers_free(s);
 	ca_eab_free(s->eab);
 	ca_key_cache_free(s->keys);
 	ca_nonces_free(s->nonces);
@@ -177,10 +184,11 @@ void ca_service_free(struct ca_service *s)
 	/* After the last handle: the syncer's descriptor of the log closes last
 	 * (store_wal_open). The workers are gone, so nothing waits for a sync. */
 	wal_syncer_stop(s->syncer);
+	pthread_mutex_destroy(&s->renew_mu);
 	free(s);
 }
 
 const char *ca_service_root_pem(const struct ca_service *s)
 {
-	return ca_signer_root_pem(s->signer);
+	return ca_signer_root_pem(atomic_load(&s->signer));
 }

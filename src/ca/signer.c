@@ -42,6 +42,7 @@ struct ca_signer {
 	const EVP_MD *md;       /* NULL for EdDSA issuers, which take none */
 	X509_NAME *issuer_name; /* subject of the issuing certificate */
 	int64_t not_after;      /* of the issuing certificate */
+	int64_t renew_before;   /* a renewal is due with less than this left */
 	int64_t lifetime;
 	/* Made once, copied into every leaf: X509_add_ext only reads them, so workers
 	 * can share them. */
@@ -732,7 +733,7 @@ static int load_generated(const struct ca_signer_config *cfg, STACK_OF(X509) * *
 	X509 *root = NULL, *inter = NULL;
 	EVP_PKEY *root_key = NULL;
 	const char *name = cfg->name ? cfg->name : "acmera";
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = cfg->now ? cfg->now : (int64_t)time(NULL);
 	int have_root, have_inter;
 	int rc = paths_init(cfg->dir, &p, e);
 	if (rc || (rc = make_dir(cfg->dir, e)) != 0)
@@ -890,7 +891,8 @@ int ca_signer_open(const struct ca_signer_config *cfg, struct ca_signer **out,
 	rc = signer_fill(s, chain, key, e);
 	if (rc)
 		goto out;
-	if (s->not_after - (int64_t)time(NULL) < renew_before(cfg))
+	s->renew_before = renew_before(cfg);
+	if (ca_signer_renewal_due(s, cfg->now ? cfg->now : (int64_t)time(NULL)))
 		log_event(LOG_LVL_WARN, "ca.certificate",
 		          "not_after=%lld effect=\"leaves are cut at it; not renewed here, see "
 		          "acmera-ca(1)\"",
@@ -967,6 +969,16 @@ static int add_leaf_exts(const struct ca_signer *s, X509 *x, EVP_PKEY *pub, stru
 	    !X509_add_ext(x, s->bc_leaf, -1) || !X509_add_ext(x, s->aki, -1))
 		return nomem(e);
 	return 0;
+}
+
+int ca_signer_renewal_due(const struct ca_signer *s, int64_t now)
+{
+	return s->not_after - now < s->renew_before;
+}
+
+int64_t ca_signer_issuer_not_after(const struct ca_signer *s)
+{
+	return s->not_after;
 }
 
 int64_t ca_signer_leaf_not_after(const struct ca_signer *s, int64_t now)

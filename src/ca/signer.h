@@ -22,6 +22,7 @@ struct ca_signer_config {
 	const char *name;      /* CN prefix for generated CAs, e.g. "acmera private";
 	                          NULL means "acmera" */
 	int64_t leaf_lifetime; /* seconds, e.g. 90 days; bounded 1 h .. 398 days */
+	int64_t now;           /* the time the renewal decision uses; 0: the current time */
 };
 
 struct ca_signer;
@@ -52,6 +53,12 @@ int ca_signer_open(const struct ca_signer_config *cfg, struct ca_signer **out,
  * *chain_pem = leaf + the issuing chain without its root (the root is not sent), a heap
  * string the caller frees; serial_hex (32 lower-case hex digits) filled. Thread-safe:
  * several workers may call it at once on the same s. */
+/* 1 when the issuing certificate ends within the leaf lifetime + 30 days of now:
+ * a generated intermediate is then replaced by ca_signer_open (leaves issued
+ * before are cut at its end). */
+int ca_signer_renewal_due(const struct ca_signer *s, int64_t now);
+int64_t ca_signer_issuer_not_after(const struct ca_signer *s);
+
 /* The notAfter of a leaf issued at now: now + lifetime, never past the issuer's. */
 int64_t ca_signer_leaf_not_after(const struct ca_signer *s, int64_t now);
 int ca_signer_issue(struct ca_signer *s, const struct csr_info *csr, const char *const *names,

@@ -1,5 +1,6 @@
 /* The CA of `acmera ca`: generating and reloading its keys, loading a configured CA,
  * and the leaf certificates it issues. */
+#include "ca/internal.h"
 #include "ca/signer.h"
 #include "pki/cert.h"
 #include "pki/csr.h"
@@ -467,6 +468,84 @@ static void intermediate_ending_at(const struct fixture *f, int64_t not_after, i
 	free(root_path);
 	free(pem_path);
 	free(key_path);
+}
+
+/* A service holding only what ca_service_signer uses, around a signer of cfg. */
+static void renewal_service(struct ca_service *svc, const struct ca_signer_config *cfg)
+{
+	memset(svc, 0, sizeof(*svc));
+	assert_int_equal(pthread_mutex_init(&svc->renew_mu, NULL), 0);
+	svc->signer_cfg = *cfg;
+	atomic_store(&svc->signer, open_ok(cfg));
+}
+
+static void renewal_service_free(struct ca_service *svc)
+{
+	ca_service_signers_free(svc);
+	pthread_mutex_destroy(&svc->renew_mu);
+}
+
+/* A CA that runs on renews its intermediate at the first issuance within the
+ * window, as a restart would, and swaps it in; the replaced signer stays usable
+ * for workers that still hold it. It was started 60 days ago, when the window
+ * was still ahead. */
+static void running_ca_renews_and_swaps_its_intermediate(void **state)
+{
+	struct fixture *f = *state;
+	struct ca_signer_config cfg = gen_config(f);
+	struct ca_service svc;
+	ca_signer_free(open_ok(&cfg));
+	int64_t end = f->now + LIFETIME + 10 * DAY;
+	intermediate_ending_at(f, end, 0);
+	cfg.now = f->now - 60 * DAY;
+	renewal_service(&svc, &cfg);
+	svc.signer_cfg.now = 0;
+	struct ca_signer *first = atomic_load(&svc.signer);
+	assert_int_equal(ca_signer_issuer_not_after(first), end);
+	assert_ptr_equal(ca_service_signer(&svc, cfg.now), first);
+
+	struct ca_signer *second = ca_service_signer(&svc, f->now);
+	assert_ptr_not_equal(second, first);
+	assert_true(ca_signer_issuer_not_after(second) > end);
+	assert_int_equal(ca_signer_leaf_not_after(second, f->now), f->now + LIFETIME);
+	assert_int_equal(leaf_end(f, second), f->now + LIFETIME);
+	assert_int_equal(svc.n_retired, 1);
+	assert_ptr_equal(ca_service_signer(&svc, f->now), second);
+	/* The replaced one still signs (and verifies). */
+	assert_int_equal(leaf_end(f, first), f->now + LIFETIME);
+	char name[64];
+	struct stat st;
+	snprintf(name, sizeof(name), "intermediate-%lld.pem", (long long)end);
+	char *kept = path_in(f->dir, name);
+	assert_int_equal(stat(kept, &st), 0);
+	free(kept);
+	renewal_service_free(&svc);
+}
+
+/* Without root.key nothing can be renewed: the current signer serves on, and
+ * the next try waits an hour rather than being made at every issuance. */
+static void running_ca_without_root_key_serves_on(void **state)
+{
+	struct fixture *f = *state;
+	struct ca_signer_config cfg = gen_config(f);
+	struct ca_service svc;
+	ca_signer_free(open_ok(&cfg));
+	int64_t end = f->now + LIFETIME + 60 * DAY;
+	intermediate_ending_at(f, end, 0);
+	char *root_key = path_in(f->dir, "root.key");
+	assert_int_equal(unlink(root_key), 0);
+	free(root_key);
+	renewal_service(&svc, &cfg);
+	struct ca_signer *first = atomic_load(&svc.signer);
+	int64_t later = end - 40 * DAY;
+	assert_ptr_equal(ca_service_signer(&svc, later), first);
+	assert_int_equal(atomic_load(&svc.renew_tried), later);
+	assert_ptr_equal(ca_service_signer(&svc, later + 60), first);
+	assert_int_equal(atomic_load(&svc.renew_tried), later); /* not tried again yet */
+	assert_ptr_equal(ca_service_signer(&svc, later + 3600), first);
+	assert_int_equal(atomic_load(&svc.renew_tried), later + 3600);
+	assert_int_equal(svc.n_retired, 0);
+	renewal_service_free(&svc);
 }
 
 /* An intermediate that would cut the leaves' lifetime is replaced at start under
@@ -1069,6 +1148,8 @@ int main(void)
 	    T(reopening_without_root_key_still_issues),
 	    T(intermediate_key_without_certificate_is_replaced_under_same_root),
 	    T(intermediate_near_its_end_is_renewed_at_start),
+	    T(running_ca_renews_and_swaps_its_intermediate),
+	    T(running_ca_without_root_key_serves_on),
 	    T(intermediate_near_its_end_without_root_key_serves_on),
 	    T(intermediate_near_the_roots_end_serves_on),
 	    T(intermediate_without_root_is_refused),
