@@ -470,16 +470,46 @@ static void intermediate_ending_at(const struct fixture *f, int64_t not_after, i
 	free(key_path);
 }
 
-/* A service holding only what ca_service_signer uses, around a signer of cfg. */
-static void renewal_service(struct ca_service *svc, const struct ca_signer_config *cfg)
+/* The files of an intermediate that ended at end were kept under that name. */
+static void assert_retired_files_kept(const struct fixture *f, int64_t end)
 {
-	memset(svc, 0, sizeof(*svc));
-	assert_int_equal(pthread_mutex_init(&svc->renew_mu, NULL), 0);
-	svc->signer_cfg = *cfg;
-	atomic_store(&svc->signer, open_ok(cfg));
+	const char *ext[] = {"pem", "key"};
+	for (int i = 0; i < 2; i++) {
+		char name[64];
+		struct stat st;
+		snprintf(name, sizeof(name), "intermediate-%lld.%s", (long long)end, ext[i]);
+		char *kept = path_in(f->dir, name);
+		assert_int_equal(stat(kept, &st), 0);
+		free(kept);
+	}
 }
 
-static void renewal_service_free(struct ca_service *svc)
+/* A CA started 60 days ago (its renewal window still ahead then) whose
+ * intermediate ends at end, in a service holding only what ca_service_signer
+ * uses. Without the root key when !root_key. Returns the signer it started with. */
+static struct ca_signer *running_ca(const struct fixture *f, struct ca_service *svc, int64_t end,
+                                    int root_key)
+{
+	struct ca_signer_config cfg = gen_config(f);
+	ca_signer_free(open_ok(&cfg));
+	intermediate_ending_at(f, end, 0);
+	if (!root_key) {
+		char *path = path_in(f->dir, "root.key");
+		assert_int_equal(unlink(path), 0);
+		free(path);
+	}
+	memset(svc, 0, sizeof(*svc));
+	assert_int_equal(pthread_mutex_init(&svc->renew_mu, NULL), 0);
+	svc->signer_cfg = cfg;
+	cfg.now = f->now - 60 * DAY;
+	struct ca_signer *s = open_ok(&cfg);
+	atomic_store(&svc->signer, s);
+	assert_int_equal(ca_signer_issuer_not_after(s), end);
+	assert_ptr_equal(ca_service_signer(svc, cfg.now), s);
+	return s;
+}
+
+static void running_ca_free(struct ca_service *svc)
 {
 	ca_service_signers_free(svc);
 	pthread_mutex_destroy(&svc->renew_mu);
@@ -487,39 +517,24 @@ static void renewal_service_free(struct ca_service *svc)
 
 /* A CA that runs on renews its intermediate at the first issuance within the
  * window, as a restart would, and swaps it in; the replaced signer stays usable
- * for workers that still hold it. It was started 60 days ago, when the window
- * was still ahead. */
+ * for workers that still hold it. */
 static void running_ca_renews_and_swaps_its_intermediate(void **state)
 {
 	struct fixture *f = *state;
-	struct ca_signer_config cfg = gen_config(f);
 	struct ca_service svc;
-	ca_signer_free(open_ok(&cfg));
-	int64_t end = f->now + LIFETIME + 10 * DAY;
-	intermediate_ending_at(f, end, 0);
-	cfg.now = f->now - 60 * DAY;
-	renewal_service(&svc, &cfg);
-	svc.signer_cfg.now = 0;
-	struct ca_signer *first = atomic_load(&svc.signer);
-	assert_int_equal(ca_signer_issuer_not_after(first), end);
-	assert_ptr_equal(ca_service_signer(&svc, cfg.now), first);
+	int64_t end = f->now + LIFETIME + 10 * DAY; /* less than the lifetime and 30 days */
+	struct ca_signer *first = running_ca(f, &svc, end, 1);
 
 	struct ca_signer *second = ca_service_signer(&svc, f->now);
 	assert_ptr_not_equal(second, first);
 	assert_true(ca_signer_issuer_not_after(second) > end);
-	assert_int_equal(ca_signer_leaf_not_after(second, f->now), f->now + LIFETIME);
 	assert_int_equal(leaf_end(f, second), f->now + LIFETIME);
 	assert_int_equal(svc.n_retired, 1);
 	assert_ptr_equal(ca_service_signer(&svc, f->now), second);
 	/* The replaced one still signs (and verifies). */
 	assert_int_equal(leaf_end(f, first), f->now + LIFETIME);
-	char name[64];
-	struct stat st;
-	snprintf(name, sizeof(name), "intermediate-%lld.pem", (long long)end);
-	char *kept = path_in(f->dir, name);
-	assert_int_equal(stat(kept, &st), 0);
-	free(kept);
-	renewal_service_free(&svc);
+	assert_retired_files_kept(f, end);
+	running_ca_free(&svc);
 }
 
 /* Without root.key nothing can be renewed: the current signer serves on, and
@@ -527,25 +542,17 @@ static void running_ca_renews_and_swaps_its_intermediate(void **state)
 static void running_ca_without_root_key_serves_on(void **state)
 {
 	struct fixture *f = *state;
-	struct ca_signer_config cfg = gen_config(f);
 	struct ca_service svc;
-	ca_signer_free(open_ok(&cfg));
-	int64_t end = f->now + LIFETIME + 60 * DAY;
-	intermediate_ending_at(f, end, 0);
-	char *root_key = path_in(f->dir, "root.key");
-	assert_int_equal(unlink(root_key), 0);
-	free(root_key);
-	renewal_service(&svc, &cfg);
-	struct ca_signer *first = atomic_load(&svc.signer);
-	int64_t later = end - 40 * DAY;
-	assert_ptr_equal(ca_service_signer(&svc, later), first);
-	assert_int_equal(atomic_load(&svc.renew_tried), later);
-	assert_ptr_equal(ca_service_signer(&svc, later + 60), first);
-	assert_int_equal(atomic_load(&svc.renew_tried), later); /* not tried again yet */
-	assert_ptr_equal(ca_service_signer(&svc, later + 3600), first);
-	assert_int_equal(atomic_load(&svc.renew_tried), later + 3600);
+	int64_t now = f->now;
+	struct ca_signer *first = running_ca(f, &svc, now + LIFETIME + 10 * DAY, 0);
+	assert_ptr_equal(ca_service_signer(&svc, now), first);
+	assert_int_equal(atomic_load(&svc.renew_tried), now);
+	assert_ptr_equal(ca_service_signer(&svc, now + 60), first);
+	assert_int_equal(atomic_load(&svc.renew_tried), now); /* not tried again yet */
+	assert_ptr_equal(ca_service_signer(&svc, now + 3600), first);
+	assert_int_equal(atomic_load(&svc.renew_tried), now + 3600);
 	assert_int_equal(svc.n_retired, 0);
-	renewal_service_free(&svc);
+	running_ca_free(&svc);
 }
 
 /* An intermediate that would cut the leaves' lifetime is replaced at start under
@@ -579,16 +586,7 @@ static void intermediate_near_its_end_is_renewed_at_start(void **state)
 	assert_int_equal(leaf_end(f, s), f->now + LIFETIME);
 	ca_signer_free(s);
 
-	char name[64];
-	struct stat st;
-	snprintf(name, sizeof(name), "intermediate-%lld.pem", (long long)end);
-	char *kept = path_in(f->dir, name);
-	assert_int_equal(stat(kept, &st), 0);
-	free(kept);
-	snprintf(name, sizeof(name), "intermediate-%lld.key", (long long)end);
-	kept = path_in(f->dir, name);
-	assert_int_equal(stat(kept, &st), 0);
-	free(kept);
+	assert_retired_files_kept(f, end);
 	free(pem_path);
 
 	/* The new one is far from its end: the next start keeps it. */
