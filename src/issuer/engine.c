@@ -272,15 +272,20 @@ static int submitted_read(struct engine *g)
 	return g->submitted_fd >= 0 && read(g->submitted_fd, &n, sizeof(n)) == sizeof(n) && n > 0;
 }
 
-/* Claims at the interval; at once when jobs were submitted in this process; and
- * sooner when the last claim filled every place (more jobs may be due) and a
- * quarter of the places are free again: a long queue keeps the runs full, in
- * claims of many jobs each (one store commit per claim). */
+/* Claims at the interval, and sooner:
+ * - when jobs were submitted in this process and either the CA takes
+ *   pre-authorized parents (RFC 9444: their orders are ready at once) or no job is
+ *   under way; otherwise the interval gathers the new jobs, whose TXT records then
+ *   share UPDATEs;
+ * - when the last claim filled every place (more jobs may be due) and a quarter of
+ *   the places are free again: a long queue keeps the runs full, in claims of many
+ *   jobs each (one store commit per claim). */
 static int claim_due(const struct engine *g, int64_t now, int64_t next_claim)
 {
 	size_t parallel = (size_t)g->cfg->issuer.parallel;
 	size_t quarter = parallel / 4 ? parallel / 4 : 1;
-	return now >= next_claim || (g->submitted && room(g) > 0) ||
+	return now >= next_claim ||
+	       (g->submitted && room(g) > 0 && (g->subdomains || g->n_runs == 0)) ||
 	       (g->more_due && room(g) >= quarter);
 }
 
