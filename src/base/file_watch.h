@@ -2,10 +2,12 @@
  * every change at once (a removed user of the password file is refused on the
  * next request) need not stat the file on every use.
  *
- * inotify watches the file, the directory of its path and, for a symbolic link,
- * the directory of its target; any event there counts as a possible change. On
- * file systems whose changes made elsewhere inotify does not see (NFS), the
- * answer is also "maybe" once a second. */
+ * inotify watches the file (its bytes, mode and owner) and the entries of the
+ * directory of its path and, for a symbolic link, of its target's directory (a
+ * file replaced, a link swapped); any such event counts as a possible change.
+ * Writes to other files of those directories do not. On file systems whose
+ * changes made elsewhere inotify does not see (NFS), the answer is also "maybe"
+ * once a second. */
 #ifndef ACMERA_BASE_FILE_WATCH_H
 #define ACMERA_BASE_FILE_WATCH_H
 
