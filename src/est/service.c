@@ -607,8 +607,11 @@ static void enroll_job(struct est_service *s, struct http_request *req, const ch
 	free(names);
 	log_event(LOG_LVL_INFO, "job.submitted", "job=%lld csr=%s names=%s joined=%s via=est",
 	          (long long)job, csr->sha256_hex, name, created ? "no" : "yes");
-	/* After the line above, so that the log tells the claim after the submission. */
-	store_jobs_submitted_publish();
+	/* A new job only: a retry that joins one wakes no issuer for an empty claim (a
+	 * failed job taken up again waits for the issuer's next look). After the line
+	 * above, so that the log tells the claim after the submission. */
+	if (created)
+		store_jobs_submitted_publish();
 	struct wait *w = calloc(1, sizeof(*w));
 	if (!w) {
 		reply_retry(req, 202, s->cfg->est.retry_after, "the certificate is being issued");

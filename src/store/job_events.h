@@ -40,8 +40,8 @@ void store_jobs_finished_unwatch(int efd);
 void store_jobs_finished_publish(const int64_t *ids, size_t n_known, uint64_t n);
 
 /* The other way: eventfds written each time a submitter here (EST) says it has
- * committed jobs (store_job_submit), so that an issuer of this process claims them
- * at once rather than at its next look in the store. Jobs submitted by another
+ * committed new jobs (store_job_submit), so that an issuer of this process claims
+ * them at once rather than at its next look in the store. Jobs submitted by another
  * process are not seen: an issuer still looks now and then. Same rules as
  * store_jobs_finished_watch. */
 int store_jobs_submitted_watch(int efd, struct acmera_errmsg *e);
