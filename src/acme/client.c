@@ -697,16 +697,15 @@ int acme_client_step(struct acme_client *c, int wait_ms)
 	}
 	if (c->wait_hook)
 		c->wait_hook(c->wait_hook_arg);
-	struct curl_waitfd wake = {.fd = c->wake_fd, .events = CURL_WAIT_POLLIN};
+	int has_wake = c->wake_fd >= 0;
 	if (c->in_flight > 0) {
-		curl_multi_poll(c->multi, &wake, c->wake_fd >= 0, wait_ms, NULL);
-	} else if (wait_ms > 0 && c->wake_fd >= 0) {
-		struct pollfd p = {.fd = c->wake_fd, .events = POLLIN};
-		poll(&p, 1, wait_ms);
+		struct curl_waitfd wake = {.fd = c->wake_fd, .events = CURL_WAIT_POLLIN};
+		curl_multi_poll(c->multi, &wake, has_wake, wait_ms, NULL);
 	} else if (wait_ms > 0) {
-		/* Nothing on the wire: the caller asked to wait, so wait, not spin. */
-		struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
-		nanosleep(&ts, NULL);
+		/* Nothing on the wire: the caller asked to wait, so wait (for the wake
+		 * descriptor, if any), not spin. */
+		struct pollfd p = {.fd = c->wake_fd, .events = POLLIN};
+		poll(&p, has_wake, wait_ms);
 	}
 	curl_multi_perform(c->multi, &running);
 	CURLMsg *m;
