@@ -670,6 +670,12 @@ static int64_t renew_before(const struct ca_signer_config *cfg)
 	return cfg->leaf_lifetime + 30 * DAY;
 }
 
+/* The time renewal decisions are made at (a running CA's renewal passes it). */
+static int64_t decision_time(const struct ca_signer_config *cfg)
+{
+	return cfg->now ? cfg->now : (int64_t)time(NULL);
+}
+
 /* Moves the intermediate's files aside as intermediate-NOTAFTER.pem and .key, the
  * certificate first: a crash between the two leaves a key without its certificate,
  * which the next start replaces as it would after a crash while making it. */
@@ -733,7 +739,7 @@ static int load_generated(const struct ca_signer_config *cfg, STACK_OF(X509) * *
 	X509 *root = NULL, *inter = NULL;
 	EVP_PKEY *root_key = NULL;
 	const char *name = cfg->name ? cfg->name : "acmera";
-	int64_t now = cfg->now ? cfg->now : (int64_t)time(NULL);
+	int64_t now = decision_time(cfg);
 	int have_root, have_inter;
 	int rc = paths_init(cfg->dir, &p, e);
 	if (rc || (rc = make_dir(cfg->dir, e)) != 0)
@@ -892,7 +898,7 @@ int ca_signer_open(const struct ca_signer_config *cfg, struct ca_signer **out,
 	if (rc)
 		goto out;
 	s->renew_before = renew_before(cfg);
-	if (ca_signer_renewal_due(s, cfg->now ? cfg->now : (int64_t)time(NULL)))
+	if (ca_signer_renewal_due(s, decision_time(cfg)))
 		log_event(LOG_LVL_WARN, "ca.certificate",
 		          "not_after=%lld effect=\"leaves are cut at it; not renewed here, see "
 		          "acmera-ca(1)\"",

@@ -43,17 +43,22 @@ static void renew(struct ca_service *s, struct ca_signer *cur, int64_t now)
 	          (long long)ca_signer_issuer_not_after(next));
 }
 
+/* A renewal of cur is due at now, and was not tried within the last hour. */
+static int worth_a_try(const struct ca_service *s, const struct ca_signer *cur, int64_t now)
+{
+	return ca_signer_renewal_due(cur, now) &&
+	       now - atomic_load(&s->renew_tried) >= RENEW_RETRY_S;
+}
+
 struct ca_signer *ca_service_signer(struct ca_service *s, int64_t now)
 {
 	struct ca_signer *cur = atomic_load(&s->signer);
-	if (!ca_signer_renewal_due(cur, now) || now - atomic_load(&s->renew_tried) < RENEW_RETRY_S)
-		return cur;
 	/* Another worker renewing meanwhile: this one signs with the current signer. */
-	if (pthread_mutex_trylock(&s->renew_mu) != 0)
+	if (!worth_a_try(s, cur, now) || pthread_mutex_trylock(&s->renew_mu) != 0)
 		return cur;
+	/* Looked at again under the lock: another worker may have renewed just now. */
 	cur = atomic_load(&s->signer);
-	if (ca_signer_renewal_due(cur, now) &&
-	    now - atomic_load(&s->renew_tried) >= RENEW_RETRY_S) {
+	if (worth_a_try(s, cur, now)) {
 		atomic_store(&s->renew_tried, now);
 		renew(s, cur, now);
 	}
