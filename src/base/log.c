@@ -13,6 +13,10 @@ static int use_syslog;
 
 /* Longer event names are cut (they are literals of this program). */
 #define LOG_EVENT_MAX 64
+/* "ts=... level=... event=NAME " */
+#define LOG_PREFIX_MAX (128 + LOG_EVENT_MAX)
+/* With its NUL: a body is cut at 2047 bytes, as it always was. */
+#define LOG_BODY_MAX 2048
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -63,36 +67,36 @@ static const char *utc_second(time_t sec)
 	return text;
 }
 
+/* The bytes snprintf put into cap: k, cut to cap - 1 (its NUL); 0 on an error. */
+static size_t written(int k, size_t cap)
+{
+	return k < 0 ? 0 : (size_t)k < cap ? (size_t)k : cap - 1;
+}
+
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
 {
 	if (level < min_level)
 		return;
-	/* The body is cut at 2047 bytes, as it always was. */
-	char line[128 + LOG_EVENT_MAX + 2048 + 1];
-	size_t n = 0;
+	char line[LOG_PREFIX_MAX + LOG_BODY_MAX + 1];
 	va_list ap;
 
 	if (use_syslog) {
 		static const int prio[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR};
 		va_start(ap, fmt);
-		vsnprintf(line, 2048, fmt, ap);
+		vsnprintf(line, LOG_BODY_MAX, fmt, ap);
 		va_end(ap);
 		syslog(prio[level], "level=%s event=%s %s", level_names[level], event, line);
 		return;
 	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	int k = snprintf(line, 128 + LOG_EVENT_MAX, "ts=%s.%03ldZ level=%s event=%.*s ",
-	                 utc_second(ts.tv_sec), ts.tv_nsec / 1000000, level_names[level],
-	                 LOG_EVENT_MAX, event);
-	if (k < 0)
-		return;
-	n = (size_t)k < 128 + LOG_EVENT_MAX ? (size_t)k : 128 + LOG_EVENT_MAX - 1;
+	size_t n = written(snprintf(line, LOG_PREFIX_MAX, "ts=%s.%03ldZ level=%s event=%.*s ",
+	                            utc_second(ts.tv_sec), ts.tv_nsec / 1000000, level_names[level],
+	                            LOG_EVENT_MAX, event),
+	                   LOG_PREFIX_MAX);
 	va_start(ap, fmt);
-	k = vsnprintf(line + n, 2048, fmt, ap);
+	n += written(vsnprintf(line + n, LOG_BODY_MAX, fmt, ap), LOG_BODY_MAX);
 	va_end(ap);
-	if (k > 0)
-		n += (size_t)k < 2048 ? (size_t)k : 2047;
 	line[n++] = '\n';
 	/* One write per line, straight to descriptor 2 (stderr is unbuffered anyway):
 	 * lines of several threads do not interleave, and no stdio formatting pass
