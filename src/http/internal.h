@@ -19,7 +19,6 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -28,7 +27,9 @@ struct worker {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evconnlistener *listener; /* owned by http */
-	struct event *tick;              /* polls the server's stop flag */
+	struct event *stop_ev;           /* reads stop_fd: the stop reached this worker */
+	struct event *tick;              /* after the stop: paces the last answers' drain */
+	int stop_fd;                     /* eventfd written by http_server_stop, or -1 */
 	struct event *resume;            /* ends the pause after an accept error */
 	pthread_t thread;
 	int started;
@@ -49,7 +50,6 @@ struct http_server {
 	int nworkers;
 	int max_connections;
 	uint16_t port;
-	atomic_int stop;
 	struct timeval handshake_tv;
 	struct timeval header_tv;
 	struct timeval idle_tv;

@@ -10,12 +10,14 @@
 
 #include "base/log.h"
 
+#include <errno.h>
 #include <event2/listener.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +29,7 @@
 #define DEFAULT_IDLE_MS 60000
 #define MAX_WORKERS 256
 #define MAX_SIZE (1024L * 1024 * 1024)
-#define STOP_POLL_MS 100
+#define STOP_TICK_MS 100   /* how often the drain looks whether the answers are out */
 #define STOP_DRAIN_MS 1000 /* longest wait for the answers given at stop */
 #define DEFAULT_STOP_RETRY_AFTER 5
 #define ACCEPT_PAUSE_MS 1000
@@ -83,22 +85,35 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 	evtimer_add(w->resume, &tv);
 }
 
+/* After the stop: ends the loop once the answers given at stop are written, or
+ * when the drain's time is up. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 	(void)fd;
 	(void)what;
-	if (!atomic_load(&w->srv->stop))
-		return;
-	if (!w->stopping) {
-		/* First tick of the stop: no new clients; the held ones get an answer. */
-		w->stopping = 1;
-		worker_update_accepting(w);
-		request_stop_all(w);
-		w->stop_ticks = STOP_DRAIN_MS / STOP_POLL_MS;
-	}
 	if (w->stop_replies <= 0 || w->stop_ticks-- <= 0)
 		event_base_loopbreak(w->base);
+}
+
+/* The stop reached this worker: no new clients; the held ones get an answer. An
+ * idle worker sleeps until then instead of polling the flag. */
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct timeval tick;
+	uint64_t n;
+	(void)what;
+	if (read(fd, &n, sizeof(n)) < 0 || w->stopping)
+		return;
+	w->stopping = 1;
+	event_del(w->stop_ev);
+	worker_update_accepting(w);
+	request_stop_all(w);
+	w->stop_ticks = STOP_DRAIN_MS / STOP_TICK_MS;
+	ms_to_tv(STOP_TICK_MS, &tick);
+	event_add(w->tick, &tick);
+	on_tick(-1, 0, w);
 }
 
 static void *worker_main(void *arg)
@@ -114,13 +129,15 @@ static void *worker_main(void *arg)
 static int worker_init(struct http_server *s, struct worker *w, const struct http_server_opts *o,
                        int index, size_t max_body, size_t max_headers, struct acmera_errmsg *e)
 {
-	struct timeval tick;
 	int fd = -1;
 	uint16_t port = 0;
 	int rc;
 
 	w->srv = s;
+	if ((w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		return acmera_fail(e, ACMERA_ERR_IO, "eventfd: %s", strerror(errno));
 	if (!(w->base = event_base_new()) || !(w->http = evhttp_new(w->base)) ||
+	    !(w->stop_ev = event_new(w->base, w->stop_fd, EV_READ | EV_PERSIST, on_stop, w)) ||
 	    !(w->tick = event_new(w->base, -1, EV_PERSIST, on_tick, w)) ||
 	    !(w->resume = evtimer_new(w->base, on_resume, w)))
 		return acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
@@ -146,8 +163,7 @@ static int worker_init(struct http_server *s, struct worker *w, const struct htt
 	w->listener = evhttp_bound_socket_get_listener(bound);
 	evconnlistener_set_error_cb(w->listener, on_accept_error);
 	w->accepting = 1;
-	ms_to_tv(STOP_POLL_MS, &tick);
-	event_add(w->tick, &tick);
+	event_add(w->stop_ev, NULL);
 	return 0;
 }
 
@@ -161,10 +177,14 @@ static void worker_free(struct worker *w)
 		evhttp_free(w->http);
 	if (w->tick)
 		event_free(w->tick);
+	if (w->stop_ev)
+		event_free(w->stop_ev);
 	if (w->resume)
 		event_free(w->resume);
 	if (w->base)
 		event_base_free(w->base);
+	if (w->stop_fd >= 0)
+		close(w->stop_fd);
 }
 
 static int check_ms(const char *what, int v, int def, int *out, struct acmera_errmsg *e)
@@ -202,7 +222,6 @@ int http_server_new(const struct http_server_opts *o, http_handler h, void *arg,
 	s->arg = arg;
 	s->nworkers = o->workers ? o->workers : 1;
 	s->max_connections = o->max_connections ? o->max_connections : DEFAULT_MAX_CONNECTIONS;
-	atomic_init(&s->stop, 0);
 	ms_to_tv(hs, &s->handshake_tv);
 	ms_to_tv(head, &s->header_tv);
 	ms_to_tv(idle, &s->idle_tv);
@@ -214,6 +233,8 @@ int http_server_new(const struct http_server_opts *o, http_handler h, void *arg,
 		rc = acmera_fail(e, ACMERA_ERR_NOMEM, "out of memory");
 		goto out;
 	}
+	for (int i = 0; i < s->nworkers; i++)
+		s->workers[i].stop_fd = -1; /* before any init can fail: freed workers close it */
 	for (int i = 0; i < s->nworkers; i++) {
 		rc = worker_init(s, &s->workers[i], o, i,
 		                 o->max_body ? o->max_body : DEFAULT_MAX_BODY,
@@ -236,7 +257,7 @@ int http_server_run(struct http_server *s)
 	if (!s)
 		return ACMERA_ERR_INVAL;
 	/* Workers take no signals: the caller's thread does (a stop from a signal
-	 * handler is a flag they poll), and a write to a closed socket gives EPIPE
+	 * handler reaches them through their stop_fd), and a write to a closed socket gives EPIPE
 	 * there instead of killing the process. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -245,7 +266,7 @@ int http_server_run(struct http_server *s)
 		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
 			log_event(LOG_LVL_ERROR, "http.run", "error=%s",
 			          log_qv("cannot start a worker thread"));
-			atomic_store(&s->stop, 1);
+			http_server_stop(s);
 			rc = ACMERA_ERR_NOMEM;
 			break;
 		}
@@ -259,10 +280,17 @@ int http_server_run(struct http_server *s)
 	return rc;
 }
 
+/* Async-signal-safe: a write(2) per worker. */
 void http_server_stop(struct http_server *s)
 {
-	if (s)
-		atomic_store(&s->stop, 1);
+	const uint64_t one = 1;
+	if (!s)
+		return;
+	for (int i = 0; i < s->nworkers; i++)
+		if (s->workers[i].stop_fd >= 0 &&
+		    write(s->workers[i].stop_fd, &one, sizeof(one)) < 0) {
+			/* Only a full counter fails, and that is already readable. */
+		}
 }
 
 void http_server_free(struct http_server *s)

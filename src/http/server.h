@@ -48,9 +48,9 @@ typedef void (*http_handler)(struct http_request *req, void *arg);
  * handler is called for every complete request. */
 int http_server_new(const struct http_server_opts *o, http_handler h, void *arg,
                     struct http_server **out, struct acmera_errmsg *e);
-/* Runs the workers until http_server_stop (from any thread or a signal handler
- * via a flag polled every 100 ms): blocks the calling thread. The worker threads
- * block all signals (signals go to the caller's thread; SIGPIPE cannot hit them). */
+/* Runs the workers until http_server_stop (from any thread or a signal handler:
+ * it writes to an eventfd each worker's loop watches): blocks the calling thread. The worker
+ * threads block all signals (signals go to the caller's thread; SIGPIPE cannot hit them). */
 int http_server_run(struct http_server *s);
 /* At stop each worker stops accepting, answers every request its handler still
  * holds with 503, Retry-After: stop_retry_after and Connection: close (calling
