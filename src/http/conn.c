@@ -12,18 +12,15 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 /* 1 while evhttp still owns the bufferevent: its callbacks may be triggered. A
  * freed bufferevent has no callbacks left (bufferevent_free clears them) and
  * waits for its finalizer, which also frees this conn. */
-static int conn_alive(struct conn *c)
+int conn_alive(struct conn *c)
 {
 	bufferevent_event_cb ecb = NULL;
 	if (c->dead || !c->bev)
@@ -43,26 +40,6 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	          c->state == CONN_HANDSHAKE ? "handshake" : "request");
 	/* evhttp frees the connection from this call; c lives until the finalizer. */
 	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
-}
-
-/* The client went away while its request was held: evhttp detaches the request
- * and frees the connection, whose close callback tells the handler. Data (a
- * pipelined request) only wakes this edge-triggered watch once and waits. */
-static void on_closed(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	int err = 0;
-	socklen_t elen = sizeof(err);
-	char b;
-	if (!conn_alive(c) || c->state != CONN_BUSY)
-		return;
-	if (!(what & EV_CLOSED) && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 &&
-	    err == 0) {
-		ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-		if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
-			return;
-	}
-	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, 0);
 }
 
 /* Bytes of a new request on an idle keep-alive connection start its head clock. */
@@ -104,31 +81,6 @@ void conn_handshake_done(struct conn *c)
 	/* Also called for TLS 1.3 post-handshake messages: only the first counts. */
 	if (c->state == CONN_HANDSHAKE)
 		conn_enter(c, CONN_HEAD);
-}
-
-/* The watch runs on a dup of the socket: an epoll registration of its own, so
- * that it can be edge-triggered (a pipelined request must not spin the loop)
- * without changing how the bufferevent's own events are registered. A reset
- * shows as EPOLLERR, which libevent reports as readable: hence EV_READ. */
-void conn_watch_close(struct conn *c, int on)
-{
-	const int need = EV_FEATURE_ET | EV_FEATURE_EARLY_CLOSE;
-	if (c->closed) {
-		event_free(c->closed);
-		c->closed = NULL;
-	}
-	if (c->closed_fd >= 0) {
-		close(c->closed_fd);
-		c->closed_fd = -1;
-	}
-	if (!on || !conn_alive(c) || (event_base_get_features(c->w->base) & need) != need)
-		return;
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
-	if (fd < 0 || (c->closed_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
-		return;
-	c->closed = event_new(c->w->base, c->closed_fd, EV_READ | EV_CLOSED | EV_ET, on_closed, c);
-	if (!c->closed || event_add(c->closed, NULL))
-		conn_watch_close(c, 0);
 }
 
 struct conn *conn_of(struct evhttp_connection *evcon)

@@ -4,6 +4,7 @@
  *   listen.c   "host:port" to a bound SO_REUSEPORT socket
  *   tls.c      the SSL_CTX, client certificate checks, channel binding
  *   conn.c     one TLS connection: accounting, phases and their timeouts
+ *   close_watch.c  a held request's client closing (an epoll of the worker's own)
  *   request.c  one request: the handler's view of it and the answer
  *
  * Lifetimes. struct conn belongs to the connection's SSL object (ex_data): it is
@@ -31,6 +32,8 @@ struct worker {
 	struct event *tick;              /* after the stop: paces the last answers' drain */
 	int stop_fd;                     /* eventfd written by http_server_stop, or -1 */
 	struct event *resume;            /* ends the pause after an accept error */
+	int close_epfd;                  /* close_watch.c's epoll, or -1 */
+	struct event *close_ev;          /* reads close_epfd */
 	pthread_t thread;
 	int started;
 	int nconn;                 /* live connections, until their SSL is freed */
@@ -68,9 +71,8 @@ enum conn_state { CONN_HANDSHAKE, CONN_HEAD, CONN_BUSY, CONN_IDLE };
 struct conn {
 	struct worker *w;
 	struct bufferevent *bev;
-	struct event *deadline;       /* absolute limit of HANDSHAKE and HEAD */
-	struct event *closed;         /* watches closed_fd while BUSY, or NULL */
-	int closed_fd;                /* a dup of the socket for that watch, or -1 */
+	struct event *deadline; /* absolute limit of HANDSHAKE and HEAD */
+	int closed_fd; /* while BUSY: a dup of the socket in the worker's close_epfd, or -1 */
 	struct http_request *pending; /* the request the handler holds, if any */
 	enum conn_state state;
 	int counted; /* counted in w->nconn */
@@ -112,7 +114,13 @@ void conn_free(struct conn *c);
 void conn_enter(struct conn *c, enum conn_state st);
 void conn_handshake_start(struct conn *c, const SSL *ssl);
 void conn_handshake_done(struct conn *c);
-/* Watches for the client closing while the handler holds a request (on != 0). */
+/* 1 while evhttp still owns the connection's bufferevent. */
+int conn_alive(struct conn *c);
+
+/* close_watch.c: the worker's epoll for the watches, registered in its base. */
+int close_watch_open(struct worker *w, struct acmera_errmsg *e);
+/* Watches for the client closing while the handler holds a request (on != 0);
+ * off (0) removes the watch at once. */
 void conn_watch_close(struct conn *c, int on);
 /* The connection's struct conn, or NULL when it is not one of ours (no TLS). */
 struct conn *conn_of(struct evhttp_connection *evcon);
