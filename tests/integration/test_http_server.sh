@@ -107,6 +107,13 @@ elif cmd == "send-close":   # send-close PORT TEXT: send TEXT, close at once
     s.sendall(unescape(args[0]))
     time.sleep(0.05)
     s.close()
+elif cmd == "send-close-many":  # send-close-many PORT N TEXT: N connections send TEXT,
+    conns = [tls() for _ in range(int(args[0]))]  # then all close together
+    for s in conns:
+        s.sendall(unescape(args[1]))
+    time.sleep(0.05)
+    for s in conns:
+        s.close()
 elif cmd == "silent":       # TCP connect, send nothing
     s = socket.create_connection(("127.0.0.1", port))
     print(until_closed(s, time.monotonic()))
@@ -328,6 +335,23 @@ if wait_for "the handler to hear the client left" 3 grep -q '^event=gone path=/l
 else
 	fail "http: a client leaving before a deferred answer reaches the handler's on_gone" \
 		"$(tail -n 10 "$TEST_TMP/main.log")"
+fi
+# More clients leave at once than one wake-up of the close watch takes (32): all are heard.
+gone_count()
+{
+	grep -c '^event=gone path=/later' "$TEST_TMP/main.log"
+}
+gone_reached()
+{
+	[ "$(gone_count)" -ge "$1" ]
+}
+gone0=$(gone_count)
+probe send-close-many "$MAIN_PORT" 40 'GET /later HTTP/1.1\r\nHost: x\r\n\r\n' >/dev/null 2>&1
+if wait_for "40 more clients heard leaving" 3 gone_reached $((gone0 + 40)); then
+	ok "http: 40 clients leaving at once before their deferred answers reach on_gone"
+else
+	fail "http: 40 clients leaving at once before their deferred answers reach on_gone" \
+		"$(($(gone_count) - gone0)) of 40"
 fi
 sleep 0.5
 code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' "$URL/echo")
