@@ -1,24 +1,28 @@
 /* The watch for a client that closes while the handler holds its request.
  *
- * It runs on an epoll instance of the worker's own, not in the event base. The
- * base batches its epoll changes (EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST, see
- * server.c), and the watched descriptor is a dup of the socket: a batched delete
- * applied after the dup's close would fail, and the registration would stay in
- * the kernel as long as the socket lives. Here adding and removing are immediate
- * epoll_ctl calls, and the dup is closed after its removal.
+ * The watch is on a dup of the socket, so that it has a registration of its own,
+ * edge-triggered: pipelined data wakes it once per arrival, not on every loop turn
+ * while it waits to be read. The dup's number is ours until we close it, whereas
+ * evhttp closes the socket, whose number may be reused by the next accept.
  *
- * The dup is what the registration hangs on: evhttp closes the socket itself, and
- * its number may be reused before this watch is removed; the dup's number is ours
- * until we close it. The registration is edge-triggered, so a pipelined request
- * (data, not a close) wakes it once and waits instead of spinning the loop. The
- * base watches the epoll descriptor, which is readable while a watch has fired. */
+ * The worker's event base batches its epoll changes (the changelist, see
+ * server.c). Its epoll registration of the socket survives the socket's close for
+ * as long as a dup keeps the file open, and its batched delete then fails: events
+ * would come in under the socket's old number. Hence two rules:
+ *   - the watch is not in the base, but in an epoll of the worker's own, where
+ *     adding and removing are immediate epoll_ctl calls and the dup is removed
+ *     before it is closed;
+ *   - the dup is closed in the same loop turn as the socket at the latest (in
+ *     evhttp's close callback of the connection, or in conn_free right after the
+ *     socket), before the base applies its batched delete.
+ * The base watches this epoll's descriptor, readable while a watch has fired. */
 #include "http/internal.h"
 
 #include <errno.h>
 #include <event2/bufferevent.h>
 #include <fcntl.h>
-#include <sys/epoll.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,7 +30,7 @@
 
 /* The client went away while its request was held: evhttp detaches the request
  * and frees the connection, whose close callback tells the handler. Data (a
- * pipelined request) only wakes the edge-triggered watch once and waits. */
+ * pipelined request) is left to wait for the answer. */
 static void seen(struct conn *c, uint32_t events)
 {
 	int err = 0;

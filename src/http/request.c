@@ -1,7 +1,7 @@
 /* One request as the handler sees it, and its answer.
  *
  * Ownership. evhttp keeps its request on the connection while the handler holds
- * it. When the client leaves first (EOF, or EV_CLOSED seen by conn.c), evhttp
+ * it. When the client leaves first (EOF, or a hang-up seen by close_watch.c), evhttp
  * detaches the request from the connection and leaves it to us; when the server
  * is freed, evhttp frees it itself right after the close callback. Either way the
  * handler hears of it through on_gone, after which the request is freed; without

@@ -118,7 +118,9 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 
 /* A keep-alive request disables and re-enables reading and adds and removes the
  * write event: with the changelist, epoll sees only the net change of each loop
- * turn. Safe because no descriptor of the base is a dup (see close_watch.c). */
+ * turn. The changelist is unsafe for a descriptor that has a dup in the same
+ * epoll; the only dup, a held request's close watch, lives in close_watch.c's
+ * epoll instead, and is closed no later than the socket. */
 static struct event_base *worker_base_new(void)
 {
 	struct event_config *cfg = event_config_new();
@@ -205,8 +207,10 @@ static void worker_free(struct worker *w)
 		event_base_free(w->base);
 	if (w->close_epfd >= 0)
 		close(w->close_epfd);
+	w->close_epfd = -1;
 	if (w->stop_fd >= 0)
 		close(w->stop_fd);
+	w->stop_fd = -1;
 }
 
 static int check_ms(const char *what, int v, int def, int *out, struct acmera_errmsg *e)
