@@ -65,6 +65,7 @@ struct acme_client {
 	void (*wait_hook)(void *arg);
 	void *wait_hook_arg;
 	int wake_fd;                       /* or -1 */
+	int woken;                         /* a wait saw wake_fd readable (acme_client_woken) */
 	const volatile sig_atomic_t *stop; /* synchronous calls give up once it is set */
 	struct request *live;              /* requests handed to curl */
 	/* POSTs waiting for a nonce, oldest first. Every answer brings one nonce, so
@@ -670,6 +671,14 @@ void acme_client_set_stop(struct acme_client *c, const volatile sig_atomic_t *st
 void acme_client_set_wake_fd(struct acme_client *c, int fd)
 {
 	c->wake_fd = fd;
+	c->woken = 0;
+}
+
+int acme_client_woken(struct acme_client *c)
+{
+	int w = c->woken;
+	c->woken = 0;
+	return w;
 }
 
 void acme_client_set_wait_hook(struct acme_client *c, void (*fn)(void *arg), void *arg)
@@ -700,12 +709,14 @@ int acme_client_step(struct acme_client *c, int wait_ms)
 	int has_wake = c->wake_fd >= 0;
 	if (c->in_flight > 0) {
 		struct curl_waitfd wake = {.fd = c->wake_fd, .events = CURL_WAIT_POLLIN};
-		curl_multi_poll(c->multi, &wake, has_wake, wait_ms, NULL);
+		if (curl_multi_poll(c->multi, &wake, has_wake, wait_ms, NULL) == CURLM_OK)
+			c->woken |= has_wake && (wake.revents & CURL_WAIT_POLLIN);
 	} else if (wait_ms > 0) {
 		/* Nothing on the wire: the caller asked to wait, so wait (for the wake
 		 * descriptor, if any), not spin. */
 		struct pollfd p = {.fd = c->wake_fd, .events = POLLIN};
-		poll(&p, has_wake, wait_ms);
+		if (poll(&p, has_wake, wait_ms) > 0)
+			c->woken |= (p.revents & POLLIN) != 0;
 	}
 	curl_multi_perform(c->multi, &running);
 	CURLMsg *m;

@@ -97,6 +97,9 @@ void acme_client_set_wait_hook(struct acme_client *c, void (*fn)(void *arg), voi
 /* acme_client_step's wait also ends when fd becomes readable (the issuer's eventfd
  * for jobs submitted in its process); the caller drains it. -1 removes it. */
 void acme_client_set_wake_fd(struct acme_client *c, int fd);
+/* 1 when a wait since the last call saw the wake descriptor readable: the caller
+ * drains it only then, instead of trying a read on every step. */
+int acme_client_woken(struct acme_client *c);
 /* The synchronous calls (acme_client_load_directory, acme_post_sync) give up with
  * ACMERA_ERR_TIMEOUT once *stop is non-zero (a signal handler's flag), instead of
  * waiting for a CA that does not answer; NULL (the default) waits. */

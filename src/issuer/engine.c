@@ -265,11 +265,13 @@ static size_t room(const struct engine *g)
 	return parallel > g->n_runs ? parallel - g->n_runs : 0;
 }
 
-/* 1 when jobs were submitted in this process since the last read. */
+/* 1 when jobs were submitted in this process since the last read. The ACME
+ * step's wait watches the eventfd: it is read only when that wait saw it. */
 static int submitted_read(struct engine *g)
 {
 	uint64_t n = 0;
-	return g->submitted_fd >= 0 && read(g->submitted_fd, &n, sizeof(n)) == sizeof(n) && n > 0;
+	return g->submitted_fd >= 0 && acme_client_woken(g->acme) &&
+	       read(g->submitted_fd, &n, sizeof(n)) == sizeof(n) && n > 0;
 }
 
 /* Claims at the interval, and sooner:
